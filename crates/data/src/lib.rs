@@ -1,0 +1,26 @@
+//! longtail-data: the host-side data pipeline of longtail (no libtorch).
+//!
+//! The canonical interaction table ([`Interactions`]) with Parquet I/O, the feature map that models
+//! size themselves from ([`FeatureMap`]), the synthetic multi-interest generator of the IDW paper
+//! ([`synth`]), activeness groups ([`groups`]), pointwise CTR samples with sampled negatives and
+//! splits ([`ctr`]), and fixed-shape host batches for the training loop ([`batch`]).
+//!
+//! Every random choice is driven by one user seed through named streams ([`seed`]), so the same
+//! seed gives the same data on every machine.
+
+pub mod batch;
+pub mod ctr;
+pub mod error;
+pub mod feature_map;
+pub mod groups;
+pub mod seed;
+pub mod synth;
+pub mod table;
+
+pub use batch::{BatchIter, HostBatch};
+pub use ctr::{build_ctr_dataset, CtrConfig, CtrDataset, CtrSamples, SplitRule, UserSequences};
+pub use error::{DataError, Result};
+pub use feature_map::{FeatureKind, FeatureMap, FeatureSpec};
+pub use groups::{ActivenessRule, ItemGroup, UserGroup, ITEM_GROUP_NAMES, USER_GROUP_NAMES};
+pub use synth::{generate, SynthConfig, SynthData};
+pub use table::Interactions;

@@ -1,0 +1,685 @@
+//! The canonical interaction table and its Parquet form.
+//!
+//! Ids are dense and start at 1: id 0 is reserved for padding everywhere in longtail, so vocab
+//! sizes are `max id + 1`. Timestamps are seconds. `rating` (explicit feedback) and `label`
+//! (a given click/no-click label) are optional.
+//!
+//! Parquet layout: `user` UInt32, `item` UInt32, `ts` Int64, optional `rating` Float32, optional
+//! `label` Float32, snappy-compressed. Readers also accept Int32/Int64/UInt64 ids (checked and
+//! converted), so a Parquet written by pandas or polars can be read as is.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Float32Array, Int64Array, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+
+use crate::error::{DataError, Result};
+
+/// Rows per written record batch: bounds the extra memory of a write to a few MB.
+const WRITE_CHUNK: usize = 1 << 16;
+
+/// The canonical interaction table: one row per (user, item, time) event.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Interactions {
+    pub user: Vec<u32>,
+    pub item: Vec<u32>,
+    /// Seconds since the epoch (any monotone clock works; only the order matters downstream).
+    pub ts: Vec<i64>,
+    pub rating: Option<Vec<f32>>,
+    pub label: Option<Vec<f32>>,
+}
+
+impl Interactions {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.user.len()
+    }
+
+    /// Whether the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_empty()
+    }
+
+    /// User vocabulary size: max user id + 1 (padding id 0 included); 1 for an empty table.
+    pub fn num_users(&self) -> usize {
+        self.user.iter().copied().max().unwrap_or(0) as usize + 1
+    }
+
+    /// Item vocabulary size: max item id + 1 (padding id 0 included); 1 for an empty table.
+    pub fn num_items(&self) -> usize {
+        self.item.iter().copied().max().unwrap_or(0) as usize + 1
+    }
+
+    /// Checks that all columns have the same length and that no id is the padding id 0.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.user.len();
+        let check = |name: &str, len: usize| {
+            if len == n {
+                Ok(())
+            } else {
+                Err(DataError::Invalid(format!(
+                    "interactions: column '{name}' has {len} rows but 'user' has {n}"
+                )))
+            }
+        };
+        check("item", self.item.len())?;
+        check("ts", self.ts.len())?;
+        if let Some(r) = &self.rating {
+            check("rating", r.len())?;
+        }
+        if let Some(l) = &self.label {
+            check("label", l.len())?;
+        }
+        for (name, col) in [("user", &self.user), ("item", &self.item)] {
+            if let Some(row) = col.iter().position(|&x| x == 0) {
+                return Err(DataError::Invalid(format!(
+                    "interactions: row {row} has {name} id 0, which is reserved for padding \
+                     (real ids start at 1)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the table as snappy Parquet. The data go to a temporary file in the same directory
+    /// that is renamed over `path` at the end, so readers never see a half-written file.
+    pub fn write_parquet(&self, path: &Path) -> Result<()> {
+        self.validate()?;
+        let mut fields = vec![
+            Field::new("user", DataType::UInt32, false),
+            Field::new("item", DataType::UInt32, false),
+            Field::new("ts", DataType::Int64, false),
+        ];
+        if self.rating.is_some() {
+            fields.push(Field::new("rating", DataType::Float32, false));
+        }
+        if self.label.is_some() {
+            fields.push(Field::new("label", DataType::Float32, false));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        write_atomically(path, |file| {
+            let mut writer =
+                ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| pq_err(&e))?;
+            let n = self.len();
+            let mut start = 0;
+            // Write at least one (possibly empty) batch so the schema is always recorded.
+            loop {
+                let end = (start + WRITE_CHUNK).min(n);
+                let mut cols: Vec<ArrayRef> = vec![
+                    Arc::new(UInt32Array::from(self.user[start..end].to_vec())),
+                    Arc::new(UInt32Array::from(self.item[start..end].to_vec())),
+                    Arc::new(Int64Array::from(self.ts[start..end].to_vec())),
+                ];
+                if let Some(r) = &self.rating {
+                    cols.push(Arc::new(Float32Array::from(r[start..end].to_vec())));
+                }
+                if let Some(l) = &self.label {
+                    cols.push(Arc::new(Float32Array::from(l[start..end].to_vec())));
+                }
+                let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| pq_err(&e))?;
+                writer.write(&batch).map_err(|e| pq_err(&e))?;
+                start = end;
+                if start >= n {
+                    break;
+                }
+            }
+            let file = writer.into_inner().map_err(|e| pq_err(&e))?;
+            file.sync_all().map_err(|e| DataError::io(path, e))
+        })
+    }
+
+    /// Reads a Parquet interaction table, one record batch at a time.
+    ///
+    /// Required columns: `user`, `item` (any of Int32/Int64/UInt32/UInt64, values in 0..=u32::MAX),
+    /// `ts` (Int32/Int64/UInt32 or a Timestamp, converted to seconds). Optional: `rating`, `label`
+    /// (Float32/Float64 or an integer type). Other columns are ignored and never decoded.
+    pub fn read_parquet(path: &Path) -> Result<Interactions> {
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let schema_err = |message: String| DataError::Schema {
+            path: path.to_path_buf(),
+            message,
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(&e))?;
+        let schema = builder.schema().clone();
+        let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let find = |name: &str| schema.fields().iter().position(|f| f.name() == name);
+
+        let mut roots = Vec::new();
+        for (name, ok) in [
+            ("user", is_id_type as fn(&DataType) -> bool),
+            ("item", is_id_type),
+            ("ts", is_ts_type),
+        ] {
+            let Some(i) = find(name) else {
+                return Err(schema_err(format!(
+                    "missing required column '{name}' (columns: {})",
+                    have.join(", ")
+                )));
+            };
+            let dt = schema.field(i).data_type();
+            if !ok(dt) {
+                return Err(schema_err(format!(
+                    "column '{name}' has type {dt}, expected {}",
+                    if name == "ts" {
+                        "Int64 seconds (or Int32/UInt32/Timestamp)"
+                    } else {
+                        "UInt32 (or Int32/Int64/UInt64)"
+                    }
+                )));
+            }
+            roots.push(i);
+        }
+        let mut optional = [false; 2];
+        for (k, name) in ["rating", "label"].into_iter().enumerate() {
+            if let Some(i) = find(name) {
+                let dt = schema.field(i).data_type();
+                if !is_value_type(dt) {
+                    return Err(schema_err(format!(
+                        "column '{name}' has type {dt}, expected Float32 (or Float64/an integer type)"
+                    )));
+                }
+                roots.push(i);
+                optional[k] = true;
+            }
+        }
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let reader = builder
+            .with_projection(mask)
+            .build()
+            .map_err(|e| pq_err(&e))?;
+
+        let mut out = Interactions {
+            rating: optional[0].then(Vec::new),
+            label: optional[1].then(Vec::new),
+            ..Default::default()
+        };
+        for batch in reader {
+            let batch = batch.map_err(|e| pq_err(&e))?;
+            let row0 = out.user.len();
+            let col = |name: &str| {
+                batch.column_by_name(name).ok_or_else(|| {
+                    schema_err(format!("column '{name}' vanished from a record batch"))
+                })
+            };
+            append_ids(col("user")?.as_ref(), "user", row0, &mut out.user).map_err(schema_err)?;
+            append_ids(col("item")?.as_ref(), "item", row0, &mut out.item).map_err(schema_err)?;
+            append_ts(col("ts")?.as_ref(), row0, &mut out.ts).map_err(schema_err)?;
+            if let Some(r) = out.rating.as_mut() {
+                append_values(col("rating")?.as_ref(), "rating", row0, r).map_err(schema_err)?;
+            }
+            if let Some(l) = out.label.as_mut() {
+                append_values(col("label")?.as_ref(), "label", row0, l).map_err(schema_err)?;
+            }
+        }
+        if out.is_empty() {
+            return Err(DataError::Invalid(format!(
+                "{}: no rows (an interaction table needs at least one row)",
+                path.display()
+            )));
+        }
+        out.validate().map_err(|e| schema_err(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// SHA-256 (hex) over the columns' little-endian bytes, with column names and lengths as
+    /// separators: stable across platforms and releases, used as the dataset hash in manifests.
+    pub fn content_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"longtail-interactions-v1");
+        h.update((self.len() as u64).to_le_bytes());
+        h.update(b"user");
+        feed(&mut h, &self.user, u32::to_le_bytes);
+        h.update(b"item");
+        feed(&mut h, &self.item, u32::to_le_bytes);
+        h.update(b"ts");
+        feed(&mut h, &self.ts, i64::to_le_bytes);
+        for (name, col) in [("rating", &self.rating), ("label", &self.label)] {
+            if let Some(col) = col {
+                h.update(name.as_bytes());
+                h.update((col.len() as u64).to_le_bytes());
+                feed(&mut h, col, f32::to_le_bytes);
+            }
+        }
+        hex(&h.finalize())
+    }
+}
+
+/// Feeds values to the hasher through a buffer: the digest equals per-value updates, but one
+/// `update` per 8192 values is much faster on large tables.
+fn feed<T: Copy, const N: usize>(h: &mut Sha256, xs: &[T], le: impl Fn(T) -> [u8; N]) {
+    let mut buf = Vec::with_capacity(8192 * N);
+    for chunk in xs.chunks(8192) {
+        buf.clear();
+        chunk.iter().for_each(|&x| buf.extend_from_slice(&le(x)));
+        h.update(&buf);
+    }
+}
+
+/// Lower-case hex of a byte string.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Writes through `write` into a temporary sibling of `path`, then renames it over `path`.
+/// On any error the temporary file is removed and `path` is left untouched.
+pub(crate) fn write_atomically(path: &Path, write: impl FnOnce(File) -> Result<()>) -> Result<()> {
+    let tmp = tmp_path(path);
+    let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
+    let res =
+        write(file).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e)));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".to_string());
+    // The pid keeps two processes writing the same target from clobbering each other's temp file.
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+fn is_id_type(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Int32 | DataType::Int64 | DataType::UInt32 | DataType::UInt64
+    )
+}
+
+fn is_ts_type(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Int32 | DataType::Int64 | DataType::UInt32 | DataType::Timestamp(_, _)
+    )
+}
+
+fn is_value_type(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Float32
+            | DataType::Float64
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+    )
+}
+
+fn no_nulls(a: &dyn Array, name: &str, row0: usize) -> std::result::Result<(), String> {
+    if a.null_count() == 0 {
+        return Ok(());
+    }
+    let row = (0..a.len()).find(|&i| a.is_null(i)).unwrap_or(0);
+    Err(format!("column '{name}' has a null at row {}", row0 + row))
+}
+
+fn downcast<'a, T: 'static>(a: &'a dyn Array, name: &str) -> std::result::Result<&'a T, String> {
+    a.as_any().downcast_ref::<T>().ok_or_else(|| {
+        format!(
+            "column '{name}' has an unexpected array type {}",
+            a.data_type()
+        )
+    })
+}
+
+/// Appends an id column, checking each value fits in u32.
+fn append_ids(
+    a: &dyn Array,
+    name: &str,
+    row0: usize,
+    out: &mut Vec<u32>,
+) -> std::result::Result<(), String> {
+    use arrow::array::{Int32Array, UInt64Array};
+    no_nulls(a, name, row0)?;
+    let bad = |i: usize, v: &dyn std::fmt::Display| {
+        format!(
+            "column '{name}' row {}: id {v} is outside 0..=4294967295",
+            row0 + i
+        )
+    };
+    match a.data_type() {
+        DataType::UInt32 => out.extend_from_slice(downcast::<UInt32Array>(a, name)?.values()),
+        DataType::Int32 => {
+            for (i, &v) in downcast::<Int32Array>(a, name)?.values().iter().enumerate() {
+                out.push(u32::try_from(v).map_err(|_| bad(i, &v))?);
+            }
+        }
+        DataType::Int64 => {
+            for (i, &v) in downcast::<Int64Array>(a, name)?.values().iter().enumerate() {
+                out.push(u32::try_from(v).map_err(|_| bad(i, &v))?);
+            }
+        }
+        DataType::UInt64 => {
+            for (i, &v) in downcast::<UInt64Array>(a, name)?
+                .values()
+                .iter()
+                .enumerate()
+            {
+                out.push(u32::try_from(v).map_err(|_| bad(i, &v))?);
+            }
+        }
+        dt => {
+            return Err(format!(
+                "column '{name}' has type {dt}, expected an integer id type"
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Appends a timestamp column as seconds.
+fn append_ts(a: &dyn Array, row0: usize, out: &mut Vec<i64>) -> std::result::Result<(), String> {
+    use arrow::array::{
+        Int32Array, TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+        TimestampSecondArray,
+    };
+    let name = "ts";
+    no_nulls(a, name, row0)?;
+    match a.data_type() {
+        DataType::Int64 => out.extend_from_slice(downcast::<Int64Array>(a, name)?.values()),
+        DataType::Int32 => out.extend(
+            downcast::<Int32Array>(a, name)?
+                .values()
+                .iter()
+                .map(|&v| i64::from(v)),
+        ),
+        DataType::UInt32 => out.extend(
+            downcast::<UInt32Array>(a, name)?
+                .values()
+                .iter()
+                .map(|&v| i64::from(v)),
+        ),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            out.extend_from_slice(downcast::<TimestampSecondArray>(a, name)?.values())
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => out.extend(
+            downcast::<TimestampMillisecondArray>(a, name)?
+                .values()
+                .iter()
+                .map(|v| v.div_euclid(1_000)),
+        ),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => out.extend(
+            downcast::<TimestampMicrosecondArray>(a, name)?
+                .values()
+                .iter()
+                .map(|v| v.div_euclid(1_000_000)),
+        ),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => out.extend(
+            downcast::<TimestampNanosecondArray>(a, name)?
+                .values()
+                .iter()
+                .map(|v| v.div_euclid(1_000_000_000)),
+        ),
+        dt => return Err(format!("column 'ts' has type {dt}, expected Int64 seconds")),
+    }
+    Ok(())
+}
+
+/// Appends a rating/label column as f32 (via arrow's cast kernel for non-f32 types).
+fn append_values(
+    a: &dyn Array,
+    name: &str,
+    row0: usize,
+    out: &mut Vec<f32>,
+) -> std::result::Result<(), String> {
+    no_nulls(a, name, row0)?;
+    if a.data_type() == &DataType::Float32 {
+        out.extend_from_slice(downcast::<Float32Array>(a, name)?.values());
+        return Ok(());
+    }
+    let cast = arrow::compute::cast(a, &DataType::Float32).map_err(|e| {
+        format!(
+            "column '{name}': cannot convert {} to Float32: {e}",
+            a.data_type()
+        )
+    })?;
+    out.extend_from_slice(downcast::<Float32Array>(cast.as_ref(), name)?.values());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
+
+    fn sample() -> Interactions {
+        Interactions {
+            user: vec![1, 1, 2, 3],
+            item: vec![5, 2, 2, 9],
+            ts: vec![10, 20, 5, -3],
+            rating: Some(vec![4.0, 1.5, 3.0, 5.0]),
+            label: None,
+        }
+    }
+
+    fn write_raw(path: &Path, cols: Vec<(&str, ArrayRef)>) {
+        let batch = RecordBatch::try_from_iter(cols).unwrap();
+        let file = File::create(path).unwrap();
+        let mut w = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    #[test]
+    fn sizes_and_validation() {
+        let t = sample();
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.num_users(), 4);
+        assert_eq!(t.num_items(), 10);
+        t.validate().unwrap();
+        assert_eq!(Interactions::default().num_items(), 1);
+
+        let mut bad = sample();
+        bad.item[2] = 0;
+        let msg = bad.validate().unwrap_err().to_string();
+        assert!(msg.contains("row 2") && msg.contains("item id 0"), "{msg}");
+
+        let mut bad = sample();
+        bad.ts.pop();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("'ts' has 3 rows"));
+    }
+
+    #[test]
+    fn parquet_round_trip_and_no_temp_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let t = sample();
+        t.write_parquet(&path).unwrap();
+        let back = Interactions::read_parquet(&path).unwrap();
+        assert_eq!(back, t);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+
+        // Overwrite with a table with a label column and no rating.
+        let mut t2 = sample();
+        t2.rating = None;
+        t2.label = Some(vec![1.0, 0.0, 1.0, 0.0]);
+        t2.write_parquet(&path).unwrap();
+        assert_eq!(Interactions::read_parquet(&path).unwrap(), t2);
+    }
+
+    #[test]
+    fn large_table_spans_several_batches() {
+        let n = WRITE_CHUNK * 2 + 17;
+        let t = Interactions {
+            user: (0..n).map(|i| (i % 1000) as u32 + 1).collect(),
+            item: (0..n).map(|i| (i % 77) as u32 + 1).collect(),
+            ts: (0..n as i64).collect(),
+            rating: None,
+            label: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.parquet");
+        t.write_parquet(&path).unwrap();
+        assert_eq!(Interactions::read_parquet(&path).unwrap(), t);
+    }
+
+    #[test]
+    fn invalid_table_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let mut t = sample();
+        t.user[0] = 0;
+        assert!(t.write_parquet(&path).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn read_errors_name_file_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let missing = dir.path().join("nope.parquet");
+        let e = Interactions::read_parquet(&missing).unwrap_err();
+        assert!(matches!(e, DataError::Io { .. }), "{e:?}");
+        assert!(e.to_string().contains("nope.parquet"));
+
+        let text = dir.path().join("text.parquet");
+        std::fs::write(&text, b"user,item\n1,2\n").unwrap();
+        let e = Interactions::read_parquet(&text).unwrap_err();
+        assert!(matches!(e, DataError::Parquet { .. }), "{e:?}");
+
+        let no_ts = dir.path().join("no_ts.parquet");
+        write_raw(
+            &no_ts,
+            vec![
+                ("user", Arc::new(Int64Array::from(vec![1i64])) as ArrayRef),
+                ("item", Arc::new(Int64Array::from(vec![1i64]))),
+            ],
+        );
+        let e = Interactions::read_parquet(&no_ts).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, DataError::Schema { .. }), "{e:?}");
+        assert!(
+            msg.contains("no_ts.parquet") && msg.contains("'ts'"),
+            "{msg}"
+        );
+
+        let str_item = dir.path().join("str_item.parquet");
+        write_raw(
+            &str_item,
+            vec![
+                ("user", Arc::new(Int64Array::from(vec![1i64])) as ArrayRef),
+                ("item", Arc::new(StringArray::from(vec!["a"]))),
+                ("ts", Arc::new(Int64Array::from(vec![1i64]))),
+            ],
+        );
+        let msg = Interactions::read_parquet(&str_item)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("'item'") && msg.contains("Utf8"), "{msg}");
+
+        let neg = dir.path().join("neg.parquet");
+        write_raw(
+            &neg,
+            vec![
+                (
+                    "user",
+                    Arc::new(Int64Array::from(vec![1i64, 2, -4])) as ArrayRef,
+                ),
+                ("item", Arc::new(Int64Array::from(vec![1i64, 1, 1]))),
+                ("ts", Arc::new(Int64Array::from(vec![1i64, 2, 3]))),
+            ],
+        );
+        let msg = Interactions::read_parquet(&neg).unwrap_err().to_string();
+        assert!(msg.contains("row 2") && msg.contains("-4"), "{msg}");
+
+        let empty = dir.path().join("empty.parquet");
+        write_raw(
+            &empty,
+            vec![
+                (
+                    "user",
+                    Arc::new(UInt32Array::from(Vec::<u32>::new())) as ArrayRef,
+                ),
+                ("item", Arc::new(UInt32Array::from(Vec::<u32>::new()))),
+                ("ts", Arc::new(Int64Array::from(Vec::<i64>::new()))),
+            ],
+        );
+        let msg = Interactions::read_parquet(&empty).unwrap_err().to_string();
+        assert!(
+            msg.contains("no rows") && msg.contains("empty.parquet"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn converts_foreign_types_and_ignores_extra_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pandas.parquet");
+        write_raw(
+            &p,
+            vec![
+                (
+                    "title",
+                    Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef,
+                ),
+                ("user", Arc::new(Int32Array::from(vec![3, 1]))),
+                ("item", Arc::new(Int64Array::from(vec![7i64, 8]))),
+                ("ts", Arc::new(Int32Array::from(vec![100, 50]))),
+                ("rating", Arc::new(Float64Array::from(vec![2.5, 4.0]))),
+            ],
+        );
+        let t = Interactions::read_parquet(&p).unwrap();
+        assert_eq!(t.user, vec![3, 1]);
+        assert_eq!(t.item, vec![7, 8]);
+        assert_eq!(t.ts, vec![100, 50]);
+        assert_eq!(t.rating, Some(vec![2.5, 4.0]));
+        assert_eq!(t.label, None);
+    }
+
+    #[test]
+    fn content_hash_is_stable_and_sensitive() {
+        let t = sample();
+        let h = t.content_hash();
+        // Pinned: sha256 of the documented byte layout, so a layout change fails loudly.
+        assert_eq!(
+            h,
+            "5ab798fbc3cfa6ac788a200aa86e94757e13d8130fe48f99e3fd9aff633f9083"
+        );
+        let mut t2 = sample();
+        t2.ts[3] = -2;
+        assert_ne!(h, t2.content_hash());
+        let mut t3 = sample();
+        t3.rating = None;
+        assert_ne!(h, t3.content_hash());
+    }
+}

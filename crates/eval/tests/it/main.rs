@@ -1,0 +1,3 @@
+//! Integration tests of longtail-eval (one test binary, see architecture.md).
+
+mod goldens;
