@@ -1,1 +1,27 @@
-//! placeholder
+//! longtail-core: the contracts every model and the trainer share, on libtorch (tch).
+//!
+//! Devices, the device batch, layers and loss kernels, the [`Model`] trait, the [`Registry`],
+//! checkpoints in safetensors and the [`conformance`] check any model runs in one line.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod conformance;
+pub mod device;
+pub mod error;
+pub mod layers;
+pub mod losses;
+pub mod model;
+pub mod params;
+pub mod registry;
+pub mod seed;
+
+pub use batch::DeviceBatch;
+pub use device::DeviceSpec;
+pub use error::{CoreError, Result};
+pub use model::{BuildContext, Losses, Model, Output, Task};
+pub use registry::{ModelBuilder, Registry};
+
+/// Re-exported so model crates see the same data types (feature map, host batch).
+pub use longtail_data as data;
+/// Re-exported so model crates use the exact pinned tch.
+pub use tch;

@@ -1,0 +1,66 @@
+//! Host batch -> device batch: the same columns as tensors, with histories padded to `[B, L]`.
+
+use crate::error::Result;
+use longtail_data::HostBatch;
+use tch::{Device, Kind, Tensor};
+
+/// A fixed-shape batch on a device. Rows `>= valid` are padding and carry `weight = 0`.
+#[derive(Debug)]
+pub struct DeviceBatch {
+    pub size: usize,
+    pub valid: usize,
+    /// `[B]` int64 user ids.
+    pub user: Tensor,
+    /// `[B]` int64 target / candidate item ids.
+    pub item: Tensor,
+    /// `[B]` float labels (0/1 for CTR; retrieval rows are positives).
+    pub label: Tensor,
+    /// `[B]` float sample weights (0 on padding rows).
+    pub weight: Tensor,
+    /// `[B, L]` int64 history ids, oldest first, 0 after the last real item.
+    pub hist: Tensor,
+    /// `[B, L]` float mask, 1 where `hist` holds a real item.
+    pub hist_mask: Tensor,
+    /// `[B]` int64 number of real history items.
+    pub hist_len: Tensor,
+    /// `[B]` float log sampling probability of the target item (logQ correction).
+    pub item_logq: Tensor,
+}
+
+impl DeviceBatch {
+    /// Copies a host batch to `device`. The history is padded on the host (one copy per column).
+    pub fn from_host(h: &HostBatch, device: Device) -> Result<Self> {
+        h.validate()?;
+        let b = h.size as i64;
+        let l = h.max_hist_len.max(1) as i64;
+        let (mut ids, mut mask) = h.padded_history();
+        if h.max_hist_len == 0 {
+            // Keep a fixed [B, 1] shape so models need no special case for empty histories.
+            ids = vec![0; h.size];
+            mask = vec![0.0; h.size];
+        }
+        let lens: Vec<i64> = h.hist_offsets.windows(2).map(|w| w[1] - w[0]).collect();
+        let to = |t: Tensor| t.to_device(device);
+        Ok(Self {
+            size: h.size,
+            valid: h.valid,
+            user: to(Tensor::from_slice(&h.user)),
+            item: to(Tensor::from_slice(&h.item)),
+            label: to(Tensor::from_slice(&h.label)),
+            weight: to(Tensor::from_slice(&h.weight)),
+            hist: to(Tensor::from_slice(&ids).view([b, l])),
+            hist_mask: to(Tensor::from_slice(&mask).view([b, l])),
+            hist_len: to(Tensor::from_slice(&lens)),
+            item_logq: to(Tensor::from_slice(&h.item_logq)),
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        self.user.device()
+    }
+
+    /// Number of real rows as a float tensor, at least 1 (for weighted means).
+    pub fn weight_sum(&self) -> Tensor {
+        self.weight.sum(Kind::Float).clamp_min(1.0)
+    }
+}

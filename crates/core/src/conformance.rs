@@ -1,0 +1,216 @@
+//! The conformance check every model passes, in one line:
+//! `longtail_core::conformance::check(&registry, "name")?`.
+//!
+//! It builds the model on a tiny feature map, checks that every loss term is finite, that the
+//! total loss falls over 20 Adam steps on a fixed batch, that `score` has one finite value per
+//! row (and, for retrieval models, that the representations have the documented shapes), and that
+//! a save/load round trip through safetensors into a freshly built model gives identical scores.
+
+use crate::batch::DeviceBatch;
+use crate::checkpoint;
+use crate::error::{CoreError, Result};
+use crate::model::{BuildContext, Model, Task};
+use crate::registry::Registry;
+use crate::seed::seed_everything;
+use longtail_data::{FeatureMap, HostBatch};
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+/// What the check measured, for logs and assertions.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub model: String,
+    pub loss_terms: Vec<String>,
+    pub loss_first: f64,
+    pub loss_last: f64,
+}
+
+pub const USERS: usize = 9;
+pub const ITEMS: usize = 24;
+pub const HIST_LEN: usize = 6;
+pub const BATCH: usize = 16;
+
+/// The tiny feature map conformance builds models on (users 1..8, items 1..23, history 6).
+pub fn tiny_feature_map() -> FeatureMap {
+    FeatureMap::standard("conformance", USERS, ITEMS, HIST_LEN)
+}
+
+/// A fixed, learnable batch: user `u` likes items of parity `u % 2`; rows alternate labels.
+pub fn tiny_batch() -> Result<HostBatch> {
+    let mut user = Vec::new();
+    let mut item = Vec::new();
+    let mut label = Vec::new();
+    let mut hist = Vec::new();
+    for r in 0..BATCH {
+        let u = (r % (USERS - 1)) as i64 + 1;
+        let positive = r % 2 == 0;
+        let parity = if positive { u % 2 } else { 1 - u % 2 };
+        // Distinct target items within the batch, so in-batch softmax has clean negatives.
+        let it = (2 * (r as i64 % 11) + parity) % (ITEMS as i64 - 1) + 1;
+        let len = 1 + r % HIST_LEN;
+        let h: Vec<i64> = (0..len)
+            .map(|k| (2 * ((u + k as i64) % 11) + u % 2) % (ITEMS as i64 - 1) + 1)
+            .collect();
+        user.push(u);
+        item.push(it);
+        label.push(if positive { 1.0 } else { 0.0 });
+        hist.push(h);
+    }
+    Ok(HostBatch::from_dense(user, item, label, &hist)?)
+}
+
+fn fail(model: &str, message: String) -> CoreError {
+    CoreError::Conformance {
+        model: model.to_string(),
+        message,
+    }
+}
+
+fn total_loss(
+    model: &dyn Model,
+    batch: &DeviceBatch,
+    train: bool,
+) -> Result<(Tensor, Vec<String>)> {
+    let out = model.forward(batch, train)?;
+    let losses = model.losses(&out, batch)?;
+    let name = model.name().to_string();
+    for (n, t) in &losses.0 {
+        let v = t.double_value(&[]);
+        if !v.is_finite() {
+            return Err(fail(&name, format!("loss term '{n}' is not finite ({v})")));
+        }
+    }
+    let names = losses.names().iter().map(|s| s.to_string()).collect();
+    let total = losses
+        .weighted_total(|_| 1.0)
+        .ok_or_else(|| fail(&name, "losses() returned no terms".into()))?;
+    Ok((total, names))
+}
+
+fn scores(model: &dyn Model, batch: &DeviceBatch) -> Result<Vec<f32>> {
+    let s = tch::no_grad(|| model.score(batch))?;
+    if s.size() != [batch.size as i64] {
+        return Err(fail(
+            model.name(),
+            format!(
+                "score() returned shape {:?}, expected [{}]",
+                s.size(),
+                batch.size
+            ),
+        ));
+    }
+    let v = Vec::<f32>::try_from(s.to_kind(Kind::Float).to_device(Device::Cpu))?;
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(fail(
+            model.name(),
+            format!("score of row {i} is not finite"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Runs the whole check on CPU with the model's default params.
+pub fn check(registry: &Registry, name: &str) -> Result<Report> {
+    check_with(registry, name, &toml::Table::new())
+}
+
+/// Runs the check with explicit params (e.g. to cover a variant).
+pub fn check_with(registry: &Registry, name: &str, params: &toml::Table) -> Result<Report> {
+    registry.check(name)?;
+    let fm = tiny_feature_map();
+    let device = Device::Cpu;
+    let ctx = BuildContext {
+        feature_map: &fm,
+        params,
+        device,
+    };
+    seed_everything(7);
+    let model = registry.build(name, &ctx)?;
+    let host = tiny_batch()?;
+    let batch = DeviceBatch::from_host(&host, device)?;
+
+    if model.task() == Task::Retrieval {
+        check_retrieval_shapes(model.as_ref(), &batch)?;
+    }
+
+    let (first, loss_terms) = total_loss(model.as_ref(), &batch, false)?;
+    let loss_first = first.double_value(&[]);
+    {
+        let mut opt = nn::Adam::default().build(model.var_store(), 1e-2)?;
+        for step in 0..20 {
+            let (loss, _) = total_loss(model.as_ref(), &batch, true)?;
+            opt.zero_grad();
+            loss.backward();
+            opt.step();
+            let v = loss.double_value(&[]);
+            if !v.is_finite() {
+                return Err(fail(name, format!("loss became {v} at step {step}")));
+            }
+        }
+    }
+    let loss_last = total_loss(model.as_ref(), &batch, false)?
+        .0
+        .double_value(&[]);
+    if !(loss_last < loss_first) {
+        return Err(fail(
+            name,
+            format!("loss did not fall over 20 steps on a fixed batch: {loss_first:.6} -> {loss_last:.6}"),
+        ));
+    }
+
+    let before = scores(model.as_ref(), &batch)?;
+    let dir = std::env::temp_dir().join(format!(
+        "longtail-conformance-{}-{name}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| fail(name, format!("{}: {e}", dir.display())))?;
+    let path = dir.join("model.safetensors");
+    checkpoint::save(model.as_ref(), &path)?;
+    // A fresh build from another seed has different weights until the checkpoint is loaded.
+    seed_everything(8);
+    let mut fresh = registry.build(name, &ctx)?;
+    checkpoint::load(fresh.as_mut(), &path)?;
+    let after = scores(fresh.as_ref(), &batch)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if before != after {
+        return Err(fail(
+            name,
+            "scores differ after a save/load round trip through safetensors".into(),
+        ));
+    }
+    Ok(Report {
+        model: name.to_string(),
+        loss_terms,
+        loss_first,
+        loss_last,
+    })
+}
+
+fn check_retrieval_shapes(model: &dyn Model, batch: &DeviceBatch) -> Result<()> {
+    let name = model.name();
+    let u = model.user_repr(batch)?.ok_or_else(|| {
+        fail(
+            name,
+            "a retrieval model must return user_repr [B, K, D]".into(),
+        )
+    })?;
+    let items = Tensor::arange(ITEMS as i64, (Kind::Int64, batch.device()));
+    let i = model.item_repr(&items)?.ok_or_else(|| {
+        fail(
+            name,
+            "a retrieval model must return item_repr [N, D]".into(),
+        )
+    })?;
+    let (us, is) = (u.size(), i.size());
+    if us.len() != 3
+        || us[0] != batch.size as i64
+        || is.len() != 2
+        || is[0] != ITEMS as i64
+        || us[2] != is[1]
+    {
+        return Err(fail(
+            name,
+            format!("user_repr {us:?} / item_repr {is:?} are not [B, K, D] / [N, D]"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! The `Model` contract shared by pointwise CTR models and softmax two-tower retrieval models.
+
+use crate::batch::DeviceBatch;
+use crate::error::Result;
+use longtail_data::FeatureMap;
+use tch::{nn, Device, Tensor};
+
+/// What a model predicts, which decides its scoring and evaluation protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Pointwise: one probability per (user, item) row, trained with labels.
+    Ctr,
+    /// Two-tower: user representations `[B, K, D]` against item representations `[N, D]`.
+    Retrieval,
+}
+
+/// Raw forward output. `logits` is `[B]` for CTR models and `[B, B]` (in-batch) for retrieval
+/// models; `extras` carries whatever a model's losses need (auxiliary logits, embeddings).
+#[derive(Debug)]
+pub struct Output {
+    pub logits: Tensor,
+    pub extras: Vec<(String, Tensor)>,
+}
+
+impl Output {
+    pub fn new(logits: Tensor) -> Self {
+        Self {
+            logits,
+            extras: Vec::new(),
+        }
+    }
+    pub fn extra(&self, name: &str) -> Option<&Tensor> {
+        self.extras.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+}
+
+/// Named, unweighted scalar loss terms (e.g. HIM: `ctr`, `group_hinge`). The trainer weights them.
+#[derive(Debug, Default)]
+pub struct Losses(pub Vec<(String, Tensor)>);
+
+impl Losses {
+    pub fn one(name: &str, t: Tensor) -> Self {
+        Self(vec![(name.to_string(), t)])
+    }
+    pub fn push(&mut self, name: &str, t: Tensor) {
+        self.0.push((name.to_string(), t));
+    }
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|(n, _)| n.as_str()).collect()
+    }
+    /// `sum_k w_k * L_k`; `None` when there are no terms.
+    pub fn weighted_total(&self, weight: impl Fn(&str) -> f64) -> Option<Tensor> {
+        let mut it = self.0.iter();
+        let (n0, t0) = it.next()?;
+        Some(it.fold(t0 * weight(n0), |acc, (n, t)| acc + t * weight(n)))
+    }
+}
+
+/// What a builder receives: the dataset's feature map, the model's own config table and the device.
+pub struct BuildContext<'a> {
+    pub feature_map: &'a FeatureMap,
+    pub params: &'a toml::Table,
+    pub device: Device,
+}
+
+/// A trainable model. Parameters live in its own `VarStore`, named after struct fields so a
+/// checkpoint reads like the model.
+pub trait Model {
+    /// The registry name.
+    fn name(&self) -> &str;
+    fn task(&self) -> Task;
+    fn var_store(&self) -> &nn::VarStore;
+    fn var_store_mut(&mut self) -> &mut nn::VarStore;
+    /// One forward pass; `train` switches dropout and other training-only behaviour.
+    fn forward(&self, batch: &DeviceBatch, train: bool) -> Result<Output>;
+    /// Unweighted loss terms for an output of `forward`.
+    fn losses(&self, out: &Output, batch: &DeviceBatch) -> Result<Losses>;
+    /// One score per row `[B]` for its `(user, item)` pair, in eval mode: a probability for CTR
+    /// models, an affinity for retrieval models. Evaluation and checkpoints compare these.
+    fn score(&self, batch: &DeviceBatch) -> Result<Tensor>;
+    /// Retrieval models: user representations `[B, K, D]` (K = number of interests).
+    fn user_repr(&self, _batch: &DeviceBatch) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+    /// Retrieval models: representations `[N, D]` of the item ids `items [N]`, so evaluation can
+    /// rank the catalogue in chunks.
+    fn item_repr(&self, _items: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+}

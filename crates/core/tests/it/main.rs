@@ -1,0 +1,103 @@
+//! Integration tests of the contracts with two small test models: a pointwise CTR model and a
+//! softmax two-tower retrieval model. Both pass the same conformance check.
+
+mod models;
+
+use longtail_core::{conformance, Registry};
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    models::register(&mut r).unwrap();
+    r
+}
+
+#[test]
+fn ctr_test_model_passes_conformance() {
+    let rep = conformance::check(&registry(), "tiny-ctr").unwrap();
+    assert_eq!(rep.loss_terms, vec!["ctr"]);
+    assert!(rep.loss_last < rep.loss_first);
+}
+
+#[test]
+fn retrieval_test_model_passes_conformance() {
+    let rep = conformance::check(&registry(), "tiny-twotower").unwrap();
+    assert_eq!(rep.loss_terms, vec!["softmax"]);
+}
+
+#[test]
+fn conformance_catches_a_model_that_cannot_learn() {
+    let mut r = registry();
+    models::register_frozen(&mut r).unwrap();
+    let err = conformance::check(&r, "frozen").unwrap_err().to_string();
+    assert!(err.contains("did not fall"), "{err}");
+}
+
+#[test]
+fn registry_errors_list_names() {
+    let mut r = registry();
+    let dup = models::register(&mut r).unwrap_err().to_string();
+    assert!(
+        dup.contains("already registered") && dup.contains("tiny-ctr"),
+        "{dup}"
+    );
+    let unknown = r.check("nope").unwrap_err().to_string();
+    assert!(unknown.contains("unknown model 'nope'"), "{unknown}");
+    assert!(unknown.contains("tiny-ctr, tiny-twotower"), "{unknown}");
+    assert_eq!(r.names(), vec!["tiny-ctr", "tiny-twotower"]);
+}
+
+#[test]
+fn unknown_param_key_fails_the_build() {
+    let fm = conformance::tiny_feature_map();
+    let params: toml::Table = toml::from_str("dimm = 4").unwrap();
+    let ctx = longtail_core::BuildContext {
+        feature_map: &fm,
+        params: &params,
+        device: tch::Device::Cpu,
+    };
+    let err = registry()
+        .build("tiny-ctr", &ctx)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("'dimm'"), "{err}");
+}
+
+#[test]
+fn missing_feature_is_a_build_error() {
+    let fm = longtail_core::data::FeatureMap::new("nofeat", vec![]);
+    let params = toml::Table::new();
+    let ctx = longtail_core::BuildContext {
+        feature_map: &fm,
+        params: &params,
+        device: tch::Device::Cpu,
+    };
+    let err = registry()
+        .build("tiny-ctr", &ctx)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("needs feature 'item'"), "{err}");
+}
+
+#[test]
+fn checkpoint_rejects_missing_file_and_wrong_extension() {
+    let r = registry();
+    let fm = conformance::tiny_feature_map();
+    let params = toml::Table::new();
+    let ctx = longtail_core::BuildContext {
+        feature_map: &fm,
+        params: &params,
+        device: tch::Device::Cpu,
+    };
+    let mut m = r.build("tiny-ctr", &ctx).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = longtail_core::checkpoint::save(m.as_ref(), &dir.path().join("m.bin")).unwrap_err();
+    assert!(err.to_string().contains(".safetensors"));
+    let err =
+        longtail_core::checkpoint::load(m.as_mut(), &dir.path().join("x.safetensors")).unwrap_err();
+    assert!(err.to_string().contains("no such file"));
+    // Atomic save leaves exactly one file.
+    longtail_core::checkpoint::save(m.as_ref(), &dir.path().join("m.safetensors")).unwrap();
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
