@@ -13,6 +13,7 @@ pub mod losses;
 pub mod model;
 pub mod params;
 pub mod registry;
+pub mod runtime;
 pub mod seed;
 
 pub use batch::DeviceBatch;

@@ -1,1 +1,12 @@
-//! placeholder
+//! longtail-train: the training loop, evaluation of a trained model on a split, and run
+//! manifests. It receives models from a `Registry` and never names one.
+
+pub mod error;
+pub mod experiment;
+pub mod manifest;
+pub mod trainer;
+
+pub use error::{Result, TrainError};
+pub use experiment::{run_experiment, DataSource, ExperimentConfig, ModelSection, RunOutcome};
+pub use manifest::RunManifest;
+pub use trainer::{evaluate_ctr, fit, score_samples, EpochLog, TrainConfig};

@@ -1,0 +1,283 @@
+//! Subcommand bodies: argument plumbing around the library crates.
+
+use crate::{Command, RunArgs};
+use anyhow::{bail, Context, Result};
+use longtail_core::{runtime, DeviceBatch, DeviceSpec, Registry};
+use longtail_data::{batch::item_logq, build_ctr_dataset, generate, BatchIter, SynthConfig};
+use longtail_train::{run_experiment, ExperimentConfig, RunOutcome};
+use std::path::Path;
+use std::time::Instant;
+
+pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Demo { run } => {
+            let cfg = ExperimentConfig::demo();
+            train_and_print(registry, cfg, &run, "longtail demo")
+        }
+        Command::Train { config, model, run } => {
+            // An unknown model fails before the config is read or any data is touched.
+            if let Some(m) = &model {
+                registry.check(m)?;
+            }
+            let mut cfg = match &config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read config {}", path.display()))?;
+                    ExperimentConfig::from_toml(&text, &path.display().to_string())?
+                }
+                None => ExperimentConfig::demo(),
+            };
+            if let Some(m) = model {
+                if m != cfg.model.name {
+                    cfg.model.params = toml::Table::new();
+                }
+                cfg.model.name = m;
+            }
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            train_and_print(registry, cfg, &run, &command)
+        }
+        Command::Synth { out, config, seed } => synth(&out, config.as_deref(), seed),
+        Command::Import { .. } => not_yet("import", "the data-pipeline issue (#3)"),
+        Command::Prepare { .. } => not_yet("prepare", "the data-pipeline issue (#3)"),
+        Command::Eval { .. } => not_yet("eval", "the evaluation issue (#4)"),
+        Command::Report { .. } => not_yet("report", "the evaluation issue (#4)"),
+        Command::Bench {
+            model,
+            device,
+            steps,
+            batch_size,
+        } => bench(registry, &model, &device, steps, batch_size),
+        Command::Models => {
+            for (name, description) in registry.list() {
+                println!("{name:<16} {description}");
+            }
+            Ok(())
+        }
+        Command::Doctor => doctor(),
+    }
+}
+
+fn not_yet(cmd: &str, issue: &str) -> Result<()> {
+    bail!("`longtail {cmd}` is not implemented in this version; it is planned in {issue}. `longtail demo`, `train`, `synth`, `bench`, `models` and `doctor` work today")
+}
+
+fn train_and_print(
+    registry: &Registry,
+    mut cfg: ExperimentConfig,
+    run: &RunArgs,
+    command: &str,
+) -> Result<()> {
+    let device: DeviceSpec = run.device.parse()?;
+    if let Some(s) = run.seed {
+        cfg.seed = s;
+    }
+    if let Some(e) = run.epochs {
+        cfg.train.epochs = e;
+    }
+    let rev = option_env!("LONGTAIL_GIT_REV").filter(|r| !r.is_empty());
+    let RunOutcome { dir, manifest } =
+        run_experiment(registry, &cfg, device, &run.out, command, rev)?;
+    let d = &manifest.dataset;
+    println!(
+        "{} on {} ({} interactions; {} train / {} valid / {} test samples), device {}, seed {}",
+        manifest.model,
+        d.name,
+        d.interactions,
+        d.train_samples,
+        d.valid_samples,
+        d.test_samples,
+        manifest.device,
+        manifest.seed
+    );
+    println!("{:<16} {:>8}", "metric (test)", "value");
+    println!("{:-<16} {:->8}", "", "");
+    for key in [
+        "auc",
+        "auc/user=tail",
+        "auc/user=body",
+        "auc/user=head",
+        "auc/item=tail",
+        "auc/item=head",
+        "gauc",
+        "logloss",
+    ] {
+        match manifest.metrics.get(key) {
+            Some(v) if v.is_finite() => println!("{key:<16} {v:>8.4}"),
+            _ => println!("{key:<16} {:>8}", "n/a"),
+        }
+    }
+    println!(
+        "run folder: {} (run.json, metrics.json, model.safetensors) in {:.1}s",
+        dir.display(),
+        manifest.wall_s
+    );
+    Ok(())
+}
+
+fn synth(out: &Path, config: Option<&Path>, seed: u64) -> Result<()> {
+    let cfg: SynthConfig = match config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("config {}", p.display()))?
+        }
+        None => SynthConfig::default(),
+    };
+    let data = generate(&cfg, seed)?;
+    data.interactions.write_parquet(out)?;
+    println!(
+        "wrote {} interactions of {} users over {} items ({} clusters) to {}",
+        data.interactions.len(),
+        cfg.users,
+        cfg.items,
+        cfg.clusters,
+        out.display()
+    );
+    Ok(())
+}
+
+fn bench(
+    registry: &Registry,
+    model: &str,
+    device: &str,
+    steps: usize,
+    batch_size: usize,
+) -> Result<()> {
+    registry.check(model)?;
+    if steps == 0 || batch_size == 0 {
+        bail!("--steps and --batch-size must be at least 1");
+    }
+    let device = device.parse::<DeviceSpec>()?.resolve()?;
+    let cfg = ExperimentConfig::demo();
+    let synth = match &cfg.data {
+        longtail_train::DataSource::Synth { synth } => synth.clone(),
+        _ => SynthConfig::default(),
+    };
+    let t = Instant::now();
+    let data = generate(&synth, 1)?;
+    let synth_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let ds = build_ctr_dataset(&data.interactions, "bench", &cfg.samples, 1)?;
+    let prep_s = t.elapsed().as_secs_f64();
+    let prep_rows = ds.train.len() + ds.valid.len() + ds.test.len();
+
+    longtail_core::seed::seed_everything(1);
+    let params = toml::Table::new();
+    let ctx = longtail_core::BuildContext {
+        feature_map: &ds.feature_map,
+        params: &params,
+        device,
+    };
+    let mut m = registry.build(model, &ctx)?;
+    let logq = item_logq(&ds.item_freq);
+    let iter = BatchIter::try_new(
+        &ds.train,
+        &ds.sequences,
+        batch_size,
+        cfg.samples.max_hist_len,
+        Some(1),
+        Some(&logq),
+    )?;
+    let hosts: Vec<_> = iter.collect();
+    if hosts.is_empty() {
+        bail!("no training batches");
+    }
+    let t = Instant::now();
+    let batches: Vec<DeviceBatch> = hosts
+        .iter()
+        .map(|h| DeviceBatch::from_host(h, device))
+        .collect::<Result<_, _>>()?;
+    let h2d_s = t.elapsed().as_secs_f64();
+    use tch::nn::OptimizerConfig;
+    let mut opt = tch::nn::Adam::default().build(m.var_store(), 1e-3)?;
+    let mut step = |i: usize| -> Result<tch::Tensor> {
+        let b = &batches[i % batches.len()];
+        let out = m.forward(b, true)?;
+        let total = m
+            .losses(&out, b)?
+            .weighted_total(|_| 1.0)
+            .context("no loss terms")?;
+        opt.zero_grad();
+        total.backward();
+        opt.step();
+        Ok(total)
+    };
+    for i in 0..10 {
+        let _ = step(i)?;
+    }
+    let t = Instant::now();
+    let mut last = None;
+    for i in 0..steps {
+        last = Some(step(i)?);
+    }
+    // One read at the end waits for queued device work, so the timing is honest.
+    let final_loss = last.map(|l| l.double_value(&[])).unwrap_or(f64::NAN);
+    let train_s = t.elapsed().as_secs_f64();
+    let _ = &mut m;
+    let rt = runtime::info();
+    let report = serde_json::json!({
+        "model": model,
+        "device": longtail_core::device::device_name(device),
+        "batch_size": batch_size,
+        "steps": steps,
+        "train_samples_per_s": (steps * batch_size) as f64 / train_s,
+        "train_step_ms": train_s * 1e3 / steps as f64,
+        "final_loss": final_loss,
+        "synth_interactions_per_s": data.interactions.len() as f64 / synth_s,
+        "prepare_rows_per_s": prep_rows as f64 / prep_s,
+        "prepare_rows": prep_rows,
+        "host_to_device_batches_per_s": batches.len() as f64 / h2d_s,
+        "threads": rt.threads,
+        "tch": rt.tch,
+        "libtorch": rt.libtorch,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn doctor() -> Result<()> {
+    let rt = runtime::info();
+    println!("longtail {}", env!("CARGO_PKG_VERSION"));
+    println!("tch: {}", rt.tch);
+    match (&rt.libtorch, &rt.libtorch_path) {
+        (Some(v), Some(p)) => println!("libtorch: {v} at {}", p.display()),
+        (None, Some(p)) => println!(
+            "libtorch: version unknown (no version.py) at {}",
+            p.display()
+        ),
+        _ => println!("libtorch: loaded, location unknown"),
+    }
+    println!("libtorch_cuda loaded: {}", rt.cuda_linked);
+    println!("cuda available: {}", rt.cuda_available);
+    println!("cuda devices: {}", rt.cuda_devices);
+    if let Some(c) = &rt.cuda_version {
+        println!("torch built for cuda: {c}");
+    }
+    println!("cudnn available: {}", rt.cudnn_available);
+    println!("cpu threads: {}", rt.threads);
+    if rt.cuda_available {
+        match std::process::Command::new("nvidia-smi")
+            .args([
+                "--query-gpu=index,name,memory.total,driver_version",
+                "--format=csv,noheader",
+            ])
+            .output()
+        {
+            Ok(o) if o.status.success() => {
+                for line in String::from_utf8_lossy(&o.stdout).lines() {
+                    println!("gpu: {line}");
+                }
+            }
+            _ => println!("gpu: (nvidia-smi not available to name it)"),
+        }
+    }
+    if let Some(v) = &rt.libtorch {
+        if !v.starts_with("2.11.") {
+            bail!("libtorch {v} is loaded but longtail is built with tch 0.24.0 for libtorch 2.11.0: run scripts/setup-libtorch, or point LD_LIBRARY_PATH at a libtorch 2.11.0 lib folder");
+        }
+    }
+    if !rt.cuda_linked {
+        println!("note: libtorch_cuda is not loaded, so no GPU can be used by this binary (was it linked with --no-as-needed? see docs/install.md)");
+    }
+    Ok(())
+}

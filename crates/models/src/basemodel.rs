@@ -1,0 +1,120 @@
+//! BaseModel: the Embedding & MLP baseline of the HIM paper
+//! ("Hybrid Interest Modeling for Long-tailed Users", §4.1 Baselines): behaviors are aggregated
+//! by sum pooling, concatenated with the user and target-item embeddings, and fed to an MLP
+//! trained with cross-entropy. It uses no negative feedback and no group interest.
+
+use longtail_core::layers::{masked_sum, Mlp};
+use longtail_core::losses::bce_with_logits;
+use longtail_core::tch::nn::{self, Module};
+use longtail_core::tch::{Kind, Tensor};
+use longtail_core::{
+    params, BuildContext, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
+};
+use serde::{Deserialize, Serialize};
+
+pub const NAME: &str = "basemodel";
+
+/// Hyper-parameters (`[model.params]`). Defaults follow HIM §4.1: embedding 8, MLP [256, 128, 32].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaseModelParams {
+    pub embedding_dim: i64,
+    pub hidden: Vec<i64>,
+    pub dropout: f64,
+    /// Include a user-id embedding (the paper's user profile features); off gives a pure
+    /// behavior model that generalises to users unseen in training.
+    pub user_embedding: bool,
+}
+
+impl Default for BaseModelParams {
+    fn default() -> Self {
+        Self {
+            embedding_dim: 8,
+            hidden: vec![256, 128, 32],
+            dropout: 0.0,
+            user_embedding: true,
+        }
+    }
+}
+
+pub struct BaseModel {
+    vs: nn::VarStore,
+    user: Option<nn::Embedding>,
+    /// One table for target items and behaviors (the feature map says `hist` shares `item`).
+    item: nn::Embedding,
+    mlp: Mlp,
+}
+
+impl BaseModel {
+    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
+        let p: BaseModelParams = params::parse(NAME, ctx.params)?;
+        let fm = ctx.feature_map;
+        let items = fm.require("item", NAME)?.vocab as i64;
+        fm.require("hist", NAME)?;
+        let vs = nn::VarStore::new(ctx.device);
+        let root = vs.root();
+        let cfg = nn::EmbeddingConfig {
+            padding_idx: 0,
+            ..Default::default()
+        };
+        let user = if p.user_embedding {
+            let users = fm.require("user", NAME)?.vocab as i64;
+            Some(nn::embedding(&root / "user", users, p.embedding_dim, cfg))
+        } else {
+            None
+        };
+        let item = nn::embedding(&root / "item", items, p.embedding_dim, cfg);
+        let inputs = p.embedding_dim * if p.user_embedding { 3 } else { 2 };
+        let mlp = Mlp::new(&(&root / "mlp"), inputs, &p.hidden, 1, p.dropout);
+        Ok(Box::new(Self {
+            vs,
+            user,
+            item,
+            mlp,
+        }))
+    }
+
+    fn logits(&self, b: &DeviceBatch, train: bool) -> Tensor {
+        let behaviors = masked_sum(&self.item.forward(&b.hist), &b.hist_mask);
+        let mut parts = vec![behaviors, self.item.forward(&b.item)];
+        if let Some(user) = &self.user {
+            parts.push(user.forward(&b.user));
+        }
+        self.mlp
+            .forward(&Tensor::cat(&parts, -1), train)
+            .squeeze_dim(-1)
+            .to_kind(Kind::Float)
+    }
+}
+
+impl Model for BaseModel {
+    fn name(&self) -> &str {
+        NAME
+    }
+    fn task(&self) -> Task {
+        Task::Ctr
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+    fn forward(&self, b: &DeviceBatch, train: bool) -> Result<Output> {
+        Ok(Output::new(self.logits(b, train)))
+    }
+    fn losses(&self, out: &Output, b: &DeviceBatch) -> Result<Losses> {
+        Ok(Losses::one("ctr", bce_with_logits(&out.logits, b)))
+    }
+    fn score(&self, b: &DeviceBatch) -> Result<Tensor> {
+        Ok(self.logits(b, false).sigmoid())
+    }
+}
+
+pub fn register(r: &mut Registry) -> Result<()> {
+    r.register(
+        NAME,
+        "Embedding & MLP with sum pooling over behaviors (HIM's BaseModel)",
+        BaseModel::build,
+    )
+}

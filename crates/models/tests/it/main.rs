@@ -1,0 +1,23 @@
+//! Every built-in model passes the conformance check.
+
+use longtail_core::conformance;
+
+#[test]
+fn basemodel_conformance() {
+    let r = longtail_models::builtin_registry().unwrap();
+    let rep = conformance::check(&r, "basemodel").unwrap();
+    assert_eq!(rep.loss_terms, vec!["ctr"]);
+}
+
+#[test]
+fn basemodel_without_user_embedding_conformance() {
+    let r = longtail_models::builtin_registry().unwrap();
+    let params: toml::Table = toml::from_str("user_embedding = false\nhidden = [16]").unwrap();
+    conformance::check_with(&r, "basemodel", &params).unwrap();
+}
+
+#[test]
+fn every_builtin_model_is_listed() {
+    let r = longtail_models::builtin_registry().unwrap();
+    assert!(r.names().contains(&"basemodel".to_string()));
+}

@@ -1,0 +1,197 @@
+//! One experiment end to end: data -> CTR samples -> model from the registry -> training ->
+//! test metrics -> a run folder with `run.json`, `metrics.json`, the feature map and the model.
+
+use crate::error::{io, Result, TrainError};
+use crate::manifest::{hash_json, DatasetInfo, RunManifest};
+use crate::trainer::{evaluate_ctr, fit, TrainConfig};
+use longtail_core::{
+    checkpoint, device::device_name, runtime, seed::seed_everything, BuildContext, DeviceSpec,
+    Registry,
+};
+use longtail_data::{build_ctr_dataset, generate, CtrConfig, Interactions, SynthConfig};
+use longtail_eval::{write_metrics_json, Metrics};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Where the interactions come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSource {
+    /// The built-in synthetic generator (IDW Appendix A with long-tailed user activeness).
+    Synth {
+        #[serde(default)]
+        synth: SynthConfig,
+    },
+    /// A canonical interaction table in Parquet (see `longtail import`).
+    Parquet { path: PathBuf },
+}
+
+/// `[model]`: a registry name and the model's own params table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub name: String,
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+/// A whole experiment as one TOML document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    pub name: String,
+    #[serde(default = "default_dataset")]
+    pub dataset: String,
+    #[serde(default)]
+    pub seed: u64,
+    pub data: DataSource,
+    #[serde(default)]
+    pub samples: CtrConfig,
+    pub model: ModelSection,
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+fn default_dataset() -> String {
+    "synthetic".into()
+}
+
+impl ExperimentConfig {
+    /// The built-in default that `longtail demo` runs: a small long-tailed synthetic dataset,
+    /// leave-last-out CTR samples with 4 negatives, BaseModel, 5 epochs of Adam at lr 5e-3.
+    /// `configs/demo.toml` spells out the same job (a test keeps them equal).
+    pub fn demo() -> Self {
+        Self {
+            name: "demo".into(),
+            dataset: "synthetic-demo".into(),
+            seed: 42,
+            data: DataSource::Synth {
+                synth: SynthConfig {
+                    users: 4000,
+                    ..SynthConfig::default()
+                },
+            },
+            samples: CtrConfig::default(),
+            model: ModelSection {
+                name: "basemodel".into(),
+                params: toml::Table::new(),
+            },
+            train: TrainConfig {
+                epochs: 5,
+                lr: 5e-3,
+                ..TrainConfig::default()
+            },
+        }
+    }
+
+    /// Parses TOML; unknown keys are errors naming the key.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| TrainError::Config {
+            key: origin.to_string(),
+            message: e.to_string().trim().to_string(),
+        })
+    }
+}
+
+/// What a finished run left behind.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub manifest: RunManifest,
+}
+
+/// Loads or generates the interactions, writing generated data to `data_dir` as Parquet and
+/// reading it back, so the run exercises the same path as real data.
+pub fn load_interactions(src: &DataSource, seed: u64, data_dir: &Path) -> Result<Interactions> {
+    match src {
+        DataSource::Synth { synth } => {
+            let data = generate(synth, longtail_data::seed::derive_seed(seed, "synth"))?;
+            std::fs::create_dir_all(data_dir).map_err(|e| io(data_dir, e))?;
+            let path = data_dir.join("interactions.parquet");
+            data.interactions.write_parquet(&path)?;
+            Ok(Interactions::read_parquet(&path)?)
+        }
+        DataSource::Parquet { path } => Ok(Interactions::read_parquet(path)?),
+    }
+}
+
+/// Runs `cfg` and writes `out_root/<name>-<model>-seed<seed>/`. `command` and `git_revision`
+/// go into the manifest.
+pub fn run_experiment(
+    registry: &Registry,
+    cfg: &ExperimentConfig,
+    device: DeviceSpec,
+    out_root: &Path,
+    command: &str,
+    git_revision: Option<&str>,
+) -> Result<RunOutcome> {
+    // Fail on the cheap checks before touching data.
+    registry.check(&cfg.model.name)?;
+    cfg.train.validate()?;
+    cfg.samples.validate()?;
+    let device = device.resolve()?;
+    let started = Instant::now();
+    let started_unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    seed_everything(cfg.seed);
+
+    let dir = out_root.join(format!("{}-{}-seed{}", cfg.name, cfg.model.name, cfg.seed));
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let inter = load_interactions(&cfg.data, cfg.seed, &dir.join("data"))?;
+    let data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
+    data.feature_map.write_json(&dir.join("feature_map.json"))?;
+
+    let ctx = BuildContext {
+        feature_map: &data.feature_map,
+        params: &cfg.model.params,
+        device,
+    };
+    let mut model = registry.build(&cfg.model.name, &ctx)?;
+    let epochs = fit(model.as_mut(), &data, &cfg.train, cfg.seed, device)?;
+    let max_len = cfg.samples.max_hist_len;
+    let metrics: Metrics = evaluate_ctr(
+        model.as_ref(),
+        &data.test,
+        &data.sequences,
+        max_len,
+        cfg.train.eval_batch_size,
+        device,
+    )?;
+    checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;
+    write_metrics_json(&dir.join("metrics.json"), &metrics)?;
+
+    let config = serde_json::to_value(cfg).map_err(|e| TrainError::Config {
+        key: "config".into(),
+        message: e.to_string(),
+    })?;
+    let manifest = RunManifest {
+        longtail_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_revision: git_revision.map(str::to_string),
+        command: command.to_string(),
+        experiment: cfg.name.clone(),
+        model: cfg.model.name.clone(),
+        dataset: DatasetInfo {
+            name: cfg.dataset.clone(),
+            interactions_hash: inter.content_hash(),
+            feature_map_hash: data.feature_map.hash.clone(),
+            interactions: inter.len(),
+            train_samples: data.train.len(),
+            valid_samples: data.valid.len(),
+            test_samples: data.test.len(),
+        },
+        seed: cfg.seed,
+        device: device_name(device),
+        runtime: runtime::info(),
+        config_hash: hash_json(&config),
+        config,
+        started_unix_s,
+        wall_s: started.elapsed().as_secs_f64(),
+        epochs,
+        metrics,
+    };
+    manifest.write(&dir.join("run.json"))?;
+    Ok(RunOutcome { dir, manifest })
+}

@@ -1,0 +1,68 @@
+//! `run.json`: everything needed to cite or repeat a run (config and its hash, dataset hash,
+//! git revision, versions, device, seed, per-epoch losses and times, final metrics).
+
+use crate::error::{io, Result};
+use crate::trainer::EpochLog;
+use longtail_core::runtime::RuntimeInfo;
+use longtail_eval::Metrics;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunManifest {
+    pub longtail_version: String,
+    pub git_revision: Option<String>,
+    pub command: String,
+    pub experiment: String,
+    pub model: String,
+    pub dataset: DatasetInfo,
+    pub seed: u64,
+    pub device: String,
+    pub runtime: RuntimeInfo,
+    pub config: serde_json::Value,
+    pub config_hash: String,
+    pub started_unix_s: u64,
+    pub wall_s: f64,
+    pub epochs: Vec<EpochLog>,
+    /// Test-split metrics, the same flat keys as metrics.json.
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    pub name: String,
+    /// sha256 of the interaction table's columns.
+    pub interactions_hash: String,
+    pub feature_map_hash: String,
+    pub interactions: usize,
+    pub train_samples: usize,
+    pub valid_samples: usize,
+    pub test_samples: usize,
+}
+
+/// sha256 hex of a value's canonical JSON (serde_json keeps struct field order; maps are sorted).
+pub fn hash_json(v: &serde_json::Value) -> String {
+    let mut h = Sha256::new();
+    h.update(v.to_string().as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, then renames it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(path, e)
+    })
+}
+
+impl RunManifest {
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| io(path, std::io::Error::other(e)))?;
+        write_atomic(path, &json)
+    }
+}

@@ -1,0 +1,253 @@
+//! The training loop: fixed-shape batches, weighted named loss terms, Adam, a progress bar,
+//! per-epoch losses, wall times and validation metrics.
+
+use crate::error::{Result, TrainError};
+use indicatif::{ProgressBar, ProgressStyle};
+use longtail_core::{DeviceBatch, Model};
+use longtail_data::batch::item_logq;
+use longtail_data::{
+    seed, BatchIter, CtrDataset, CtrSamples, UserSequences, ITEM_GROUP_NAMES, USER_GROUP_NAMES,
+};
+use longtail_eval::{ctr_metrics, Metrics, ScoredSlice};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+/// `[train]` section of a config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// Weight of each named loss term (e.g. HIM: `group_hinge = 1e-4`); unnamed terms weigh 1.
+    pub loss_weights: BTreeMap<String, f64>,
+    /// Steps between reads of the loss for the progress bar (each read syncs the device).
+    pub log_every: usize,
+    pub eval_batch_size: usize,
+    /// Show a progress bar (only drawn when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 3,
+            batch_size: 256,
+            lr: 1e-3,
+            loss_weights: BTreeMap::new(),
+            log_every: 50,
+            eval_batch_size: 1024,
+            progress: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, message: &str| {
+            Err(TrainError::Config {
+                key: format!("train.{key}"),
+                message: message.into(),
+            })
+        };
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1");
+        }
+        if self.batch_size == 0 || self.eval_batch_size == 0 {
+            return bad("batch_size", "batch sizes must be at least 1");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr", "must be a positive number");
+        }
+        if self.log_every == 0 {
+            return bad("log_every", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// One epoch of the run log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    /// Mean of each unweighted loss term over the epoch's real samples, plus `total` (weighted).
+    pub losses: BTreeMap<String, f64>,
+    pub train_wall_s: f64,
+    pub eval_wall_s: f64,
+    pub samples_per_s: f64,
+    /// Validation metrics after the epoch (flat keys, as in metrics.json).
+    pub valid: Metrics,
+}
+
+/// Trains `model` on `data.train`, validating on `data.valid` after each epoch.
+pub fn fit(
+    model: &mut dyn Model,
+    data: &CtrDataset,
+    cfg: &TrainConfig,
+    seed_base: u64,
+    device: Device,
+) -> Result<Vec<EpochLog>> {
+    cfg.validate()?;
+    let logq = item_logq(&data.item_freq);
+    let max_len = data
+        .feature_map
+        .get("hist")
+        .and_then(|f| f.max_len)
+        .unwrap_or(50);
+    let mut opt = nn::Adam::default().build(model.var_store(), cfg.lr)?;
+    let weight = |n: &str| cfg.loss_weights.get(n).copied().unwrap_or(1.0);
+    let mut logs = Vec::with_capacity(cfg.epochs);
+    for epoch in 1..=cfg.epochs {
+        let shuffle = seed::derive_seed(seed_base, &format!("shuffle/epoch{epoch}"));
+        let batches = BatchIter::try_new(
+            &data.train,
+            &data.sequences,
+            cfg.batch_size,
+            max_len,
+            Some(shuffle),
+            Some(&logq),
+        )?;
+        let pb = progress_bar(
+            cfg.progress,
+            batches.len() as u64,
+            &format!("epoch {epoch}/{}", cfg.epochs),
+        );
+        let start = Instant::now();
+        // Sums stay on the device: no host sync inside the step.
+        let mut sums: Vec<(String, Tensor)> = Vec::new();
+        let mut total_sum = Tensor::zeros([], (Kind::Float, device));
+        let mut seen = 0usize;
+        for (step, host) in batches.enumerate() {
+            let batch = DeviceBatch::from_host(&host, device)?;
+            let out = model.forward(&batch, true)?;
+            let losses = model.losses(&out, &batch)?;
+            let total = losses
+                .weighted_total(weight)
+                .ok_or_else(|| TrainError::Config {
+                    key: "model".into(),
+                    message: format!("model '{}' returned no loss terms", model.name()),
+                })?;
+            opt.zero_grad();
+            total.backward();
+            opt.step();
+            let n = host.valid as f64;
+            seen += host.valid;
+            tch::no_grad(|| {
+                total_sum += total.detach() * n;
+                for (name, t) in &losses.0 {
+                    match sums.iter_mut().find(|(s, _)| s == name) {
+                        Some((_, acc)) => *acc += t.detach() * n,
+                        None => sums.push((name.clone(), t.detach() * n)),
+                    }
+                }
+            });
+            pb.inc(1);
+            if (step + 1) % cfg.log_every == 0 {
+                pb.set_message(format!(
+                    "loss {:.4}",
+                    total_sum.double_value(&[]) / seen.max(1) as f64
+                ));
+            }
+        }
+        let train_wall_s = start.elapsed().as_secs_f64();
+        pb.finish_and_clear();
+        let mut losses: BTreeMap<String, f64> = sums
+            .iter()
+            .map(|(n, t)| (n.clone(), t.double_value(&[]) / seen.max(1) as f64))
+            .collect();
+        let total = total_sum.double_value(&[]) / seen.max(1) as f64;
+        if !total.is_finite() {
+            return Err(TrainError::Diverged(format!(
+                "epoch {epoch}: total loss is {total}"
+            )));
+        }
+        losses.insert("total".into(), total);
+        let eval_start = Instant::now();
+        let valid = if data.valid.is_empty() {
+            Metrics::new()
+        } else {
+            evaluate_ctr(
+                model,
+                &data.valid,
+                &data.sequences,
+                max_len,
+                cfg.eval_batch_size,
+                device,
+            )?
+        };
+        let log = EpochLog {
+            epoch,
+            losses,
+            train_wall_s,
+            eval_wall_s: eval_start.elapsed().as_secs_f64(),
+            samples_per_s: seen as f64 / train_wall_s.max(1e-9),
+            valid,
+        };
+        if cfg.progress {
+            let auc = log
+                .valid
+                .get("auc")
+                .map(|a| format!(" valid auc {a:.4}"))
+                .unwrap_or_default();
+            eprintln!(
+                "epoch {epoch}/{}: loss {:.4}{auc}  ({:.1}s train, {:.0} samples/s)",
+                cfg.epochs, total, log.train_wall_s, log.samples_per_s
+            );
+        }
+        logs.push(log);
+    }
+    Ok(logs)
+}
+
+fn progress_bar(show: bool, len: u64, prefix: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_prefix(prefix.to_string());
+    pb
+}
+
+/// Scores every sample in order (eval mode, no gradients); padding rows are dropped.
+pub fn score_samples(
+    model: &dyn Model,
+    samples: &CtrSamples,
+    seqs: &UserSequences,
+    max_len: usize,
+    batch_size: usize,
+    device: Device,
+) -> Result<Vec<f32>> {
+    let iter = BatchIter::try_new(samples, seqs, batch_size, max_len, None, None)?;
+    let mut out = Vec::with_capacity(samples.len());
+    for host in iter {
+        let batch = DeviceBatch::from_host(&host, device)?;
+        let s = tch::no_grad(|| model.score(&batch))?;
+        let v = Vec::<f32>::try_from(s.to_kind(Kind::Float).to_device(Device::Cpu))?;
+        out.extend_from_slice(&v[..host.valid]);
+    }
+    Ok(out)
+}
+
+/// AUC, logloss, GAUC and per user/item group AUC of `model` on a split.
+pub fn evaluate_ctr(
+    model: &dyn Model,
+    samples: &CtrSamples,
+    seqs: &UserSequences,
+    max_len: usize,
+    batch_size: usize,
+    device: Device,
+) -> Result<Metrics> {
+    let scores = score_samples(model, samples, seqs, max_len, batch_size, device)?;
+    let slice = ScoredSlice::new(&scores, &samples.label)
+        .with_users(&samples.user)
+        .with_user_group(&samples.user_group)
+        .with_item_group(&samples.item_group);
+    Ok(ctr_metrics(&slice, &USER_GROUP_NAMES, &ITEM_GROUP_NAMES)?)
+}
