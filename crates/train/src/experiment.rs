@@ -53,6 +53,15 @@ pub struct ExperimentConfig {
     pub train: TrainConfig,
 }
 
+/// BaseModel's params in the demo, spelled out so the run manifest shows them.
+fn demo_params() -> toml::Table {
+    let mut t = toml::Table::new();
+    t.insert("embedding_dim".into(), toml::Value::Integer(8));
+    let hidden = [256, 128, 32].map(toml::Value::Integer).to_vec();
+    t.insert("hidden".into(), toml::Value::Array(hidden));
+    t
+}
+
 fn default_dataset() -> String {
     "synthetic".into()
 }
@@ -75,7 +84,7 @@ impl ExperimentConfig {
             samples: CtrConfig::default(),
             model: ModelSection {
                 name: "basemodel".into(),
-                params: toml::Table::new(),
+                params: demo_params(),
             },
             train: TrainConfig {
                 epochs: 5,

@@ -1,0 +1,295 @@
+//! End-to-end tests of the `longtail` binary: the demo's outputs, errors for bad input, and the
+//! workspace layering rules.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn longtail(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_longtail"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the longtail binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn demo_writes_run_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = longtail(
+        &[
+            "demo", "--out", "runs", "--device", "cpu", "--epochs", "2", "--seed", "3",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = dir.path().join("runs/demo-basemodel-seed3");
+    let metrics: Value =
+        serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    for key in [
+        "auc",
+        "auc/user=tail",
+        "auc/user=body",
+        "auc/user=head",
+        "gauc",
+        "logloss",
+    ] {
+        let v = metrics[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("metrics.json lacks {key}: {metrics}"));
+        assert!(v.is_finite());
+    }
+    // Two epochs on the demo data already beat a coin toss.
+    assert!(metrics["auc"].as_f64().unwrap() > 0.55, "{metrics}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(manifest["seed"], 3);
+    assert_eq!(manifest["device"], "cpu");
+    assert_eq!(manifest["model"], "basemodel");
+    assert_eq!(manifest["epochs"].as_array().unwrap().len(), 2);
+    assert!(manifest["epochs"][0]["losses"]["ctr"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
+    assert!(manifest["epochs"][0]["train_wall_s"].as_f64().is_some());
+    assert_eq!(manifest["runtime"]["tch"], "0.24.0");
+    assert!(manifest["runtime"]["libtorch"]
+        .as_str()
+        .unwrap()
+        .starts_with("2.11."));
+    assert_eq!(manifest["config"]["train"]["epochs"], 2);
+    assert_eq!(manifest["config_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        manifest["dataset"]["interactions_hash"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    assert!(run.join("model.safetensors").is_file());
+    assert!(run.join("feature_map.json").is_file());
+}
+
+#[test]
+fn same_seed_same_cpu_results() {
+    let dir = tempfile::tempdir().unwrap();
+    for out in ["a", "b"] {
+        let o = longtail(
+            &["demo", "--out", out, "--device", "cpu", "--epochs", "1"],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let read = |o: &str| {
+        std::fs::read_to_string(
+            dir.path()
+                .join(o)
+                .join("demo-basemodel-seed42/metrics.json"),
+        )
+        .unwrap()
+    };
+    assert_eq!(read("a"), read("b"));
+}
+
+#[test]
+fn unknown_model_fails_first_and_lists_names() {
+    let dir = tempfile::tempdir().unwrap();
+    // The config does not exist: the model name must be checked before it is read.
+    let o = longtail(
+        &["train", "--model", "nosuch", "--config", "missing.toml"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("unknown model 'nosuch'") && err.contains("basemodel"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn misspelled_config_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/demo.toml"
+    ))
+    .unwrap()
+    .replace("batch_size = 256", "batch_sise = 256");
+    std::fs::write(dir.path().join("bad.toml"), cfg).unwrap();
+    let o = longtail(&["train", "--config", "bad.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("batch_sise") && err.contains("bad.toml"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unreadable_config_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = longtail(&["train", "--config", "nope.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("cannot read config nope.toml"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn bad_model_param_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/demo.toml"
+    ))
+    .unwrap()
+    .replace("embedding_dim = 8", "embeding_dim = 8");
+    std::fs::write(dir.path().join("bad.toml"), cfg).unwrap();
+    let o = longtail(
+        &["train", "--config", "bad.toml", "--epochs", "1"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("'embeding_dim'") && err.contains("basemodel"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cuda_without_gpu_is_a_clear_error() {
+    if tch::Cuda::is_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = longtail(&["demo", "--device", "cuda"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("CUDA is not available"), "{err}");
+    assert!(
+        !dir.path().join("runs").exists(),
+        "nothing is written when the device is wrong"
+    );
+}
+
+#[test]
+fn doctor_and_models_and_bench() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = longtail(&["doctor"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("libtorch: 2.11.") && out.contains("cuda available:"),
+        "{out}"
+    );
+    let o = longtail(&["models"], dir.path());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("basemodel"));
+    let o = longtail(
+        &[
+            "bench",
+            "--model",
+            "basemodel",
+            "--device",
+            "cpu",
+            "--steps",
+            "5",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["train_samples_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["prepare_rows_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn synth_writes_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = longtail(&["synth", "--out", "s.parquet", "--seed", "1"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = longtail_data::Interactions::read_parquet(&dir.path().join("s.parquet")).unwrap();
+    assert!(t.len() > 1000);
+}
+
+#[test]
+fn demo_config_file_matches_builtin_default() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/demo.toml"
+    ))
+    .unwrap();
+    let file = longtail_train::ExperimentConfig::from_toml(&text, "configs/demo.toml").unwrap();
+    assert_eq!(file, longtail_train::ExperimentConfig::demo());
+}
+
+/// architecture.md's layering: no tch under data or eval; train never depends on models.
+#[test]
+fn layering_rules_hold() {
+    let o = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let name_of = |id: &str| {
+        m["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let nodes = m["resolve"]["nodes"].as_array().unwrap();
+    let deps_of = |name: &str| -> Vec<String> {
+        let node = nodes
+            .iter()
+            .find(|n| name_of(n["id"].as_str().unwrap()) == name)
+            .unwrap();
+        node["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| name_of(d.as_str().unwrap()))
+            .collect()
+    };
+    // Transitive closure (normal, dev and build deps alike: stricter than needed).
+    let reach = |root: &str| {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo = vec![root.to_string()];
+        while let Some(p) = todo.pop() {
+            for d in deps_of(&p) {
+                if seen.insert(d.clone()) {
+                    todo.push(d);
+                }
+            }
+        }
+        seen
+    };
+    for lib in ["longtail-data", "longtail-eval"] {
+        let r = reach(lib);
+        assert!(
+            !r.contains("tch") && !r.contains("torch-sys"),
+            "{lib} depends on tch"
+        );
+    }
+    assert!(
+        !reach("longtail-train").contains("longtail-models"),
+        "train depends on models"
+    );
+    assert!(
+        !reach("longtail-models").contains("longtail-train"),
+        "models depends on train"
+    );
+}
