@@ -150,7 +150,7 @@ pub fn check_with(registry: &Registry, name: &str, params: &toml::Table) -> Resu
     let loss_last = total_loss(model.as_ref(), &batch, false)?
         .0
         .double_value(&[]);
-    if !(loss_last < loss_first) {
+    if loss_last.partial_cmp(&loss_first) != Some(std::cmp::Ordering::Less) {
         return Err(fail(
             name,
             format!("loss did not fall over 20 steps on a fixed batch: {loss_first:.6} -> {loss_last:.6}"),

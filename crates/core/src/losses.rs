@@ -19,10 +19,11 @@ pub fn bce_with_logits(logits: &Tensor, batch: &DeviceBatch) -> Tensor {
 /// `log(p(y))` of each column's item is subtracted, and padding columns are masked out.
 pub fn in_batch_softmax(logits: &Tensor, batch: &DeviceBatch, logq_correction: bool) -> Tensor {
     let b = logits.size()[0];
-    let mut l = logits.shallow_clone();
-    if logq_correction {
-        l = l - batch.item_logq.unsqueeze(0);
-    }
+    let l = if logq_correction {
+        logits - batch.item_logq.unsqueeze(0)
+    } else {
+        logits.shallow_clone()
+    };
     let pad_col = batch.weight.eq(0.0).unsqueeze(0);
     let l = l.masked_fill(&pad_col, -1e9);
     let target = Tensor::arange(b, (Kind::Int64, logits.device()));

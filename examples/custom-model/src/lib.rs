@@ -6,7 +6,9 @@ use longtail_core::layers::masked_mean;
 use longtail_core::losses::bce_with_logits;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{params, BuildContext, DeviceBatch, Losses, Model, Output, Registry, Result, Task};
+use longtail_core::{
+    params, BuildContext, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
+};
 use serde::Deserialize;
 
 pub const NAME: &str = "meanpool";
@@ -74,5 +76,9 @@ impl Model for MeanPool {
 
 /// Adds `meanpool` to a registry.
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(NAME, "mean-pooled behaviors dot target item (outside-crate example)", MeanPool::build)
+    r.register(
+        NAME,
+        "mean-pooled behaviors dot target item (outside-crate example)",
+        MeanPool::build,
+    )
 }

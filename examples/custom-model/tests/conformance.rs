@@ -11,7 +11,9 @@ fn meanpool_passes_conformance() {
 fn extended_cli_trains_the_outside_model() {
     let dir = std::env::temp_dir().join(format!("longtail-example-{}", std::process::id()));
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_longtail-example-custom-model"))
-        .args(["train", "--model", "meanpool", "--epochs", "1", "--device", "cpu", "--out"])
+        .args([
+            "train", "--model", "meanpool", "--epochs", "1", "--device", "cpu", "--out",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
@@ -23,6 +25,9 @@ fn extended_cli_trains_the_outside_model() {
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&models.stdout);
-    assert!(listed.contains("meanpool") && listed.contains("basemodel"), "{listed}");
+    assert!(
+        listed.contains("meanpool") && listed.contains("basemodel"),
+        "{listed}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
