@@ -46,51 +46,37 @@ fn registry_errors_list_names() {
     assert_eq!(r.names(), vec!["tiny-ctr", "tiny-twotower"]);
 }
 
-#[test]
-fn unknown_param_key_fails_the_build() {
-    let fm = conformance::tiny_feature_map();
-    let params: toml::Table = toml::from_str("dimm = 4").unwrap();
+/// Builds `tiny-ctr` on CPU from a feature map and a TOML params string.
+fn build_tiny(
+    fm: &longtail_core::data::FeatureMap,
+    params: &str,
+) -> longtail_core::Result<Box<dyn longtail_core::Model>> {
+    let params: toml::Table = toml::from_str(params).unwrap();
     let ctx = longtail_core::BuildContext {
-        feature_map: &fm,
+        feature_map: fm,
         params: &params,
         device: tch::Device::Cpu,
     };
-    let err = registry()
-        .build("tiny-ctr", &ctx)
-        .err()
-        .unwrap()
-        .to_string();
+    registry().build("tiny-ctr", &ctx)
+}
+
+#[test]
+fn unknown_param_key_fails_the_build() {
+    let fm = conformance::tiny_feature_map();
+    let err = build_tiny(&fm, "dimm = 4").err().unwrap().to_string();
     assert!(err.contains("'dimm'"), "{err}");
 }
 
 #[test]
 fn missing_feature_is_a_build_error() {
     let fm = longtail_core::data::FeatureMap::new("nofeat", vec![]);
-    let params = toml::Table::new();
-    let ctx = longtail_core::BuildContext {
-        feature_map: &fm,
-        params: &params,
-        device: tch::Device::Cpu,
-    };
-    let err = registry()
-        .build("tiny-ctr", &ctx)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = build_tiny(&fm, "").err().unwrap().to_string();
     assert!(err.contains("needs feature 'item'"), "{err}");
 }
 
 #[test]
 fn checkpoint_rejects_missing_file_and_wrong_extension() {
-    let r = registry();
-    let fm = conformance::tiny_feature_map();
-    let params = toml::Table::new();
-    let ctx = longtail_core::BuildContext {
-        feature_map: &fm,
-        params: &params,
-        device: tch::Device::Cpu,
-    };
-    let mut m = r.build("tiny-ctr", &ctx).unwrap();
+    let mut m = build_tiny(&conformance::tiny_feature_map(), "").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let err = longtail_core::checkpoint::save(m.as_ref(), &dir.path().join("m.bin")).unwrap_err();
     assert!(err.to_string().contains(".safetensors"));
