@@ -126,8 +126,24 @@ pub fn main_with(registry: Registry) -> ExitCode {
     match commands::run(&registry, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, skipping causes whose text the message already holds
+/// (library errors often embed their source, e.g. "path: No such file or directory").
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !msg.contains(text.trim()) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(text.trim());
+        }
+    }
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
 }

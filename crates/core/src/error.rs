@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
-    #[error("{0}")]
+    #[error(transparent)]
     Tch(#[from] tch::TchError),
-    #[error("{0}")]
+    #[error(transparent)]
     Data(#[from] longtail_data::DataError),
     #[error("device: {0}")]
     Device(String),

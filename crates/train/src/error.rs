@@ -4,19 +4,21 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("{0}")]
+    #[error(transparent)]
     Core(#[from] longtail_core::CoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Data(#[from] longtail_data::DataError),
-    #[error("{0}")]
+    #[error(transparent)]
     Eval(#[from] longtail_eval::EvalError),
-    #[error("{0}")]
+    #[error(transparent)]
     Tch(#[from] tch::TchError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("config {origin}: {message}")]
+    ConfigFile { origin: String, message: String },
     #[error("config key '{key}': {message}")]
     Config { key: String, message: String },
     #[error("training diverged: {0}")]

@@ -94,11 +94,19 @@ impl ExperimentConfig {
         }
     }
 
-    /// Parses TOML; unknown keys are errors naming the key.
+    /// Parses TOML; unknown keys are errors naming the key, the file and the line.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| TrainError::Config {
-            key: origin.to_string(),
-            message: e.to_string().trim().to_string(),
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            TrainError::ConfigFile {
+                origin: match line {
+                    Some(l) => format!("{origin}, line {l}"),
+                    None => origin.to_string(),
+                },
+                message: e.message().trim().to_string(),
+            }
         })
     }
 }
@@ -148,7 +156,37 @@ pub fn run_experiment(
     seed_everything(cfg.seed);
 
     let dir = out_root.join(format!("{}-{}-seed{}", cfg.name, cfg.model.name, cfg.seed));
+    let existed = dir.exists();
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let result = run_in(
+        registry,
+        cfg,
+        device,
+        &dir,
+        command,
+        git_revision,
+        started,
+        started_unix_s,
+    );
+    if result.is_err() && !existed {
+        // A failed run leaves no half-written run folder behind.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in(
+    registry: &Registry,
+    cfg: &ExperimentConfig,
+    device: tch::Device,
+    dir: &Path,
+    command: &str,
+    git_revision: Option<&str>,
+    started: Instant,
+    started_unix_s: u64,
+) -> Result<RunOutcome> {
+    let dir = dir.to_path_buf();
     let inter = load_interactions(&cfg.data, cfg.seed, &dir.join("data"))?;
     let data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
@@ -203,4 +241,46 @@ pub fn run_experiment(
     };
     manifest.write(&dir.join("run.json"))?;
     Ok(RunOutcome { dir, manifest })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_round_trips_through_toml() {
+        let demo = ExperimentConfig::demo();
+        let text = toml::to_string(&demo).unwrap();
+        assert_eq!(ExperimentConfig::from_toml(&text, "x").unwrap(), demo);
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let text = "name = \"a\"\nmodle = 3\n[data]\nkind = \"synth\"\n[model]\nname = \"m\"\n";
+        let err = ExperimentConfig::from_toml(text, "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config f.toml, line 2:") && err.contains("modle"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_train_values_are_rejected() {
+        let t = TrainConfig {
+            epochs: 0,
+            ..TrainConfig::default()
+        };
+        assert!(t
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("train.epochs"));
+        let t = TrainConfig {
+            lr: -1.0,
+            ..TrainConfig::default()
+        };
+        assert!(t.validate().unwrap_err().to_string().contains("train.lr"));
+    }
 }

@@ -293,3 +293,23 @@ fn layering_rules_hold() {
         "models depends on train"
     );
 }
+
+#[test]
+fn bad_parquet_input_fails_cleanly_and_leaves_no_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.parquet"), "not parquet").unwrap();
+    let cfg = "name = \"x\"\n[data]\nkind = \"parquet\"\npath = \"t.parquet\"\n[model]\nname = \"basemodel\"\n";
+    std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
+    let o = longtail(
+        &["train", "--config", "c.toml", "--out", "runs"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("t.parquet") && err.contains("parquet"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!dir.path().join("runs/x-basemodel-seed0").exists());
+}
