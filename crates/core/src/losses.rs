@@ -16,7 +16,9 @@ pub fn bce_with_logits(logits: &Tensor, batch: &DeviceBatch) -> Tensor {
 
 /// In-batch sampled softmax with logQ correction (IDW eqs. 1-3): row `i`'s positive is column
 /// `i`; every other real item in the batch is a negative. `logits [B, B]` are raw affinities;
-/// `log(p(y))` of each column's item is subtracted, and padding columns are masked out.
+/// `log(p(y))` of each column's item is subtracted, padding columns are masked out, and so are
+/// other columns holding the row's own positive item ("accidental hits": a popular item appearing
+/// twice in a batch must not be pushed away from a user who clicked it).
 pub fn in_batch_softmax(logits: &Tensor, batch: &DeviceBatch, logq_correction: bool) -> Tensor {
     let b = logits.size()[0];
     let l = if logq_correction {
@@ -25,7 +27,13 @@ pub fn in_batch_softmax(logits: &Tensor, batch: &DeviceBatch, logq_correction: b
         logits.shallow_clone()
     };
     let pad_col = batch.weight.eq(0.0).unsqueeze(0);
-    let l = l.masked_fill(&pad_col, -1e9);
+    let eye = Tensor::eye(b, (Kind::Bool, logits.device()));
+    let hit = batch
+        .item
+        .unsqueeze(1)
+        .eq_tensor(&batch.item.unsqueeze(0))
+        .logical_and(&eye.logical_not());
+    let l = l.masked_fill(&pad_col, -1e9).masked_fill(&hit, -1e9);
     let target = Tensor::arange(b, (Kind::Int64, logits.device()));
     let per = l
         .log_softmax(-1, Kind::Float)
@@ -33,4 +41,59 @@ pub fn in_batch_softmax(logits: &Tensor, batch: &DeviceBatch, logq_correction: b
         .squeeze_dim(1)
         .neg();
     (per * &batch.weight).sum(Kind::Float) / batch.weight_sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use longtail_data::HostBatch;
+    use tch::Device;
+
+    fn batch(items: Vec<i64>) -> DeviceBatch {
+        let n = items.len();
+        let h = HostBatch::from_dense(vec![1; n], items, vec![1.0; n], &vec![vec![1]; n]).unwrap();
+        DeviceBatch::from_host(&h, Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn in_batch_softmax_matches_hand_value() {
+        // Two distinct items, zero logits: each row is a 2-way softmax, loss = ln 2.
+        let b = batch(vec![1, 2]);
+        let l = in_batch_softmax(
+            &Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)),
+            &b,
+            false,
+        );
+        assert!((l.double_value(&[]) - 2f64.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn accidental_hits_are_masked() {
+        // Rows 0 and 1 share item 5: each sees only itself and item 7, so loss = ln 2, not ln 3.
+        let b = batch(vec![5, 5, 7]);
+        let l = in_batch_softmax(
+            &Tensor::zeros([3, 3], (Kind::Float, Device::Cpu)),
+            &b,
+            false,
+        );
+        let expect = (2.0 * 2f64.ln() + 3f64.ln()) / 3.0;
+        assert!(
+            (l.double_value(&[]) - expect).abs() < 1e-6,
+            "{}",
+            l.double_value(&[])
+        );
+    }
+
+    #[test]
+    fn bce_ignores_padding_rows() {
+        let mut h =
+            HostBatch::from_dense(vec![1, 1], vec![1, 2], vec![1.0, 0.0], &[vec![1], vec![1]])
+                .unwrap();
+        h.weight = vec![1.0, 0.0];
+        h.valid = 1;
+        let b = DeviceBatch::from_host(&h, Device::Cpu).unwrap();
+        let logits = Tensor::from_slice(&[0.0f32, 100.0]);
+        let l = bce_with_logits(&logits, &b).double_value(&[]);
+        assert!((l - 2f64.ln()).abs() < 1e-6, "{l}");
+    }
 }
