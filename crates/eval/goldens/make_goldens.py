@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
 """Reference values for longtail-eval, computed with scikit-learn.
 
-Writes goldens.json (inputs AND expected values) next to this script; the Rust test
-crates/eval/tests/it/goldens.rs reads it and compares to 1e-9. CI never runs Python.
+Writes goldens.json (inputs AND expected values) next to this script; the Rust tests
+crates/eval/tests/it/goldens.rs and goldens_ranking.rs read it and compare to 1e-9 (silhouette:
+1e-6). CI never runs Python.
+
+Ranking metrics (HR/NDCG/MRR@K over candidate lists and full-catalogue top-K lists) and tail
+share / coverage have no scikit-learn counterpart: they are written here as plain, independent
+loops. A positive's rank in a candidate list is 1 + #negatives scored strictly higher + #tied
+negatives / 2 (expected rank under random tie-breaking), as in crates/eval/src/ranking.rs.
+Silhouette uses sklearn.metrics.silhouette_score (Euclidean).
 
 Regenerate (only when adding cases):
     python3 -m venv /tmp/goldvenv && /tmp/goldvenv/bin/pip install -q numpy scikit-learn
@@ -17,7 +24,7 @@ import os
 
 import numpy as np
 import sklearn
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score, silhouette_score
 
 EPS = 1e-7
 rng = np.random.default_rng(20240601)
@@ -134,6 +141,165 @@ p = np.concatenate([[0.0, 1.0, 0.0, 1.0, 1e-9, 1 - 1e-9], rng.random(20)])
 add_logloss("clipped_extremes", p, np.concatenate([[1, 0, 0, 1, 1, 0], rng.integers(0, 2, 20)]))
 add_logloss("single_class", [0.2, 0.7, 0.9], [1, 1, 1])
 
+# ---- ranking, silhouette, coverage (own generator so the cases above stay unchanged) ----
+
+rng2 = np.random.default_rng(20240615)
+
+
+def ref_rank(scores, labels, p):
+    """1 + #negatives strictly above + #tied negatives / 2 (expected rank, random tie-breaking)."""
+    higher, tied = 0, 0
+    for q in range(len(scores)):
+        if labels[q] > 0.5:
+            continue
+        if scores[q] > scores[p]:
+            higher += 1
+        elif scores[q] == scores[p]:
+            tied += 1
+    return 1.0 + higher + tied / 2.0
+
+
+def ref_gains(rank, k):
+    if rank <= k:
+        return 1.0, 1.0 / np.log2(rank + 1.0), 1.0 / rank
+    return 0.0, 0.0, 0.0
+
+
+def ref_list_metrics(list_ids, scores, labels, groups, names, ks):
+    """Plain loops: per list, mean over its positives; mean over lists with a positive."""
+    out = {}
+    lists = {}
+    for i, lid in enumerate(list_ids):
+        lists.setdefault(int(lid), []).append(i)
+    used, skipped = [], 0
+    for lid in sorted(lists):
+        rows = lists[lid]
+        ls, ss = labels[rows], scores[rows]
+        pos = [j for j in range(len(rows)) if ls[j] > 0.5]
+        if not pos:
+            skipped += 1
+            continue
+        used.append([(int(groups[rows[j]]), ref_rank(ss, ls, j)) for j in pos])
+
+    def emit(units, suffix):
+        for k in ks:
+            acc = [0.0, 0.0, 0.0]
+            for ranks in units:
+                for m in range(3):
+                    acc[m] += sum(ref_gains(r, k)[m] for r in ranks) / len(ranks)
+            for m, name in enumerate(["hr", "ndcg", "mrr"]):
+                out[f"{name}@{k}{suffix}"] = acc[m] / len(units) if units else None
+
+    emit([[r for _, r in u] for u in used], "")
+    out["lists"] = float(len(used))
+    out["lists_skipped"] = float(skipped)
+    for g, name in enumerate(names):
+        units = [[r for gg, r in u if gg == g] for u in used]
+        units = [u for u in units if u]
+        if units:
+            emit(units, f"/item={name}")
+            out[f"lists/item={name}"] = float(len(units))
+    return out
+
+
+list_cases = []
+
+
+def add_lists(name, list_ids, scores, labels, groups, names, ks):
+    list_ids = np.asarray(list_ids, dtype=np.int64)
+    scores, labels = f32(scores), np.asarray(labels, dtype=np.float64)
+    groups = np.asarray(groups, dtype=np.int64)
+    list_cases.append({"name": name, "list_ids": list_ids.tolist(), "scores": scores.tolist(),
+                       "labels": labels.tolist(), "item_group": groups.tolist(), "names": names,
+                       "ks": ks,
+                       "expected": ref_list_metrics(list_ids, scores, labels, groups, names, ks)})
+
+
+# IDW protocol: 1 positive + 99 negatives per list, scores with 2 decimals (many ties), sparse
+# unsorted list ids, rows shuffled across lists; one list with no positive.
+n_lists, per = 60, 100
+ids = rng2.choice(np.arange(10, 10**6), size=n_lists, replace=False)
+lid = np.repeat(ids, per)
+lab = np.tile(np.r_[1.0, np.zeros(per - 1)], n_lists)
+sc = np.round(rng2.random(n_lists * per), 2)
+sc[lab > 0.5] = np.round(np.clip(sc[lab > 0.5] + 0.3, 0, 1), 2)  # positives tend to rank high
+grp = rng2.integers(0, 3, n_lists * per)
+lab[lid == ids[5]] = 0.0  # no positive: skipped
+perm = rng2.permutation(n_lists * per)
+add_lists("idw_60x100_2dp_ties", lid[perm], sc[perm], lab[perm], grp[perm],
+          ["tail", "body", "head"], [1, 5, 10, 20, 50])
+# Coarse scores (one decimal) and several positives in some lists.
+lid = rng2.integers(0, 25, 600)
+sc = np.round(rng2.random(600), 1)
+lab = (rng2.random(600) < 0.08).astype(float)
+add_lists("multi_positive_coarse", lid, sc, lab, rng2.integers(0, 2, 600), ["tail", "head"],
+          [1, 3, 10])
+add_lists("hand_third", [7, 7, 7, 7, 7], [0.9, 0.5, 0.1, 0.6, 0.2], [0, 1, 0, 0, 0],
+          [0, 0, 1, 1, 1], ["tail", "head"], [2, 5])
+
+
+def ref_topk(topk, targets, ks):
+    out = {}
+    for k in ks:
+        acc = [0.0, 0.0, 0.0]
+        for lst, t in zip(topk, targets):
+            pos = [j for j, i in enumerate(lst) if i == t]
+            if pos:
+                g = ref_gains(pos[0] + 1.0, k)
+                for m in range(3):
+                    acc[m] += g[m]
+        for m, name in enumerate(["hr", "ndcg", "mrr"]):
+            out[f"{name}@{k}"] = acc[m] / len(topk)
+    out["users"] = float(len(topk))
+    return out
+
+
+topk_cases = []
+n_items, n_users, K = 500, 200, 50
+pop = 1.0 / np.arange(1, n_items + 1) ** 0.8
+pop /= pop.sum()
+topk = [rng2.choice(n_items, size=K, replace=False, p=pop).tolist() for _ in range(n_users)]
+targets = [int(rng2.choice(n_items, p=pop)) for _ in range(n_users)]
+topk[3] = topk[3][:7]  # a short list
+topk[4] = []  # an empty list
+topk_cases.append({"name": "zipf_500items_200users", "topk": topk, "targets": targets,
+                   "ks": [1, 5, 10, 20, 50], "expected": ref_topk(topk, targets, [1, 5, 10, 20, 50])})
+
+
+def ref_coverage(topk, k, item_group, num_items):
+    slots = [i for lst in topk for i in lst[:k]]
+    tail = sum(1 for i in slots if item_group[i] == 0)
+    return {f"tail_share@{k}": tail / len(slots) if slots else None,
+            f"coverage@{k}": len(set(slots)) / num_items}
+
+
+coverage_cases = []
+item_group = np.where(np.arange(n_items) < 40, 2, np.where(np.arange(n_items) < 150, 1, 0)).tolist()
+for k in [5, 20, 50]:
+    coverage_cases.append({"name": f"zipf_k{k}", "topk": topk, "k": k, "item_group": item_group,
+                           "num_items": n_items,
+                           "expected": ref_coverage(topk, k, item_group, n_items)})
+
+silhouette_cases = []
+
+
+def add_silhouette(name, points, labels):
+    points = f32(points)
+    labels = np.asarray(labels, dtype=np.int64)
+    silhouette_cases.append({"name": name, "dim": int(points.shape[1]),
+                             "points": points.ravel().tolist(), "labels": labels.tolist(),
+                             "expected": float(silhouette_score(points, labels,
+                                                                metric="euclidean"))})
+
+
+for dim, n in [(2, 300), (8, 400)]:
+    centers = rng2.normal(0.0, 4.0, (3, dim))
+    lab = rng2.integers(0, 3, n - 1)
+    pts = centers[lab] + rng2.normal(0.0, 1.5, (n - 1, dim))
+    pts = np.vstack([pts, rng2.normal(0.0, 4.0, (1, dim))])  # the singleton cluster
+    lab = np.r_[lab * 7 + 3, 1000]  # sparse label values
+    add_silhouette(f"blobs_{dim}d_n{n}_singleton", pts, lab)
+
 out = {
     "generator": "crates/eval/goldens/make_goldens.py",
     "sklearn_version": sklearn.__version__,
@@ -143,10 +309,16 @@ out = {
     "gauc": gauc_cases,
     "grouped_auc": grouped_cases,
     "logloss": logloss_cases,
+    "list_metrics": list_cases,
+    "topk_metrics": topk_cases,
+    "coverage": coverage_cases,
+    "silhouette": silhouette_cases,
 }
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "goldens.json")
 with open(path, "w") as f:
     json.dump(out, f, separators=(",", ":"))
     f.write("\n")
 print(f"wrote {path}: {len(auc_cases)} auc, {len(gauc_cases)} gauc, "
-      f"{len(grouped_cases)} grouped, {len(logloss_cases)} logloss cases")
+      f"{len(grouped_cases)} grouped, {len(logloss_cases)} logloss, {len(list_cases)} list, "
+      f"{len(topk_cases)} topk, {len(coverage_cases)} coverage, "
+      f"{len(silhouette_cases)} silhouette cases")

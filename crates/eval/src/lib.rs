@@ -1,20 +1,29 @@
 //! Metrics for longtail on plain host slices: exact ROC AUC (ties as in scikit-learn), GAUC,
-//! per-group AUC, logloss, streaming [`Metric`]s and JSON reports.
+//! per-group AUC, logloss, ranking metrics (HR/NDCG/MRR@K), silhouette, tail share and coverage,
+//! RelaImpr, streaming [`Metric`]s and JSON reports.
 //!
 //! No libtorch here: scores come in as `&[f32]` copied off the device, so everything is `Send + Sync`
 //! and parallelized with rayon where it pays. Values are checked against scikit-learn goldens
 //! (`goldens/make_goldens.py` writes `goldens/goldens.json`; `tests/it` compares to 1e-9).
 
 pub mod auc;
+pub mod coverage;
 pub mod error;
 pub mod logloss;
 pub mod metric;
+pub mod ranking;
+pub mod relaimpr;
 pub mod report;
+pub mod silhouette;
 
 pub use auc::{auc, auc_by_group, gauc, GaucResult};
+pub use coverage::tail_share_and_coverage;
 pub use error::{EvalError, Result};
 pub use logloss::{logloss, LOGLOSS_EPS};
 pub use metric::{
     AucMetric, Direction, GaucMetric, GroupedAucMetric, LoglossMetric, Metric, ScoredSlice,
 };
+pub use ranking::{list_metrics, list_metrics_by_group, topk_metrics, RankingMetric};
+pub use relaimpr::rela_impr;
 pub use report::{ctr_metrics, read_metrics_json, write_metrics_json, Metrics};
+pub use silhouette::{silhouette, SilhouetteResult, SILHOUETTE_MAX_EXACT};
