@@ -39,7 +39,27 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
         Command::Synth { out, config, seed } => synth(&out, config.as_deref(), seed),
         Command::Import { .. } => not_yet("import", "the data-pipeline issue (#3)"),
         Command::Prepare { .. } => not_yet("prepare", "the data-pipeline issue (#3)"),
-        Command::Eval { .. } => not_yet("eval", "the evaluation issue (#4)"),
+        Command::Eval {
+            scores,
+            run,
+            out,
+            k,
+        } => {
+            let (scores, out) = match (scores, run) {
+                (Some(s), _) => (s, out.context("--out is required with --scores")?),
+                (None, Some(r)) => (
+                    r.join(longtail_train::TEST_SCORES),
+                    out.unwrap_or_else(|| r.join("eval")),
+                ),
+                (None, None) => bail!("give --scores FILE or --run RUN_DIR"),
+            };
+            let m = longtail_train::evaluate_scores_file(&scores, &out, &k)?;
+            for (key, v) in &m {
+                println!("{key:<24} {v:.6}");
+            }
+            println!("wrote {}", out.join("metrics.json").display());
+            Ok(())
+        }
         Command::Report { .. } => not_yet("report", "the evaluation issue (#4)"),
         Command::Bench {
             model,
@@ -58,7 +78,7 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
 }
 
 fn not_yet(cmd: &str, issue: &str) -> Result<()> {
-    bail!("`longtail {cmd}` is not implemented in this version; it is planned in {issue}. `longtail demo`, `train`, `synth`, `bench`, `models` and `doctor` work today")
+    bail!("`longtail {cmd}` is not implemented in this version; it is planned in {issue}. `longtail demo`, `train`, `eval`, `synth`, `bench`, `models` and `doctor` work today")
 }
 
 fn train_and_print(

@@ -87,14 +87,22 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Compute metrics from a scores Parquet file or a run folder.
+    /// Compute metrics from a scores Parquet file (columns user, item, label, score; optional
+    /// user_group, item_group, list) or from a run folder's test_scores.parquet; writes
+    /// OUT/metrics.json with flat keys (auc, gauc, auc/user=tail, hr@20, ndcg@20/item=tail, ...).
     Eval {
-        #[arg(long)]
+        /// A scores Parquet file.
+        #[arg(long, conflicts_with = "run", required_unless_present = "run")]
         scores: Option<PathBuf>,
+        /// A run folder written by `train` or `demo` (reads its test_scores.parquet).
         #[arg(long)]
         run: Option<PathBuf>,
-        #[arg(long)]
+        /// Output folder (default with --run: RUN/eval).
+        #[arg(long, required_unless_present = "run")]
         out: Option<PathBuf>,
+        /// Cut-offs for ranking metrics (used when the table has a `list` column).
+        #[arg(long, value_delimiter = ',', default_value = "5,20")]
+        k: Vec<usize>,
     },
     /// Tables and plots across runs and seeds.
     Report {

@@ -307,7 +307,7 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
-fn is_id_type(dt: &DataType) -> bool {
+pub(crate) fn is_id_type(dt: &DataType) -> bool {
     matches!(
         dt,
         DataType::Int32 | DataType::Int64 | DataType::UInt32 | DataType::UInt64
@@ -321,7 +321,7 @@ fn is_ts_type(dt: &DataType) -> bool {
     )
 }
 
-fn is_value_type(dt: &DataType) -> bool {
+pub(crate) fn is_value_type(dt: &DataType) -> bool {
     matches!(
         dt,
         DataType::Float32
@@ -337,7 +337,7 @@ fn is_value_type(dt: &DataType) -> bool {
     )
 }
 
-fn no_nulls(a: &dyn Array, name: &str, row0: usize) -> std::result::Result<(), String> {
+pub(crate) fn no_nulls(a: &dyn Array, name: &str, row0: usize) -> std::result::Result<(), String> {
     if a.null_count() == 0 {
         return Ok(());
     }
@@ -345,7 +345,10 @@ fn no_nulls(a: &dyn Array, name: &str, row0: usize) -> std::result::Result<(), S
     Err(format!("column '{name}' has a null at row {}", row0 + row))
 }
 
-fn downcast<'a, T: 'static>(a: &'a dyn Array, name: &str) -> std::result::Result<&'a T, String> {
+pub(crate) fn downcast<'a, T: 'static>(
+    a: &'a dyn Array,
+    name: &str,
+) -> std::result::Result<&'a T, String> {
     a.as_any().downcast_ref::<T>().ok_or_else(|| {
         format!(
             "column '{name}' has an unexpected array type {}",
@@ -355,7 +358,7 @@ fn downcast<'a, T: 'static>(a: &'a dyn Array, name: &str) -> std::result::Result
 }
 
 /// Appends an id column, checking each value fits in u32.
-fn append_ids(
+pub(crate) fn append_ids(
     a: &dyn Array,
     name: &str,
     row0: usize,
@@ -448,7 +451,7 @@ fn append_ts(a: &dyn Array, row0: usize, out: &mut Vec<i64>) -> std::result::Res
 }
 
 /// Appends a rating/label column as f32 (via arrow's cast kernel for non-f32 types).
-fn append_values(
+pub(crate) fn append_values(
     a: &dyn Array,
     name: &str,
     row0: usize,

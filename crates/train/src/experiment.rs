@@ -2,13 +2,16 @@
 //! test metrics -> a run folder with `run.json`, `metrics.json`, the feature map and the model.
 
 use crate::error::{io, Result, TrainError};
+use crate::evaluate::{evaluate_scores, TEST_SCORES};
 use crate::manifest::{hash_json, DatasetInfo, RunManifest};
-use crate::trainer::{evaluate_ctr, fit, TrainConfig};
+use crate::trainer::{fit, score_samples, TrainConfig};
 use longtail_core::{
     checkpoint, device::device_name, runtime, seed::seed_everything, BuildContext, DeviceSpec,
     Registry,
 };
-use longtail_data::{build_ctr_dataset, generate, CtrConfig, Interactions, SynthConfig};
+use longtail_data::{
+    build_ctr_dataset, generate, CtrConfig, Interactions, ScoresTable, SynthConfig,
+};
 use longtail_eval::{write_metrics_json, Metrics};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -199,7 +202,9 @@ fn run_in(
     let mut model = registry.build(&cfg.model.name, &ctx)?;
     let epochs = fit(model.as_mut(), &data, &cfg.train, cfg.seed, device)?;
     let max_len = cfg.samples.max_hist_len;
-    let metrics: Metrics = evaluate_ctr(
+    // Scores of the test split are kept, so `longtail eval --run` and other tools can recompute
+    // any metric without the model.
+    let test_scores = score_samples(
         model.as_ref(),
         &data.test,
         &data.sequences,
@@ -207,6 +212,17 @@ fn run_in(
         cfg.train.eval_batch_size,
         device,
     )?;
+    let scores = ScoresTable {
+        user: data.test.user.clone(),
+        item: data.test.item.clone(),
+        label: data.test.label.clone(),
+        score: test_scores,
+        user_group: Some(data.test.user_group.clone()),
+        item_group: Some(data.test.item_group.clone()),
+        list: None,
+    };
+    scores.write_parquet(&dir.join(TEST_SCORES))?;
+    let metrics: Metrics = evaluate_scores(&scores, &[])?;
     checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;
     write_metrics_json(&dir.join("metrics.json"), &metrics)?;
 

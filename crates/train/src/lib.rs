@@ -2,11 +2,13 @@
 //! manifests. It receives models from a `Registry` and never names one.
 
 pub mod error;
+pub mod evaluate;
 pub mod experiment;
 pub mod manifest;
 pub mod trainer;
 
 pub use error::{Result, TrainError};
+pub use evaluate::{evaluate_scores, evaluate_scores_file, TEST_SCORES};
 pub use experiment::{run_experiment, DataSource, ExperimentConfig, ModelSection, RunOutcome};
 pub use manifest::RunManifest;
 pub use trainer::{evaluate_ctr, fit, score_samples, EpochLog, TrainConfig};

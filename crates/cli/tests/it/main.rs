@@ -71,6 +71,13 @@ fn demo_writes_run_and_metrics() {
         64
     );
     assert!(run.join("model.safetensors").is_file());
+    assert!(run.join("test_scores.parquet").is_file());
+    // `eval --run` recomputes the same metrics from the saved scores.
+    let o = longtail(&["eval", "--run", "runs/demo-basemodel-seed3"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: Value =
+        serde_json::from_slice(&std::fs::read(run.join("eval/metrics.json")).unwrap()).unwrap();
+    assert_eq!(again, metrics);
     assert!(run.join("feature_map.json").is_file());
 }
 
@@ -312,4 +319,36 @@ fn bad_parquet_input_fails_cleanly_and_leaves_no_run_folder() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!dir.path().join("runs/x-basemodel-seed0").exists());
+}
+
+#[test]
+fn eval_scores_with_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = longtail_data::ScoresTable {
+        user: vec![1, 1, 1, 2, 2, 2],
+        item: vec![1, 2, 3, 4, 5, 6],
+        label: vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+        score: vec![0.9, 0.1, 0.2, 0.5, 0.6, 0.1],
+        user_group: Some(vec![0, 0, 0, 2, 2, 2]),
+        item_group: Some(vec![0, 1, 1, 1, 0, 0]),
+        list: Some(vec![7, 7, 7, 8, 8, 8]),
+    };
+    t.write_parquet(&dir.path().join("s.parquet")).unwrap();
+    let o = longtail(
+        &["eval", "--scores", "s.parquet", "--out", "e", "--k", "1,2"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("e/metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["hr@1"], 0.5);
+    assert_eq!(m["hr@1/item=tail"], 1.0);
+    assert_eq!(m["hr@1/item=head"], 0.0);
+    assert!(m["auc/user=tail"].as_f64().is_some());
+    let o = longtail(
+        &["eval", "--scores", "missing.parquet", "--out", "e"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("missing.parquet"));
 }
