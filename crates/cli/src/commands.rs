@@ -60,7 +60,20 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             println!("wrote {}", out.join("metrics.json").display());
             Ok(())
         }
-        Command::Report { .. } => not_yet("report", "the evaluation issue (#4)"),
+        Command::Report { runs, out } => {
+            if runs.is_empty() {
+                bail!("give at least one run folder (or a folder of run folders)");
+            }
+            let rows = longtail_train::write_report(&runs, &out)?;
+            println!(
+                "{} rows over {} run folder(s); wrote {} and {}",
+                rows.len(),
+                runs.len(),
+                out.join("report.md").display(),
+                out.join("report.json").display()
+            );
+            Ok(())
+        }
         Command::Bench {
             model,
             device,
@@ -78,7 +91,7 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
 }
 
 fn not_yet(cmd: &str, issue: &str) -> Result<()> {
-    bail!("`longtail {cmd}` is not implemented in this version; it is planned in {issue}. `longtail demo`, `train`, `eval`, `synth`, `bench`, `models` and `doctor` work today")
+    bail!("`longtail {cmd}` is not implemented in this version; it is planned in {issue}. `longtail demo`, `train`, `eval`, `report`, `synth`, `bench`, `models` and `doctor` work today")
 }
 
 fn train_and_print(

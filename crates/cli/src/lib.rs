@@ -104,7 +104,8 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', default_value = "5,20")]
         k: Vec<usize>,
     },
-    /// Tables and plots across runs and seeds.
+    /// Mean ± std over seeds, grouped by model, variant and dataset: OUT/report.md and
+    /// OUT/report.json (rows {model, variant, dataset, metric, mean, std, n}). Plots are planned.
     Report {
         runs: Vec<PathBuf>,
         #[arg(long)]

@@ -1,9 +1,9 @@
 //! What libtorch this process actually loaded, and what CUDA it sees (for `doctor` and manifests).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuntimeInfo {
     /// The tch crate version this binary was built with.
     pub tch: String,

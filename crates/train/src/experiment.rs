@@ -44,6 +44,9 @@ pub struct ModelSection {
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
     pub name: String,
+    /// A label for ablations and options of one model (e.g. `wo-pretrain`); reports group by it.
+    #[serde(default = "default_variant")]
+    pub variant: String,
     #[serde(default = "default_dataset")]
     pub dataset: String,
     #[serde(default)]
@@ -65,6 +68,10 @@ fn demo_params() -> toml::Table {
     t
 }
 
+fn default_variant() -> String {
+    "default".into()
+}
+
 fn default_dataset() -> String {
     "synthetic".into()
 }
@@ -76,6 +83,7 @@ impl ExperimentConfig {
     pub fn demo() -> Self {
         Self {
             name: "demo".into(),
+            variant: default_variant(),
             dataset: "synthetic-demo".into(),
             seed: 42,
             data: DataSource::Synth {
@@ -236,6 +244,7 @@ fn run_in(
         command: command.to_string(),
         experiment: cfg.name.clone(),
         model: cfg.model.name.clone(),
+        variant: cfg.variant.clone(),
         dataset: DatasetInfo {
             name: cfg.dataset.clone(),
             interactions_hash: inter.content_hash(),

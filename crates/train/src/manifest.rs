@@ -9,13 +9,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunManifest {
     pub longtail_version: String,
     pub git_revision: Option<String>,
     pub command: String,
     pub experiment: String,
     pub model: String,
+    #[serde(default)]
+    pub variant: String,
     pub dataset: DatasetInfo,
     pub seed: u64,
     pub device: String,

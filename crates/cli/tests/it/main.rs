@@ -103,6 +103,52 @@ fn same_seed_same_cpu_results() {
 }
 
 #[test]
+fn report_aggregates_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    for seed in ["1", "2"] {
+        let o = longtail(
+            &[
+                "demo", "--out", "runs", "--device", "cpu", "--epochs", "1", "--seed", seed,
+            ],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = longtail(&["report", "runs", "--out", "rep"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("rep/report.json")).unwrap())
+            .unwrap();
+    let auc = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == "auc")
+        .unwrap();
+    assert_eq!(auc["model"], "basemodel");
+    assert_eq!(auc["variant"], "default");
+    assert_eq!(auc["n"], 2);
+    let read = |s: &str| -> f64 {
+        let m: Value = serde_json::from_slice(
+            &std::fs::read(
+                dir.path()
+                    .join(format!("runs/demo-basemodel-seed{s}/metrics.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        m["auc"].as_f64().unwrap()
+    };
+    let (a, b) = (read("1"), read("2"));
+    assert!((auc["mean"].as_f64().unwrap() - (a + b) / 2.0).abs() < 1e-12);
+    assert!((auc["std"].as_f64().unwrap() - (a - b).abs() / 2f64.sqrt()).abs() < 1e-12);
+    let md = std::fs::read_to_string(dir.path().join("rep/report.md")).unwrap();
+    assert!(md.contains("| basemodel | default | 2 |"), "{md}");
+    let o = longtail(&["report", "nothing-here", "--out", "rep"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
 fn unknown_model_fails_first_and_lists_names() {
     let dir = tempfile::tempdir().unwrap();
     // The config does not exist: the model name must be checked before it is read.

@@ -1,0 +1,204 @@
+//! `longtail report`: mean ± std over seeds of every metric, grouped by model, variant and
+//! dataset, as `report.json` (one row per group and metric) and `report.md` (a table per dataset
+//! with the per-group metrics as columns).
+
+use crate::error::{io, Result, TrainError};
+use crate::manifest::{write_atomic, RunManifest};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One row of `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRow {
+    pub model: String,
+    pub variant: String,
+    pub dataset: String,
+    pub metric: String,
+    pub mean: f64,
+    /// Sample standard deviation over seeds (n - 1 in the denominator); 0 for a single run.
+    pub std: f64,
+    pub n: usize,
+}
+
+/// Reads `run.json` from each folder. A folder given that holds no run.json but has run folders
+/// inside (e.g. `runs/`) is expanded one level.
+pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, RunManifest)>> {
+    let mut out = Vec::new();
+    for d in dirs {
+        let direct = d.join("run.json");
+        let candidates: Vec<PathBuf> = if direct.is_file() {
+            vec![direct]
+        } else {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(d)
+                .map_err(|e| io(d, e))?
+                .filter_map(|e| e.ok().map(|e| e.path().join("run.json")))
+                .filter(|p| p.is_file())
+                .collect();
+            v.sort();
+            if v.is_empty() {
+                return Err(TrainError::Config {
+                    key: "runs".into(),
+                    message: format!(
+                        "{} holds no run.json (nor run folders that do)",
+                        d.display()
+                    ),
+                });
+            }
+            v
+        };
+        for path in candidates {
+            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+            let m: RunManifest = serde_json::from_str(&text).map_err(|e| TrainError::Config {
+                key: path.display().to_string(),
+                message: format!("not a longtail run manifest: {e}"),
+            })?;
+            out.push((path, m));
+        }
+    }
+    Ok(out)
+}
+
+/// Aggregates the test metrics of `runs` over seeds. Non-finite values (undefined metrics) are
+/// left out of a group's mean, and `n` counts the values used.
+pub fn aggregate(runs: &[(PathBuf, RunManifest)]) -> Vec<ReportRow> {
+    let mut groups: BTreeMap<(String, String, String, String), Vec<f64>> = BTreeMap::new();
+    for (_, m) in runs {
+        for (metric, v) in &m.metrics {
+            if v.is_finite() {
+                groups
+                    .entry((
+                        m.dataset.name.clone(),
+                        m.model.clone(),
+                        m.variant.clone(),
+                        metric.clone(),
+                    ))
+                    .or_default()
+                    .push(*v);
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((dataset, model, variant, metric), vals)| {
+            let n = vals.len();
+            let mean = vals.iter().sum::<f64>() / n as f64;
+            let std = if n > 1 {
+                (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+            } else {
+                0.0
+            };
+            ReportRow {
+                model,
+                variant,
+                dataset,
+                metric,
+                mean,
+                std,
+                n,
+            }
+        })
+        .collect()
+}
+
+/// The columns of the markdown table, in this order, when present.
+const COLUMNS: [&str; 10] = [
+    "auc",
+    "auc/user=tail",
+    "auc/user=body",
+    "auc/user=head",
+    "auc/item=tail",
+    "auc/item=head",
+    "gauc",
+    "logloss",
+    "hr@20",
+    "ndcg@20",
+];
+
+/// Markdown: one table per dataset, one row per (model, variant), mean ± std (n) per column.
+pub fn markdown(rows: &[ReportRow]) -> String {
+    let mut by_dataset: BTreeMap<&str, BTreeMap<(&str, &str), BTreeMap<&str, &ReportRow>>> =
+        BTreeMap::new();
+    for r in rows {
+        by_dataset
+            .entry(&r.dataset)
+            .or_default()
+            .entry((&r.model, &r.variant))
+            .or_default()
+            .insert(&r.metric, r);
+    }
+    let mut md =
+        String::from("# longtail report\n\nMean ± standard deviation over seeds (n = runs).\n");
+    for (dataset, models) in by_dataset {
+        let cols: Vec<&str> = COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| models.values().any(|m| m.contains_key(c)))
+            .collect();
+        md.push_str(&format!("\n## {dataset}\n\n| model | variant | n |"));
+        for c in &cols {
+            md.push_str(&format!(" {c} |"));
+        }
+        md.push_str("\n| --- | --- | --- |");
+        md.push_str(&" ---: |".repeat(cols.len()));
+        md.push('\n');
+        for ((model, variant), metrics) in models {
+            let n = metrics.values().map(|r| r.n).max().unwrap_or(0);
+            md.push_str(&format!("| {model} | {variant} | {n} |"));
+            for c in &cols {
+                match metrics.get(c) {
+                    Some(r) => md.push_str(&format!(" {:.4} ± {:.4} |", r.mean, r.std)),
+                    None => md.push_str(" – |"),
+                }
+            }
+            md.push('\n');
+        }
+    }
+    md
+}
+
+/// Loads runs, aggregates, and writes `out/report.json` and `out/report.md`.
+pub fn write_report(dirs: &[PathBuf], out: &Path) -> Result<Vec<ReportRow>> {
+    let runs = load_runs(dirs)?;
+    let rows = aggregate(&runs);
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let json = serde_json::to_vec_pretty(&rows).map_err(|e| io(out, std::io::Error::other(e)))?;
+    write_atomic(&out.join("report.json"), &json)?;
+    write_atomic(&out.join("report.md"), markdown(&rows).as_bytes())?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(model: &str, metric: &str, mean: f64) -> ReportRow {
+        ReportRow {
+            model: model.into(),
+            variant: "default".into(),
+            dataset: "d".into(),
+            metric: metric.into(),
+            mean,
+            std: 0.0,
+            n: 1,
+        }
+    }
+
+    #[test]
+    fn markdown_has_one_row_per_model_and_known_columns() {
+        let md = markdown(&[
+            row("a", "auc", 0.7),
+            row("a", "auc/user=tail", 0.6),
+            row("b", "auc", 0.8),
+        ]);
+        assert!(md.contains("## d"));
+        assert!(
+            md.contains("| a | default | 1 | 0.7000 ± 0.0000 | 0.6000 ± 0.0000 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| b | default | 1 | 0.8000 ± 0.0000 | – |"),
+            "{md}"
+        );
+    }
+}
