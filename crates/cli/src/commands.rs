@@ -14,7 +14,12 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             let cfg = ExperimentConfig::demo();
             train_and_print(registry, cfg, &run, "longtail demo")
         }
-        Command::Train { config, model, run } => {
+        Command::Train {
+            config,
+            experiment,
+            model,
+            run,
+        } => {
             // An unknown model fails before the config is read or any data is touched.
             if let Some(m) = &model {
                 registry.check(m)?;
@@ -23,8 +28,13 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)
                         .with_context(|| format!("cannot read config {}", path.display()))?;
-                    ExperimentConfig::from_toml(&text, &path.display().to_string())?
+                    longtail_train::load_experiment(
+                        &text,
+                        &path.display().to_string(),
+                        experiment.as_deref(),
+                    )?
                 }
+                None if experiment.is_some() => bail!("--experiment needs --config FILE"),
                 None => ExperimentConfig::demo(),
             };
             if let Some(m) = model {

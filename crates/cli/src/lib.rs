@@ -56,6 +56,9 @@ pub enum Command {
         /// The experiment config (TOML; unknown keys are errors).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A named block `[experiments.NAME]` of the config file (merged over its `[base]`).
+        #[arg(long)]
+        experiment: Option<String>,
         /// Model to train; overrides the config's [model].name. Checked before anything else.
         #[arg(long)]
         model: Option<String>,

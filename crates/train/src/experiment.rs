@@ -122,6 +122,121 @@ impl ExperimentConfig {
     }
 }
 
+/// A config file holds either one experiment (top-level keys) or named blocks:
+///
+/// ```toml
+/// [base]                      # optional: shared by every block (tables merge key by key)
+/// dataset = "movietweetings"
+/// [base.train]
+/// epochs = 10
+///
+/// [experiments.him-k5]        # `--experiment him-k5`; `name` defaults to the block's name
+/// [experiments.him-k5.model]
+/// name = "him"
+/// ```
+pub fn load_experiment(
+    text: &str,
+    origin: &str,
+    experiment: Option<&str>,
+) -> Result<ExperimentConfig> {
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e: toml::de::Error| TrainError::ConfigFile {
+            origin: origin.to_string(),
+            message: e.message().trim().to_string(),
+        })?;
+    let Some(blocks) = table.get("experiments") else {
+        if let Some(name) = experiment {
+            return Err(TrainError::Config {
+                key: "experiment".into(),
+                message: format!(
+                    "--experiment {name} was given but {origin} has no [experiments.*] blocks"
+                ),
+            });
+        }
+        return ExperimentConfig::from_toml(text, origin);
+    };
+    let blocks = blocks.as_table().ok_or_else(|| TrainError::ConfigFile {
+        origin: origin.to_string(),
+        message: "`experiments` must be a table of named blocks".into(),
+    })?;
+    if let Some(k) = table.keys().find(|k| *k != "experiments" && *k != "base") {
+        return Err(TrainError::ConfigFile {
+            origin: origin.to_string(),
+            message: format!(
+                "unknown top-level key `{k}` beside [experiments] (shared settings go in [base])"
+            ),
+        });
+    }
+    let names: Vec<&str> = blocks.keys().map(String::as_str).collect();
+    let name = match experiment {
+        Some(n) => n,
+        None if names.len() == 1 => names[0],
+        None => {
+            return Err(TrainError::Config {
+                key: "experiment".into(),
+                message: format!(
+                    "{origin} holds several experiments; choose one with --experiment: {}",
+                    names.join(", ")
+                ),
+            })
+        }
+    };
+    let block = blocks
+        .get(name)
+        .and_then(|b| b.as_table())
+        .ok_or_else(|| TrainError::Config {
+            key: "experiment".into(),
+            message: format!(
+                "no experiment '{name}' in {origin}; it has: {}",
+                names.join(", ")
+            ),
+        })?;
+    let mut merged = match table.get("base") {
+        Some(toml::Value::Table(b)) => b.clone(),
+        Some(_) => {
+            return Err(TrainError::ConfigFile {
+                origin: origin.to_string(),
+                message: "`base` must be a table".into(),
+            })
+        }
+        None => toml::Table::new(),
+    };
+    merge(&mut merged, block);
+    merged
+        .entry("name")
+        .or_insert_with(|| toml::Value::String(name.to_string()));
+    toml::Value::Table(merged)
+        .try_into()
+        .map_err(|e: toml::de::Error| TrainError::ConfigFile {
+            origin: format!("{origin}, experiment '{name}'"),
+            message: e.message().trim().to_string(),
+        })
+}
+
+/// Lists the named experiment blocks of a config file (empty for a single-experiment file).
+pub fn experiment_names(text: &str) -> Vec<String> {
+    toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| {
+            t.get("experiments")
+                .and_then(|e| e.as_table())
+                .map(|e| e.keys().cloned().collect())
+        })
+        .unwrap_or_default()
+}
+
+/// Deep merge: tables merge key by key, anything else in `over` replaces `base`.
+fn merge(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
 /// What a finished run left behind.
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -289,6 +404,52 @@ mod tests {
             err.starts_with("config f.toml, line 2:") && err.contains("modle"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn named_blocks_merge_over_base() {
+        let text = r#"
+[base]
+dataset = "d"
+[base.data]
+kind = "synth"
+[base.train]
+epochs = 7
+lr = 0.01
+[experiments.a.model]
+name = "m1"
+[experiments.b]
+seed = 3
+[experiments.b.model]
+name = "m2"
+[experiments.b.train]
+epochs = 2
+"#;
+        let b = load_experiment(text, "f.toml", Some("b")).unwrap();
+        assert_eq!(
+            (b.name.as_str(), b.seed, b.model.name.as_str()),
+            ("b", 3, "m2")
+        );
+        assert_eq!(
+            (b.train.epochs, b.train.lr, b.dataset.as_str()),
+            (2, 0.01, "d")
+        );
+        let a = load_experiment(text, "f.toml", Some("a")).unwrap();
+        assert_eq!((a.train.epochs, a.model.name.as_str()), (7, "m1"));
+        let e = load_experiment(text, "f.toml", Some("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no experiment 'c'") && e.contains("a, b"), "{e}");
+        let e = load_experiment(text, "f.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--experiment") && e.contains("a, b"), "{e}");
+        let typo = text.replace("epochs = 2", "epoch = 2");
+        let e = load_experiment(&typo, "f.toml", Some("b"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("experiment 'b'") && e.contains("epoch"), "{e}");
+        assert_eq!(experiment_names(text), vec!["a", "b"]);
     }
 
     #[test]

@@ -10,7 +10,10 @@ pub mod trainer;
 
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate_scores, evaluate_scores_file, TEST_SCORES};
-pub use experiment::{run_experiment, DataSource, ExperimentConfig, ModelSection, RunOutcome};
+pub use experiment::{
+    experiment_names, load_experiment, run_experiment, DataSource, ExperimentConfig, ModelSection,
+    RunOutcome,
+};
 pub use manifest::RunManifest;
 pub use report::{aggregate, load_runs, write_report, ReportRow};
 pub use trainer::{evaluate_ctr, fit, score_samples, EpochLog, TrainConfig};

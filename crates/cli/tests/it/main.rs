@@ -398,3 +398,33 @@ fn eval_scores_with_lists() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("missing.parquet"));
 }
+
+/// Every config in configs/ parses, every named block included, and names a registered model.
+#[test]
+fn every_shipped_config_parses() {
+    let registry = longtail_models::builtin_registry().unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let origin = path.display().to_string();
+        let names = longtail_train::experiment_names(&text);
+        let configs = if names.is_empty() {
+            vec![longtail_train::load_experiment(&text, &origin, None).unwrap()]
+        } else {
+            names
+                .iter()
+                .map(|e| longtail_train::load_experiment(&text, &origin, Some(e)).unwrap())
+                .collect()
+        };
+        for c in configs {
+            registry.check(&c.model.name).unwrap();
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "{n}");
+}
