@@ -47,7 +47,29 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             train_and_print(registry, cfg, &run, &command)
         }
         Command::Synth { out, config, seed } => synth(&out, config.as_deref(), seed),
-        Command::Import { .. } => not_yet("import", "the data-pipeline issue (#3)"),
+        Command::Import {
+            format,
+            input,
+            output,
+        } => {
+            let format: longtail_data::ImportFormat = format.parse()?;
+            let imported = longtail_data::import(format, &input)?;
+            imported.interactions.write_parquet(&output)?;
+            // Vocabularies beside the table: OUT.parquet -> OUT.user_vocab.json, OUT.item_vocab.json.
+            let (users, items) = imported.write_vocab(&output.with_extension(""))?;
+            let t = &imported.interactions;
+            println!(
+                "imported {} rows ({} users, {} items) from {} as {format}; wrote {}, {}, {}",
+                t.len(),
+                imported.user_vocab.len() - 1,
+                imported.item_vocab.len() - 1,
+                input.display(),
+                output.display(),
+                users.display(),
+                items.display()
+            );
+            Ok(())
+        }
         Command::Prepare { .. } => not_yet("prepare", "the data-pipeline issue (#3)"),
         Command::Eval {
             scores,
@@ -101,7 +123,7 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
 }
 
 fn not_yet(cmd: &str, issue: &str) -> Result<()> {
-    bail!("`longtail {cmd}` is not implemented in this version; it is planned in {issue}. `longtail demo`, `train`, `eval`, `report`, `synth`, `bench`, `models` and `doctor` work today")
+    bail!("`longtail {cmd}` is not implemented in this version; it is planned in {issue}. `longtail demo`, `train`, `import`, `eval`, `report`, `synth`, `bench`, `models` and `doctor` work today")
 }
 
 fn train_and_print(

@@ -76,8 +76,10 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// Import raw logs (MovieLens, MovieTweetings, Amazon) into the canonical Parquet table.
+    /// Import raw logs into the canonical Parquet table (lossless: every row kept; ids remapped to
+    /// dense integers, vocabularies written beside the output).
     Import {
+        /// movielens-dat | movielens-tsv | movielens-csv | movietweetings | amazon-csv | amazon-json
         #[arg(long)]
         format: String,
         #[arg(long)]

@@ -3,7 +3,8 @@
 //! The canonical interaction table ([`Interactions`]) with Parquet I/O, the feature map that models
 //! size themselves from ([`FeatureMap`]), the synthetic multi-interest generator of the IDW paper
 //! ([`synth`]), activeness groups ([`groups`]), pointwise CTR samples with sampled negatives and
-//! splits ([`ctr`]), and fixed-shape host batches for the training loop ([`batch`]).
+//! splits ([`ctr`]), importers of raw public rating logs ([`mod@import`]), and fixed-shape host
+//! batches for the training loop ([`batch`]).
 //!
 //! Every random choice is driven by one user seed through named streams ([`seed`]), so the same
 //! seed gives the same data on every machine.
@@ -13,6 +14,7 @@ pub mod ctr;
 pub mod error;
 pub mod feature_map;
 pub mod groups;
+pub mod import;
 pub mod scores;
 pub mod seed;
 pub mod synth;
@@ -23,6 +25,7 @@ pub use ctr::{build_ctr_dataset, CtrConfig, CtrDataset, CtrSamples, SplitRule, U
 pub use error::{DataError, Result};
 pub use feature_map::{FeatureKind, FeatureMap, FeatureSpec};
 pub use groups::{ActivenessRule, ItemGroup, UserGroup, ITEM_GROUP_NAMES, USER_GROUP_NAMES};
+pub use import::{import, movielens_genres, read_vocab, ImportFormat, Imported};
+pub use scores::ScoresTable;
 pub use synth::{generate, SynthConfig, SynthData};
 pub use table::Interactions;
-pub use scores::ScoresTable;

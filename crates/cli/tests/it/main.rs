@@ -428,3 +428,77 @@ fn every_shipped_config_parses() {
     }
     assert!(n >= 4, "{n}");
 }
+
+/// Imports a real file when ../shared/data is there (CI has it), and checks import's bad input.
+#[test]
+fn import_real_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = std::env::var("LONGTAIL_DATA_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data").into());
+    let csv =
+        Path::new(&data).join("amazon-musical-instruments-5core-2014/Musical_Instruments_5.csv");
+    if csv.is_file() {
+        let o = longtail(
+            &[
+                "import",
+                "--format",
+                "amazon-csv",
+                "--input",
+                csv.to_str().unwrap(),
+                "--output",
+                "mi.parquet",
+            ],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let t = longtail_data::Interactions::read_parquet(&dir.path().join("mi.parquet")).unwrap();
+        assert_eq!(t.len(), 10_261);
+        assert!(dir.path().join("mi.user_vocab.json").is_file());
+        // The imported table trains end to end (ratings > 3 are positives, as in HIM).
+        let cfg = "name = \"mi\"\ndataset = \"amazon-mi\"\n[data]\nkind = \"parquet\"\npath = \"mi.parquet\"\n\
+                   [samples]\npositive_threshold = 3.0\n[model]\nname = \"basemodel\"\n";
+        std::fs::write(dir.path().join("mi.toml"), cfg).unwrap();
+        let o = longtail(
+            &[
+                "train", "--config", "mi.toml", "--epochs", "1", "--device", "cpu",
+            ],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    } else {
+        eprintln!(
+            "note: {} not found; real-data import not exercised",
+            csv.display()
+        );
+    }
+    std::fs::write(dir.path().join("bad.csv"), "u1,i1,5,100\nu2,i2,five,200\n").unwrap();
+    let o = longtail(
+        &[
+            "import",
+            "--format",
+            "amazon-csv",
+            "--input",
+            "bad.csv",
+            "--output",
+            "b.parquet",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("bad.csv") && err.contains("line 2"), "{err}");
+    assert!(!dir.path().join("b.parquet").exists());
+    let o = longtail(
+        &[
+            "import",
+            "--format",
+            "nope",
+            "--input",
+            "bad.csv",
+            "--output",
+            "b.parquet",
+        ],
+        dir.path(),
+    );
+    assert!(stderr(&o).contains("movielens-dat"), "{}", stderr(&o));
+}

@@ -1,6 +1,8 @@
 //! Integration tests of longtail-data: the whole host pipeline, synthetic data -> Parquet ->
 //! CTR samples -> fixed-size batches.
 
+mod import_real;
+
 use longtail_data::batch::item_logq;
 use longtail_data::seed::derive_seed;
 use longtail_data::{
