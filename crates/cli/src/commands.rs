@@ -112,6 +112,60 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             steps,
             batch_size,
         } => bench(registry, &model, &device, steps, batch_size),
+        Command::Data {
+            command:
+                crate::DataCommand::Stats {
+                    file,
+                    format,
+                    json,
+                    head_item_share,
+                },
+        } => {
+            let table = match format {
+                Some(f) => longtail_data::import(f.parse()?, &file)?.interactions,
+                None => longtail_data::Interactions::read_parquet(&file)?,
+            };
+            let s = longtail_data::dataset_stats(&table, &Default::default(), head_item_share)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "{}: {} interactions, {} users, {} items, density {:.2e}",
+                    file.display(),
+                    s.interactions,
+                    s.users,
+                    s.items,
+                    s.density
+                );
+                println!("time range: {} .. {} (unix s)", s.ts_min, s.ts_max);
+                let p = &s.interactions_per_user;
+                println!(
+                    "per user: min {} median {} mean {:.1} p90 {} max {}",
+                    p.min, p.median, p.mean, p.p90, p.max
+                );
+                let p = &s.interactions_per_item;
+                println!(
+                    "per item: min {} median {} mean {:.1} p90 {} max {}",
+                    p.min, p.median, p.mean, p.p90, p.max
+                );
+                for g in longtail_data::USER_GROUP_NAMES {
+                    println!(
+                        "{g:>4} users: {:5.1}% of users, {:5.1}% of interactions",
+                        100.0 * s.user_group_share[g],
+                        100.0 * s.user_group_interaction_share[g]
+                    );
+                }
+                for g in longtail_data::ITEM_GROUP_NAMES {
+                    println!(
+                        "{g:>4} items: {:5.1}% of items, {:5.1}% of interactions",
+                        100.0 * s.item_group_share[g],
+                        100.0 * s.item_group_interaction_share[g]
+                    );
+                }
+                println!("item popularity Gini: {:.3}", s.item_gini);
+            }
+            Ok(())
+        }
         Command::Models => {
             for (name, description) in registry.list() {
                 println!("{name:<16} {description}");

@@ -128,10 +128,33 @@ pub enum Command {
         #[arg(long, default_value_t = 256)]
         batch_size: usize,
     },
+    /// Dataset tools.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// List the registered models.
     Models,
     /// Versions, the libtorch in use, and whether CUDA and a GPU are visible.
     Doctor,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Interactions, users, items, time range, user activeness group shares (HIM Table 1), item
+    /// head/tail shares and popularity Gini of a canonical Parquet table (or a raw file with --format).
+    Stats {
+        file: PathBuf,
+        /// Read FILE as a raw log in this import format instead of canonical Parquet.
+        #[arg(long)]
+        format: Option<String>,
+        /// Print JSON (keys include interactions, users, items).
+        #[arg(long)]
+        json: bool,
+        /// Share of items counted as head (the most frequent ones).
+        #[arg(long, default_value_t = 0.2)]
+        head_item_share: f64,
+    },
 }
 
 /// Runs the CLI with `registry`; returns the process exit code. Errors are one line on stderr.

@@ -17,6 +17,7 @@ pub mod groups;
 pub mod import;
 pub mod scores;
 pub mod seed;
+pub mod stats;
 pub mod synth;
 pub mod table;
 
@@ -27,5 +28,6 @@ pub use feature_map::{FeatureKind, FeatureMap, FeatureSpec};
 pub use groups::{ActivenessRule, ItemGroup, UserGroup, ITEM_GROUP_NAMES, USER_GROUP_NAMES};
 pub use import::{import, movielens_genres, read_vocab, ImportFormat, Imported};
 pub use scores::ScoresTable;
+pub use stats::{dataset_stats, DatasetStats};
 pub use synth::{generate, SynthConfig, SynthData};
 pub use table::Interactions;

@@ -471,6 +471,30 @@ fn import_real_and_bad_input() {
             csv.display()
         );
     }
+    if csv.is_file() {
+        let o = longtail(&["data", "stats", "mi.parquet", "--json"], dir.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            (
+                v["interactions"].as_u64(),
+                v["users"].as_u64(),
+                v["items"].as_u64()
+            ),
+            (Some(10_261), Some(1_429), Some(900))
+        );
+        let raw = longtail(
+            &[
+                "data",
+                "stats",
+                csv.to_str().unwrap(),
+                "--format",
+                "amazon-csv",
+            ],
+            dir.path(),
+        );
+        assert!(String::from_utf8_lossy(&raw.stdout).contains("10261 interactions"));
+    }
     std::fs::write(dir.path().join("bad.csv"), "u1,i1,5,100\nu2,i2,five,200\n").unwrap();
     let o = longtail(
         &[
