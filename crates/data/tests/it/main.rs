@@ -1,6 +1,7 @@
 //! Integration tests of longtail-data: the whole host pipeline, synthetic data -> Parquet ->
 //! CTR samples -> fixed-size batches.
 
+mod filter_real;
 mod import_real;
 
 use longtail_data::batch::item_logq;
