@@ -46,6 +46,9 @@ pub enum EvalError {
     /// Serializing or parsing JSON failed.
     #[error("JSON error: {0}")]
     Json(String),
+    /// Rendering a plot failed (font, drawing or PNG encoding).
+    #[error("plot error on {}: {message}", path.display())]
+    Plot { path: PathBuf, message: String },
 }
 
 impl EvalError {

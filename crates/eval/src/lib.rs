@@ -11,6 +11,7 @@ pub mod coverage;
 pub mod error;
 pub mod logloss;
 pub mod metric;
+pub mod plot;
 pub mod ranking;
 pub mod relaimpr;
 pub mod report;
@@ -23,6 +24,7 @@ pub use logloss::{logloss, LOGLOSS_EPS};
 pub use metric::{
     AucMetric, Direction, GaucMetric, GroupedAucMetric, LoglossMetric, Metric, ScoredSlice,
 };
+pub use plot::{plot_curves, plot_group_bars, plot_long_tail};
 pub use ranking::{list_metrics, list_metrics_by_group, topk_metrics, RankingMetric};
 pub use relaimpr::rela_impr;
 pub use report::{ctr_metrics, read_metrics_json, write_metrics_json, Metrics};

@@ -10,7 +10,8 @@ use longtail_core::{
     Registry,
 };
 use longtail_data::{
-    build_ctr_dataset, generate, CtrConfig, Interactions, ScoresTable, SynthConfig,
+    apply_filters, build_ctr_dataset, generate, CtrConfig, FilterConfig, Interactions, ScoresTable,
+    SynthConfig,
 };
 use longtail_eval::{write_metrics_json, Metrics};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,10 @@ pub struct ExperimentConfig {
     #[serde(default)]
     pub seed: u64,
     pub data: DataSource,
+    /// Duplicate rule, minimum counts and k-core, applied to the interactions before samples are
+    /// built; absent = no filtering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<FilterConfig>,
     #[serde(default)]
     pub samples: CtrConfig,
     pub model: ModelSection,
@@ -92,6 +97,7 @@ impl ExperimentConfig {
                     ..SynthConfig::default()
                 },
             },
+            filters: None,
             samples: CtrConfig::default(),
             model: ModelSection {
                 name: "basemodel".into(),
@@ -313,7 +319,14 @@ fn run_in(
     started_unix_s: u64,
 ) -> Result<RunOutcome> {
     let dir = dir.to_path_buf();
-    let inter = load_interactions(&cfg.data, cfg.seed, &dir.join("data"))?;
+    let mut inter = load_interactions(&cfg.data, cfg.seed, &dir.join("data"))?;
+    let mut filter_report = None;
+    if let Some(f) = &cfg.filters {
+        f.validate()?;
+        let filtered = apply_filters(&inter, f)?;
+        inter = filtered.interactions;
+        filter_report = Some(filtered.report);
+    }
     let data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
 
@@ -365,6 +378,7 @@ fn run_in(
             interactions_hash: inter.content_hash(),
             feature_map_hash: data.feature_map.hash.clone(),
             interactions: inter.len(),
+            filters: filter_report,
             train_samples: data.train.len(),
             valid_samples: data.valid.len(),
             test_samples: data.test.len(),

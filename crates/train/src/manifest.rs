@@ -37,7 +37,11 @@ pub struct DatasetInfo {
     /// sha256 of the interaction table's columns.
     pub interactions_hash: String,
     pub feature_map_hash: String,
+    /// Interactions after filtering.
     pub interactions: usize,
+    /// What the filters removed, when `[filters]` was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<longtail_data::FilterReport>,
     pub train_samples: usize,
     pub valid_samples: usize,
     pub test_samples: usize,

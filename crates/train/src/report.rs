@@ -115,10 +115,12 @@ const COLUMNS: [&str; 10] = [
     "ndcg@20",
 ];
 
+/// (model, variant) -> metric -> row, for one dataset.
+type ModelsOf<'a> = BTreeMap<(&'a str, &'a str), BTreeMap<&'a str, &'a ReportRow>>;
+
 /// Markdown: one table per dataset, one row per (model, variant), mean ± std (n) per column.
 pub fn markdown(rows: &[ReportRow]) -> String {
-    let mut by_dataset: BTreeMap<&str, BTreeMap<(&str, &str), BTreeMap<&str, &ReportRow>>> =
-        BTreeMap::new();
+    let mut by_dataset: BTreeMap<&str, ModelsOf> = BTreeMap::new();
     for r in rows {
         by_dataset
             .entry(&r.dataset)

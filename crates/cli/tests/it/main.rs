@@ -456,7 +456,7 @@ fn import_real_and_bad_input() {
         assert!(dir.path().join("mi.user_vocab.json").is_file());
         // The imported table trains end to end (ratings > 3 are positives, as in HIM).
         let cfg = "name = \"mi\"\ndataset = \"amazon-mi\"\n[data]\nkind = \"parquet\"\npath = \"mi.parquet\"\n\
-                   [samples]\npositive_threshold = 3.0\n[model]\nname = \"basemodel\"\n";
+                   [filters]\nk_core = 3\n[samples]\npositive_threshold = 3.0\n[model]\nname = \"basemodel\"\n";
         std::fs::write(dir.path().join("mi.toml"), cfg).unwrap();
         let o = longtail(
             &[

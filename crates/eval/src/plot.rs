@@ -1,0 +1,1174 @@
+//! PNG plots for reports: long-tail (rank-frequency) curves, grouped bar charts with std error bars,
+//! and line charts (training curves, metric-vs-skew sweeps).
+//!
+//! Rendering uses plotters' bitmap backend with the embedded DejaVu Sans font (`assets/`), so no
+//! system font library is needed; the font is registered once as the `"sans-serif"` family.
+//!
+//! Every function writes its PNG atomically: the picture is rendered to a hidden temporary file in
+//! the destination folder (`.<name>.<pid>-<n>.tmp.png`) and then renamed over `path`, so readers
+//! never see a half-written file and a failure leaves no temporary file behind. The output is
+//! always PNG, whatever the extension of `path`. Empty input, non-finite values and drawing or I/O
+//! failures are errors ([`EvalError::Empty`], [`EvalError::NonFinite`], [`EvalError::Plot`]),
+//! never panics.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::error::{EvalError, Result};
+
+/// Font family every plot uses (the embedded DejaVu Sans, registered on first use).
+pub const FONT_FAMILY: &str = "sans-serif";
+
+/// One series of [`plot_group_bars`]: `(name, [(group, mean, std)])`.
+pub type BarSeries = (String, Vec<(String, f64, f64)>);
+/// One series of [`plot_curves`]: `(name, [(x, y)])`.
+pub type CurveSeries = (String, Vec<(f64, f64)>);
+
+/// Size in pixels of the long-tail plot.
+pub const LONG_TAIL_SIZE: (u32, u32) = (800, 500);
+/// Size in pixels of the bar and curve charts (wider: the legend sits in a column on the right).
+pub const CHART_SIZE: (u32, u32) = (900, 500);
+
+/// Most points drawn for one long-tail curve; longer rank lists are thinned log-uniformly in rank
+/// (the curve is monotone, so nothing visible is lost).
+const MAX_CURVE_POINTS: usize = 2000;
+/// Curves with more points than this per series are drawn as lines without point markers.
+const MAX_MARKED_POINTS: usize = 60;
+
+const FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+const TITLE_SIZE: u32 = 22;
+const DESC_SIZE: u32 = 16;
+const LABEL_SIZE: u32 = 14;
+const LEGEND_SIZE: u32 = 14;
+
+/// Tableau-10 colors: distinguishable and colorblind-friendlier than the primaries.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Color of series `i`: Tableau-10 first, then plotters' 99-color palette (no repeats before 109).
+fn color(i: usize) -> RGBColor {
+    match PALETTE.get(i) {
+        Some(c) => *c,
+        None => {
+            let (r, g, b) = Palette99::pick(i - PALETTE.len()).rgb();
+            RGBColor(r, g, b)
+        }
+    }
+}
+
+/// Registers the embedded font as [`FONT_FAMILY`] exactly once; later calls return the first result.
+fn ensure_font() -> std::result::Result<(), String> {
+    static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT_BYTES)
+                .map_err(|_| "the embedded font DejaVuSans.ttf could not be parsed".to_string())
+        })
+        .clone()
+}
+
+fn plot_err(path: &Path, message: impl Into<String>) -> EvalError {
+    EvalError::Plot {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// The hidden temporary file next to `path` that a plot is rendered to before the rename. It ends
+/// in `.png` because the bitmap backend picks the encoder by extension.
+fn temp_path(path: &Path) -> Result<PathBuf> {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| plot_err(path, "the output path has no file name"))?;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp_name = format!(
+        ".{}.{}-{n}.tmp.png",
+        name.to_string_lossy(),
+        std::process::id()
+    );
+    Ok(match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(tmp_name),
+        _ => PathBuf::from(tmp_name),
+    })
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+type DrawResult = std::result::Result<(), String>;
+
+/// Renders `draw` on a white `size` canvas into a temporary PNG next to `path`, then renames it to
+/// `path`. On any failure the temporary file is removed and the error names `path`.
+fn write_png_atomic(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&Area<'_>) -> DrawResult,
+) -> Result<()> {
+    ensure_font().map_err(|m| plot_err(path, m))?;
+    let tmp = temp_path(path)?;
+    let rendered: DrawResult = (|| {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        draw(&root)?;
+        root.present().map_err(|e| e.to_string())
+        // `root` (and its backend) drops here; after a successful present it writes nothing more.
+    })();
+    if let Err(message) = rendered {
+        // The backend saves on drop if present was never reached: remove whatever landed there.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(plot_err(path, message));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        EvalError::io(path, e)
+    })
+}
+
+fn font(size: u32) -> TextStyle<'static> {
+    (FONT_FAMILY, size).into_font().color(&BLACK)
+}
+
+fn check_finite_f64(what: &str, index: usize, x: f64) -> Result<()> {
+    if x.is_finite() {
+        Ok(())
+    } else {
+        Err(EvalError::NonFinite {
+            what: what.to_string(),
+            index,
+        })
+    }
+}
+
+/// Tick label for a count axis: integers below 10,000, then `12k`, `3.4M`, `1.2G`.
+fn format_count(v: f64) -> String {
+    let a = v.abs();
+    let (scaled, suffix) = if a >= 1e9 {
+        (v / 1e9, "G")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e4 {
+        (v / 1e3, "k")
+    } else {
+        return format!("{}", v.round());
+    };
+    let s = if scaled.abs() >= 100.0 || (scaled - scaled.round()).abs() < 0.05 {
+        format!("{scaled:.0}")
+    } else {
+        format!("{scaled:.1}")
+    };
+    format!("{s}{suffix}")
+}
+
+/// Tick labels for a linear value axis whose ticks are about `step` apart and whose values reach
+/// `max_abs` in magnitude: just enough decimals to tell neighbouring ticks apart, no float noise
+/// (`0.30000000000000004`), and large values in a common unit (`0.2M, 0.4M, …`) rather than long
+/// digit strings; ticks finer than 1e-4 use scientific notation.
+#[derive(Clone, Copy, Debug)]
+struct AxisFormat {
+    step: f64,
+    unit: f64,
+    suffix: &'static str,
+}
+
+impl AxisFormat {
+    fn new(range: &Range<f64>, n_labels: usize) -> Self {
+        let step = tick_step(range, n_labels);
+        let max_abs = range.start.abs().max(range.end.abs());
+        let (unit, suffix) = if max_abs >= 1e9 {
+            (1e9, "G")
+        } else if max_abs >= 1e6 {
+            (1e6, "M")
+        } else if max_abs >= 1e4 {
+            (1e3, "k")
+        } else {
+            (1.0, "")
+        };
+        AxisFormat { step, unit, suffix }
+    }
+
+    fn format(&self, v: f64) -> String {
+        // Zero, or float noise around a zero tick (1e-17), prints as a plain "0".
+        if v.abs() < self.step * 1e-6 {
+            return "0".to_string();
+        }
+        if self.step < 1e-4 {
+            return format!("{v:.2e}");
+        }
+        // 1.0001: a step of 0.09999999 still means one decimal.
+        let decimals = (-(1.0001 * self.step / self.unit).log10().floor()).clamp(0.0, 8.0) as usize;
+        format!("{:.decimals$}{}", v / self.unit, self.suffix)
+    }
+}
+
+/// Number of tick labels asked of plotters on linear axes (its default).
+const N_LABELS: usize = 11;
+
+/// Spacing of the tick labels plotters draws for `n` labels over `range`: asks plotters for the
+/// very key points its mesh uses, so label precision always matches the ticks.
+fn tick_step(range: &Range<f64>, n: usize) -> f64 {
+    let coord: RangedCoordf64 = range.clone().into();
+    let step = coord
+        .key_points(n)
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .filter(|d| *d > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if step.is_finite() {
+        step
+    } else {
+        // One tick or none: the range's own width decides.
+        let w = (range.end - range.start).abs();
+        if w > 0.0 && w.is_finite() {
+            w
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Width in pixels of the legend column for these names.
+fn legend_width<'a>(names: impl Iterator<Item = &'a str>) -> u32 {
+    let longest = names.map(|n| n.chars().count()).max().unwrap_or(0) as u32;
+    // DejaVu Sans at 14 px averages about 8 px per character; 44 px for the swatch and margins.
+    (longest * 8 + 44).clamp(110, 320)
+}
+
+/// How a legend entry is drawn.
+#[derive(Clone, Copy)]
+enum Swatch {
+    Box,
+    LineAndPoint,
+}
+
+/// Draws a legend (one colored swatch and name per series, top down) in `area`, a column right of
+/// the chart. Rows start level with the top of the plotting area (`top` px).
+fn draw_legend(area: &Area<'_>, names: &[&str], swatch: Swatch, top: i32) -> DrawResult {
+    let row = 22;
+    let (w, _) = area.dim_in_pixel();
+    let max_chars = ((w.saturating_sub(44)) / 7).max(4) as usize;
+    let (_, h) = area.dim_in_pixel();
+    let fit = ((h as i32 - top - 8) / row).max(1) as usize;
+    // With more series than rows, the last row says how many were left out.
+    let shown = if names.len() > fit {
+        fit - 1
+    } else {
+        names.len()
+    };
+    if shown < names.len() {
+        let y = top + row * shown as i32 + row / 2;
+        area.draw(&Text::new(
+            format!("… and {} more", names.len() - shown),
+            (6, y),
+            font(LEGEND_SIZE).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    for (i, name) in names.iter().enumerate().take(shown) {
+        let y = top + row * i as i32 + row / 2;
+        let c = color(i);
+        match swatch {
+            Swatch::Box => area
+                .draw(&Rectangle::new([(6, y - 6), (20, y + 6)], c.filled()))
+                .map_err(|e| e.to_string())?,
+            Swatch::LineAndPoint => {
+                area.draw(&PathElement::new(vec![(2, y), (24, y)], c.stroke_width(2)))
+                    .map_err(|e| e.to_string())?;
+                area.draw(&Circle::new((13, y), 3, c.filled()))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let label: String = if name.chars().count() > max_chars {
+            let mut s: String = name.chars().take(max_chars.saturating_sub(1)).collect();
+            s.push('…');
+            s
+        } else {
+            (*name).to_string()
+        };
+        area.draw(&Text::new(
+            label,
+            (30, y),
+            font(LEGEND_SIZE).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Pixel margin around charts and the top of the plotting area below the caption (for aligning
+/// the legend column with the plot).
+const MARGIN: u32 = 12;
+const CAPTION_GAP: i32 = TITLE_SIZE as i32 + 2 * MARGIN as i32;
+
+/// Rank-frequency ("long tail") plot on log-log axes: the entities (users, items) are sorted by
+/// count, descending, and count is plotted against rank `1..=n`. Entities with a zero count are
+/// skipped (they have no place on a log axis; the legend notes how many were skipped). Axis ranges
+/// are the data's, widened by a factor of 1.25 on each side (`0.8 × min .. 1.25 × max`).
+/// Very long rank lists are thinned log-uniformly to at most 2000 drawn points.
+///
+/// Errors: [`EvalError::Empty`] if `counts` is empty or all zero; [`EvalError::Plot`] /
+/// [`EvalError::Io`] (naming `path`) if drawing or writing fails.
+pub fn plot_long_tail(
+    counts: &[u64],
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    path: &Path,
+) -> Result<()> {
+    let mut sorted: Vec<u64> = counts.iter().copied().filter(|&c| c > 0).collect();
+    if sorted.is_empty() {
+        return Err(EvalError::Empty(format!(
+            "long-tail plot {}: no non-zero counts (of {})",
+            path.display(),
+            counts.len()
+        )));
+    }
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let n = sorted.len();
+    let skipped = counts.len() - n;
+    let max = sorted[0] as f64;
+    let min = sorted[n - 1] as f64;
+
+    // Ranks to draw: all if few, else log-uniformly spaced (always including 1 and n).
+    let ranks: Vec<usize> = if n <= MAX_CURVE_POINTS {
+        (1..=n).collect()
+    } else {
+        let ln_n = (n as f64).ln();
+        let mut r: Vec<usize> = (0..MAX_CURVE_POINTS)
+            .map(|i| {
+                let t = i as f64 / (MAX_CURVE_POINTS - 1) as f64;
+                ((t * ln_n).exp().round() as usize).clamp(1, n)
+            })
+            .collect();
+        r.dedup();
+        r
+    };
+    let points: Vec<(f64, f64)> = ranks
+        .iter()
+        .map(|&r| (r as f64, sorted[r - 1] as f64))
+        .collect();
+
+    let x_range = 0.8..(n as f64 * 1.25).max(2.0);
+    let y_range = (min * 0.8)..(max * 1.25).max(min * 2.0);
+    let mut label = format!("n = {}", format_thousands(n));
+    if skipped > 0 {
+        label.push_str(&format!(" ({} zero skipped)", format_thousands(skipped)));
+    }
+    let mark_points = points.len() <= MAX_MARKED_POINTS;
+
+    write_png_atomic(path, LONG_TAIL_SIZE, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, font(TITLE_SIZE))
+            .margin(MARGIN)
+            .x_label_area_size(48)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_range.log_scale(), y_range.log_scale())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(font(LABEL_SIZE))
+            .axis_desc_style(font(DESC_SIZE))
+            .x_label_formatter(&|v| format_count(*v))
+            .y_label_formatter(&|v| format_count(*v))
+            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(RGBColor(210, 210, 210))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let c = color(0);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        if mark_points {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), 3, c.filled())),
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(font(LEGEND_SIZE))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .draw()
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// `1234567` → `1,234,567`.
+fn format_thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The value axis of a bar chart: `(range, base)` where bars rise (or hang) from `base`.
+///
+/// With `lo = min(mean - std)`, `hi = max(mean + std)` over all bars and `pad = 10%` of `hi - lo`
+/// (at least 5% of `max(|lo|, |hi|)`, so a flat chart still gets a visible range):
+/// - all values `>= 0` and `lo <= hi / 2` (zero is "close"): `0 ..= hi + pad`, bars from 0;
+/// - all values `<= 0` and `hi >= lo / 2`: mirror image, `lo - pad ..= 0`;
+/// - otherwise (e.g. AUCs in 0.55..0.85): zoom to `lo - pad ..= hi + pad`, never crossing zero
+///   when the data does not, and the bars rise from the bottom of the axis (their heights are
+///   relative then; read values off the axis);
+/// - data on both sides of zero: `lo - pad ..= hi + pad`, bars from 0.
+pub fn bar_value_range(lo: f64, hi: f64) -> (Range<f64>, f64) {
+    let scale = lo.abs().max(hi.abs());
+    let span = (hi - lo).max(0.05 * scale).max(1e-9);
+    let pad = 0.1 * span;
+    if lo >= 0.0 && lo <= 0.5 * hi {
+        (0.0..hi + pad, 0.0)
+    } else if hi <= 0.0 && hi >= 0.5 * lo {
+        (lo - pad..0.0, 0.0)
+    } else if lo >= 0.0 {
+        let start = (lo - pad).max(0.0);
+        (start..hi + pad, start)
+    } else if hi <= 0.0 {
+        let end = (hi + pad).min(0.0);
+        (lo - pad..end, end)
+    } else {
+        (lo - pad..hi + pad, 0.0)
+    }
+}
+
+/// Grouped bar chart: one cluster per group on the x axis (in order of first appearance across the
+/// series, e.g. `all, tail, body, head`), one colored bar per series (model) within each cluster,
+/// with a black `mean ± std` error bar, and a legend of series names in a column on the right.
+/// Each series is `(name, [(group, mean, std)])`; a series may lack some groups (no bar there).
+/// The y range follows [`bar_value_range`] (e.g. AUCs of 0.6..0.8 get an axis of about
+/// 0.58..0.82, not 0..1).
+///
+/// Errors: [`EvalError::Empty`] if there are no series or no bars; [`EvalError::NonFinite`] for a
+/// NaN/infinite mean or std; [`EvalError::InvalidArgument`] for a negative std or a group repeated
+/// within a series; [`EvalError::Plot`] / [`EvalError::Io`] (naming `path`) if drawing or writing
+/// fails.
+pub fn plot_group_bars(
+    series: &[BarSeries],
+    title: &str,
+    y_label: &str,
+    path: &Path,
+) -> Result<()> {
+    if series.iter().all(|(_, bars)| bars.is_empty()) {
+        return Err(EvalError::Empty(format!(
+            "bar chart {}: no bars ({} series)",
+            path.display(),
+            series.len()
+        )));
+    }
+    let mut groups: Vec<&str> = Vec::new();
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for (name, bars) in series {
+        for (j, (group, mean, std)) in bars.iter().enumerate() {
+            check_finite_f64(&format!("bar mean of series {name:?}"), j, *mean)?;
+            check_finite_f64(&format!("bar std of series {name:?}"), j, *std)?;
+            if *std < 0.0 {
+                return Err(EvalError::InvalidArgument(format!(
+                    "bar chart {}: negative std {std} for series {name:?}, group {group:?}",
+                    path.display()
+                )));
+            }
+            if bars[..j].iter().any(|(g, _, _)| g == group) {
+                return Err(EvalError::InvalidArgument(format!(
+                    "bar chart {}: group {group:?} appears twice in series {name:?}",
+                    path.display()
+                )));
+            }
+            if !groups.contains(&group.as_str()) {
+                groups.push(group);
+            }
+            lo = lo.min(mean - std);
+            hi = hi.max(mean + std);
+        }
+    }
+    let (y_range, base) = bar_value_range(lo, hi);
+    let y_fmt = AxisFormat::new(&y_range, N_LABELS);
+    let n_groups = groups.len();
+    let n_series = series.len();
+    // Group i occupies x in [i, i + 1]; its bars fill the middle 80%.
+    let slot = 0.8 / n_series as f64;
+    let names: Vec<&str> = series.iter().map(|(n, _)| n.as_str()).collect();
+    let legend_w = legend_width(names.iter().copied());
+    let (w, h) = CHART_SIZE;
+
+    write_png_atomic(path, (w, h), |root| {
+        let (left, right) = root.split_horizontally(w - legend_w);
+        let mut chart = ChartBuilder::on(&left)
+            .caption(title, font(TITLE_SIZE))
+            .margin(MARGIN)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..n_groups as f64, y_range.clone())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(y_label)
+            .label_style(font(LABEL_SIZE))
+            .axis_desc_style(font(DESC_SIZE))
+            .x_labels(0)
+            .y_labels(N_LABELS)
+            .y_label_formatter(&|v| y_fmt.format(*v))
+            .light_line_style(RGBColor(240, 240, 240))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .draw()
+            .map_err(|e| e.to_string())?;
+
+        // Group names centered under their clusters (plotters' own x labels sit at round
+        // numbers, not at cluster centers).
+        for (i, group) in groups.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(i as f64 + 0.5, y_range.start));
+            left.draw(&Text::new(
+                group.to_string(),
+                (px, py + 8),
+                font(DESC_SIZE).pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        // Baseline (only visible when it is inside the plot, i.e. mixed signs or zero-based).
+        if y_range.start < 0.0 && y_range.end > 0.0 {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(0.0, 0.0), (n_groups as f64, 0.0)],
+                    BLACK.stroke_width(1),
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+        for (s, (_, bars)) in series.iter().enumerate() {
+            let c = color(s);
+            for (group, mean, std) in bars {
+                let g = groups.iter().position(|x| x == group).unwrap_or(0) as f64;
+                let x0 = g + 0.1 + slot * s as f64;
+                let x1 = x0 + slot;
+                let (y0, y1) = (base.min(*mean), base.max(*mean));
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x0 + 0.06 * slot, y0), (x1 - 0.06 * slot, y1)],
+                        c.filled(),
+                    )))
+                    .map_err(|e| e.to_string())?;
+                if *std > 0.0 {
+                    let xm = (x0 + x1) / 2.0;
+                    let cap = slot * 0.18;
+                    let (lo_e, hi_e) = (mean - std, mean + std);
+                    let bar_style = BLACK.stroke_width(2);
+                    for line in [
+                        vec![(xm, lo_e), (xm, hi_e)],
+                        vec![(xm - cap, lo_e), (xm + cap, lo_e)],
+                        vec![(xm - cap, hi_e), (xm + cap, hi_e)],
+                    ] {
+                        chart
+                            .draw_series(std::iter::once(PathElement::new(line, bar_style)))
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+        }
+        draw_legend(&right, &names, Swatch::Box, CAPTION_GAP)
+    })
+}
+
+/// Line chart with point markers (markers are dropped for series longer than 60 points) and a
+/// legend of series names in a column on the right; e.g. training loss per epoch, or a metric
+/// against a skew parameter. Each series is `(name, [(x, y)])`, drawn in the given order. Axis
+/// ranges are the data's extent padded by 3% (x) and 8% (y) on each side; a zero-width extent is
+/// widened to `±5%` of its value (or `±0.5` at zero). Axes never force zero in.
+///
+/// Errors: [`EvalError::Empty`] if there are no points at all; [`EvalError::NonFinite`] for a
+/// NaN/infinite coordinate; [`EvalError::Plot`] / [`EvalError::Io`] (naming `path`) if drawing or
+/// writing fails. A series without points still gets a legend entry.
+pub fn plot_curves(
+    series: &[CurveSeries],
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    path: &Path,
+) -> Result<()> {
+    if series.iter().all(|(_, pts)| pts.is_empty()) {
+        return Err(EvalError::Empty(format!(
+            "curve chart {}: no points ({} series)",
+            path.display(),
+            series.len()
+        )));
+    }
+    let (mut x_lo, mut x_hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut y_lo, mut y_hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (name, pts) in series {
+        for (j, &(x, y)) in pts.iter().enumerate() {
+            check_finite_f64(&format!("x of series {name:?}"), j, x)?;
+            check_finite_f64(&format!("y of series {name:?}"), j, y)?;
+            x_lo = x_lo.min(x);
+            x_hi = x_hi.max(x);
+            y_lo = y_lo.min(y);
+            y_hi = y_hi.max(y);
+        }
+    }
+    let x_range = padded_range(x_lo, x_hi, 0.03);
+    let y_range = padded_range(y_lo, y_hi, 0.08);
+    let x_fmt = AxisFormat::new(&x_range, N_LABELS);
+    let y_fmt = AxisFormat::new(&y_range, N_LABELS);
+    let names: Vec<&str> = series.iter().map(|(n, _)| n.as_str()).collect();
+    let legend_w = legend_width(names.iter().copied());
+    let (w, h) = CHART_SIZE;
+
+    write_png_atomic(path, (w, h), |root| {
+        let (left, right) = root.split_horizontally(w - legend_w);
+        let mut chart = ChartBuilder::on(&left)
+            .caption(title, font(TITLE_SIZE))
+            .margin(MARGIN)
+            .x_label_area_size(48)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_range.clone(), y_range.clone())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(font(LABEL_SIZE))
+            .axis_desc_style(font(DESC_SIZE))
+            .x_labels(N_LABELS)
+            .x_label_formatter(&|v| x_fmt.format(*v))
+            .y_labels(N_LABELS)
+            .y_label_formatter(&|v| y_fmt.format(*v))
+            .light_line_style(RGBColor(240, 240, 240))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (s, (_, pts)) in series.iter().enumerate() {
+            if pts.is_empty() {
+                continue;
+            }
+            let c = color(s);
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                .map_err(|e| e.to_string())?;
+            if pts.len() <= MAX_MARKED_POINTS {
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        draw_legend(&right, &names, Swatch::LineAndPoint, CAPTION_GAP)
+    })
+}
+
+/// `lo..hi` widened by `frac` of its width on each side; a zero-width range is widened to ±5% of
+/// its value (±0.5 at zero) first.
+fn padded_range(lo: f64, hi: f64, frac: f64) -> Range<f64> {
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        let d = if lo == 0.0 { 0.5 } else { 0.05 * lo.abs() };
+        (lo - d, hi + d)
+    };
+    let pad = frac * (hi - lo);
+    (lo - pad)..(hi + pad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_range_rules() {
+        // AUC-like: zoomed.
+        let (r, base) = bar_value_range(0.6, 0.8);
+        assert!((r.start - 0.58).abs() < 1e-12 && (r.end - 0.82).abs() < 1e-12);
+        assert_eq!(base, r.start);
+        // Close to zero: zero-based.
+        let (r, base) = bar_value_range(0.1, 0.9);
+        assert_eq!((r.start, base), (0.0, 0.0));
+        assert!((r.end - 0.98).abs() < 1e-12);
+        // Mixed signs: bars from zero.
+        let (r, base) = bar_value_range(-0.2, 0.5);
+        assert!(r.start < -0.2 && r.end > 0.5);
+        assert_eq!(base, 0.0);
+        // All negative, far from zero: zoom without crossing zero.
+        let (r, base) = bar_value_range(-0.9, -0.7);
+        assert!(r.end <= 0.0 && r.start < -0.9);
+        assert_eq!(base, r.end);
+        // Flat: still a non-empty range.
+        let (r, _) = bar_value_range(0.8, 0.8);
+        assert!(r.end > r.start);
+        let (r, _) = bar_value_range(0.0, 0.0);
+        assert!(r.end > r.start);
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(format_count(1.0), "1");
+        assert_eq!(format_count(5000.0), "5000");
+        assert_eq!(format_count(20000.0), "20k");
+        assert_eq!(format_count(2.5e6), "2.5M");
+        let f = |lo: f64, hi: f64, v: f64| AxisFormat::new(&(lo..hi), N_LABELS).format(v);
+        assert_eq!(f(0.25, 0.75, 0.30000000000000004), "0.30");
+        assert_eq!(f(0.0, 0.78, 0.30000000000000004), "0.3");
+        assert_eq!(f(-0.5, 0.5, -1.3e-17), "0");
+        assert_eq!(f(0.0, 50.0, 25.0), "25");
+        assert_eq!(f(0.0, 1.3e6, 8e5), "0.8M");
+        assert_eq!(f(0.0, 50_000.0, 25_000.0), "25k");
+        assert_eq!(f(0.0, 5e-5, 2e-5), "2.00e-5");
+        assert!((tick_step(&(0.0..0.78), N_LABELS) - 0.1).abs() < 1e-12);
+        let st = tick_step(&(0.0..0.53), N_LABELS);
+        assert!((st - 0.05).abs() < 1e-12, "{st}");
+        assert_eq!(f(0.0, 0.53, 0.15), "0.15");
+        assert_eq!(f(0.47, 0.53, 0.52), "0.52");
+        assert_eq!(f(0.495, 0.505, 0.502), "0.502");
+        assert_eq!(format_thousands(1234567), "1,234,567");
+        assert_eq!(format_thousands(12), "12");
+    }
+
+    #[test]
+    fn padded_ranges() {
+        let r = padded_range(0.0, 10.0, 0.1);
+        assert_eq!((r.start, r.end), (-1.0, 11.0));
+        let r = padded_range(2.0, 2.0, 0.0);
+        assert!(r.start < 2.0 && r.end > 2.0);
+    }
+
+    const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+
+    /// Checks `path` is a real PNG and that `dir` holds nothing but `expected` files (no temp
+    /// file left behind).
+    fn assert_png(dir: &Path, path: &Path, expected_files: usize) {
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(bytes[..8], PNG_SIGNATURE, "{} is not a PNG", path.display());
+        assert!(
+            bytes.len() > 5_000,
+            "{} is only {} bytes",
+            path.display(),
+            bytes.len()
+        );
+        let files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files.len(), expected_files, "unexpected files: {files:?}");
+        assert!(
+            files.iter().all(|f| !f.contains(".tmp")),
+            "temp file left: {files:?}"
+        );
+    }
+
+    fn assert_no_files(dir: &Path) {
+        let n = std::fs::read_dir(dir).unwrap().count();
+        assert_eq!(n, 0, "a failed plot left files behind");
+    }
+
+    /// Zipf-like counts: `n` entities, count `~ c / rank^a`, shuffled order, some zeros.
+    fn zipf_counts(n: usize, a: f64, c: f64) -> Vec<u64> {
+        (1..=n)
+            .map(|r| (c / (r as f64).powf(a)).floor() as u64)
+            .rev()
+            .collect()
+    }
+
+    fn bar_series() -> Vec<BarSeries> {
+        let groups = ["all", "tail", "body", "head"];
+        let models = [
+            ("DeepFM", [0.781, 0.702, 0.768, 0.812], 0.004),
+            (
+                "DeepFM + longtail loss",
+                [0.785, 0.731, 0.772, 0.809],
+                0.006,
+            ),
+            ("DIN", [0.792, 0.715, 0.781, 0.823], 0.003),
+        ];
+        models
+            .iter()
+            .map(|(name, means, std)| {
+                let bars = groups
+                    .iter()
+                    .zip(means)
+                    .enumerate()
+                    .map(|(i, (g, m))| (g.to_string(), *m, std * (1.0 + i as f64)))
+                    .collect();
+                (name.to_string(), bars)
+            })
+            .collect()
+    }
+
+    fn curve_series() -> Vec<CurveSeries> {
+        ["DeepFM", "DIN", "DeepFM + longtail loss"]
+            .iter()
+            .enumerate()
+            .map(|(m, name)| {
+                let pts = (1..=20)
+                    .map(|e| {
+                        let e = e as f64;
+                        (
+                            e,
+                            0.42 + 0.25 / (1.0 + 0.4 * e) - 0.01 * m as f64
+                                + 0.002 * (e * 1.7 + m as f64).sin(),
+                        )
+                    })
+                    .collect();
+                (name.to_string(), pts)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_tail_writes_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("users.png");
+        let mut counts = zipf_counts(50_000, 1.1, 20_000.0);
+        counts.extend([0, 0, 0]);
+        plot_long_tail(
+            &counts,
+            "User activeness",
+            "users ranked by interactions",
+            "interactions",
+            &p,
+        )
+        .unwrap();
+        assert_png(dir.path(), &p, 1);
+        // Overwrites atomically.
+        plot_long_tail(&[5, 3, 1], "tiny", "rank", "count", &p).unwrap();
+        assert_png(dir.path(), &p, 1);
+        // One entity only.
+        plot_long_tail(&[7], "one", "rank", "count", &p).unwrap();
+        assert_png(dir.path(), &p, 1);
+    }
+
+    #[test]
+    fn long_tail_rejects_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.png");
+        assert!(matches!(
+            plot_long_tail(&[], "t", "x", "y", &p),
+            Err(EvalError::Empty(_))
+        ));
+        assert!(matches!(
+            plot_long_tail(&[0, 0], "t", "x", "y", &p),
+            Err(EvalError::Empty(_))
+        ));
+        assert_no_files(dir.path());
+    }
+
+    #[test]
+    fn group_bars_write_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("auc.png");
+        plot_group_bars(&bar_series(), "AUC by user group", "AUC", &p).unwrap();
+        assert_png(dir.path(), &p, 1);
+        // Missing groups in one series, zero std, single series.
+        let ragged = vec![
+            ("a".to_string(), vec![("all".to_string(), 0.2, 0.0)]),
+            (
+                "b".to_string(),
+                vec![
+                    ("tail".to_string(), 0.4, 0.1),
+                    ("all".to_string(), 0.3, 0.05),
+                ],
+            ),
+        ];
+        plot_group_bars(&ragged, "ragged", "share", &p).unwrap();
+        assert_png(dir.path(), &p, 1);
+    }
+
+    #[test]
+    fn group_bars_reject_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.png");
+        assert!(matches!(
+            plot_group_bars(&[], "t", "y", &p),
+            Err(EvalError::Empty(_))
+        ));
+        let empty = vec![("a".to_string(), vec![])];
+        assert!(matches!(
+            plot_group_bars(&empty, "t", "y", &p),
+            Err(EvalError::Empty(_))
+        ));
+        for (m, s) in [(f64::NAN, 0.1), (f64::INFINITY, 0.1), (0.5, f64::NAN)] {
+            let bad = vec![(
+                "a".to_string(),
+                vec![("all".to_string(), 0.5, 0.0), ("tail".to_string(), m, s)],
+            )];
+            match plot_group_bars(&bad, "t", "y", &p) {
+                Err(EvalError::NonFinite { index, .. }) => assert_eq!(index, 1),
+                other => panic!("expected NonFinite, got {other:?}"),
+            }
+        }
+        let neg = vec![("a".to_string(), vec![("all".to_string(), 0.5, -0.1)])];
+        assert!(matches!(
+            plot_group_bars(&neg, "t", "y", &p),
+            Err(EvalError::InvalidArgument(_))
+        ));
+        let dup = vec![(
+            "a".to_string(),
+            vec![("all".to_string(), 0.5, 0.0), ("all".to_string(), 0.6, 0.0)],
+        )];
+        assert!(matches!(
+            plot_group_bars(&dup, "t", "y", &p),
+            Err(EvalError::InvalidArgument(_))
+        ));
+        assert_no_files(dir.path());
+    }
+
+    #[test]
+    fn curves_write_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("loss.png");
+        plot_curves(&curve_series(), "Training loss", "epoch", "logloss", &p).unwrap();
+        assert_png(dir.path(), &p, 1);
+        // A single point, and an empty series beside it.
+        let one = vec![
+            ("a".to_string(), vec![(1.0, 0.5)]),
+            ("b".to_string(), vec![]),
+        ];
+        plot_curves(&one, "one point", "x", "y", &p).unwrap();
+        assert_png(dir.path(), &p, 1);
+    }
+
+    #[test]
+    fn curves_reject_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.png");
+        assert!(matches!(
+            plot_curves(&[], "t", "x", "y", &p),
+            Err(EvalError::Empty(_))
+        ));
+        let empty = vec![("a".to_string(), vec![])];
+        assert!(matches!(
+            plot_curves(&empty, "t", "x", "y", &p),
+            Err(EvalError::Empty(_))
+        ));
+        for pt in [(f64::NAN, 1.0), (1.0, f64::NEG_INFINITY)] {
+            let bad = vec![("a".to_string(), vec![(0.0, 1.0), pt])];
+            match plot_curves(&bad, "t", "x", "y", &p) {
+                Err(EvalError::NonFinite { index, .. }) => assert_eq!(index, 1),
+                other => panic!("expected NonFinite, got {other:?}"),
+            }
+        }
+        assert_no_files(dir.path());
+    }
+
+    #[test]
+    fn unwritable_path_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("no-such-dir").join("x.png");
+        let err = plot_curves(&curve_series(), "t", "x", "y", &p).unwrap_err();
+        assert!(err.to_string().contains("no-such-dir"), "{err}");
+        assert!(matches!(err, EvalError::Plot { .. } | EvalError::Io { .. }));
+        assert_no_files(dir.path());
+    }
+
+    /// Writes example pictures for eyeballing to `$LONGTAIL_PLOT_EXAMPLES` (a folder) when set.
+    #[test]
+    fn write_examples_when_asked() {
+        let Some(dir) = std::env::var_os("LONGTAIL_PLOT_EXAMPLES") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let users = zipf_counts(200_000, 0.9, 5_000.0);
+        plot_long_tail(
+            &users,
+            "User activeness",
+            "users ranked by interactions",
+            "interactions",
+            &dir.join("long_tail_users.png"),
+        )
+        .unwrap();
+        let items = zipf_counts(30, 1.3, 900.0);
+        plot_long_tail(
+            &items,
+            "Item popularity (small)",
+            "items ranked by popularity",
+            "interactions",
+            &dir.join("long_tail_items_small.png"),
+        )
+        .unwrap();
+        plot_group_bars(
+            &bar_series(),
+            "AUC by user group (mean ± std over 5 seeds)",
+            "AUC",
+            &dir.join("bars_auc.png"),
+        )
+        .unwrap();
+        let shares = vec![
+            (
+                "popularity".to_string(),
+                vec![
+                    ("tail".to_string(), 0.05, 0.01),
+                    ("body".to_string(), 0.25, 0.02),
+                    ("head".to_string(), 0.70, 0.03),
+                ],
+            ),
+            (
+                "DeepFM".to_string(),
+                vec![
+                    ("tail".to_string(), 0.12, 0.02),
+                    ("body".to_string(), 0.33, 0.02),
+                    ("head".to_string(), 0.55, 0.04),
+                ],
+            ),
+        ];
+        plot_group_bars(
+            &shares,
+            "Share of recommendations by item group",
+            "share",
+            &dir.join("bars_share.png"),
+        )
+        .unwrap();
+        let mixed = vec![
+            (
+                "model A".to_string(),
+                vec![
+                    ("all".to_string(), 0.02, 0.01),
+                    ("tail".to_string(), -0.05, 0.02),
+                    ("head".to_string(), 0.04, 0.01),
+                ],
+            ),
+            (
+                "model B".to_string(),
+                vec![
+                    ("all".to_string(), 0.01, 0.005),
+                    ("tail".to_string(), 0.03, 0.01),
+                    ("head".to_string(), -0.01, 0.01),
+                ],
+            ),
+        ];
+        plot_group_bars(
+            &mixed,
+            "RelaImpr vs baseline",
+            "RelaImpr",
+            &dir.join("bars_mixed.png"),
+        )
+        .unwrap();
+        plot_curves(
+            &curve_series(),
+            "Training loss",
+            "epoch",
+            "logloss",
+            &dir.join("curves_loss.png"),
+        )
+        .unwrap();
+        let sweep: Vec<CurveSeries> = ["all", "tail", "head"]
+            .iter()
+            .enumerate()
+            .map(|(g, name)| {
+                let pts = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
+                    .iter()
+                    .map(|&s| (s, 0.8 - 0.03 * s * g as f64 + 0.01 * s))
+                    .collect();
+                (name.to_string(), pts)
+            })
+            .collect();
+        let items: Vec<u64> = (1..=1_000_000u64)
+            .map(|r| 1 + 3_000_000 / (r + 50))
+            .collect();
+        plot_long_tail(
+            &items,
+            "Item popularity (1M items)",
+            "items ranked by popularity",
+            "interactions",
+            &dir.join("long_tail_items_1m.png"),
+        )
+        .unwrap();
+        plot_long_tail(
+            &[7],
+            "A single user",
+            "rank",
+            "count",
+            &dir.join("long_tail_one.png"),
+        )
+        .unwrap();
+        let ragged = vec![
+            ("a".to_string(), vec![("all".to_string(), 0.2, 0.0)]),
+            (
+                "b".to_string(),
+                vec![
+                    ("tail".to_string(), 0.4, 0.1),
+                    ("all".to_string(), 0.3, 0.05),
+                ],
+            ),
+        ];
+        plot_group_bars(
+            &ragged,
+            "Ragged series",
+            "share",
+            &dir.join("bars_ragged.png"),
+        )
+        .unwrap();
+        let flat = vec![("only".to_string(), vec![("all".to_string(), 0.8, 0.0)])];
+        plot_group_bars(&flat, "One flat bar", "AUC", &dir.join("bars_flat.png")).unwrap();
+        let one = vec![
+            ("a".to_string(), vec![(1.0, 0.5)]),
+            ("b (no data)".to_string(), vec![]),
+        ];
+        plot_curves(
+            &one,
+            "One point",
+            "epoch",
+            "loss",
+            &dir.join("curves_one.png"),
+        )
+        .unwrap();
+        let long: Vec<CurveSeries> = (0..12)
+            .map(|k| {
+                (
+                    format!("model with a rather long name number {k}"),
+                    (0..500)
+                        .map(|i| (i as f64 * 10.0, 1e5 * (1.0 + k as f64) / (1.0 + i as f64)))
+                        .collect(),
+                )
+            })
+            .collect();
+        let many: Vec<CurveSeries> = (0..30)
+            .map(|k| {
+                (
+                    format!("s{k}"),
+                    vec![(0.0, k as f64), (1.0, k as f64 + 1.0)],
+                )
+            })
+            .collect();
+        plot_curves(&many, "30 series", "x", "y", &dir.join("curves_30.png")).unwrap();
+        plot_curves(
+            &long,
+            "Many long series",
+            "step",
+            "loss",
+            &dir.join("curves_many.png"),
+        )
+        .unwrap();
+        plot_curves(
+            &sweep,
+            "AUC vs popularity skew",
+            "skew exponent",
+            "AUC",
+            &dir.join("curves_sweep.png"),
+        )
+        .unwrap();
+    }
+}
