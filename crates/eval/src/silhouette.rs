@@ -105,7 +105,9 @@ fn silhouette_on(points: &[f32], dim: usize, labels: &[u32], idx: &[usize]) -> R
         .iter()
         .flat_map(|&i| points[i * dim..(i + 1) * dim].iter().map(|&v| f64::from(v)))
         .collect();
-    let total: f64 = (0..n)
+    // Per-point values are collected and summed in order: a parallel float sum would depend on
+    // the thread split, and the same input must give the same bits.
+    let per_point: Vec<f64> = (0..n)
         .into_par_iter()
         .map_init(
             || vec![0.0f64; k],
@@ -136,7 +138,8 @@ fn silhouette_on(points: &[f32], dim: usize, labels: &[u32], idx: &[usize]) -> R
                 }
             },
         )
-        .sum();
+        .collect();
+    let total: f64 = per_point.iter().sum();
     Ok(total / n as f64)
 }
 
