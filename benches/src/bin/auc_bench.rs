@@ -38,7 +38,7 @@ impl SplitMix64 {
     }
     /// Uniform in 0..n (multiply-shift; the bias is below 2^-32 for n < 2^32).
     fn below(&mut self, n: u32) -> u32 {
-        ((self.next_u64() >> 32) * u64::from(n) >> 32) as u32
+        (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
     }
     /// Standard normal by Box–Muller (one of the pair; simplicity over speed).
     fn normal(&mut self) -> f64 {
