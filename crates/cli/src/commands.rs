@@ -119,6 +119,7 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
                     format,
                     json,
                     head_item_share,
+                    plots,
                 },
         } => {
             let table = match format {
@@ -163,6 +164,34 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
                     );
                 }
                 println!("item popularity Gini: {:.3}", s.item_gini);
+            }
+            if let Some(dir) = plots {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                let (users, items) = longtail_data::activity_counts(&table);
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                longtail_eval::plot_long_tail(
+                    &users,
+                    &format!("User activeness: {name}"),
+                    "users ranked by interactions",
+                    "interactions",
+                    &dir.join("user_activeness.png"),
+                )?;
+                longtail_eval::plot_long_tail(
+                    &items,
+                    &format!("Item popularity: {name}"),
+                    "items ranked by interactions",
+                    "interactions",
+                    &dir.join("item_popularity.png"),
+                )?;
+                eprintln!(
+                    "wrote {} and {}",
+                    dir.join("user_activeness.png").display(),
+                    dir.join("item_popularity.png").display()
+                );
             }
             Ok(())
         }

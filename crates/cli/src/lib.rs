@@ -110,7 +110,8 @@ pub enum Command {
         k: Vec<usize>,
     },
     /// Mean ± std over seeds, grouped by model, variant and dataset: OUT/report.md and
-    /// OUT/report.json (rows {model, variant, dataset, metric, mean, std, n}). Plots are planned.
+    /// OUT/report.json (rows {model, variant, dataset, metric, mean, std, n}), and per dataset
+    /// PNG plots: AUC by user group per model, training loss per run.
     Report {
         runs: Vec<PathBuf>,
         #[arg(long)]
@@ -154,6 +155,9 @@ pub enum DataCommand {
         /// Share of items counted as head (the most frequent ones).
         #[arg(long, default_value_t = 0.2)]
         head_item_share: f64,
+        /// Write PLOTS/user_activeness.png and PLOTS/item_popularity.png (log-log rank plots).
+        #[arg(long)]
+        plots: Option<PathBuf>,
     },
 }
 

@@ -30,6 +30,6 @@ pub use filter::{apply_filters, DuplicateRule, FilterConfig, FilterReport, Filte
 pub use groups::{ActivenessRule, ItemGroup, UserGroup, ITEM_GROUP_NAMES, USER_GROUP_NAMES};
 pub use import::{import, movielens_genres, read_vocab, ImportFormat, Imported};
 pub use scores::ScoresTable;
-pub use stats::{dataset_stats, DatasetStats};
+pub use stats::{activity_counts, dataset_stats, DatasetStats};
 pub use synth::{generate, SynthConfig, SynthData};
 pub use table::Interactions;

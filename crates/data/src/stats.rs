@@ -75,6 +75,19 @@ fn gini(counts: &[u64]) -> f64 {
     (2.0 * weighted) / (n * total) - (n + 1.0) / n
 }
 
+/// Interactions per user and per item (entities with none left out), for long-tail plots.
+pub fn activity_counts(t: &Interactions) -> (Vec<u64>, Vec<u64>) {
+    let mut per_user = vec![0u64; t.num_users()];
+    let mut per_item = vec![0u64; t.num_items()];
+    for (&u, &i) in t.user.iter().zip(&t.item) {
+        per_user[u as usize] += 1;
+        per_item[i as usize] += 1;
+    }
+    per_user.retain(|&c| c > 0);
+    per_item.retain(|&c| c > 0);
+    (per_user, per_item)
+}
+
 pub fn dataset_stats(
     t: &Interactions,
     rule: &ActivenessRule,

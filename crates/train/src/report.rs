@@ -159,7 +159,97 @@ pub fn markdown(rows: &[ReportRow]) -> String {
     md
 }
 
-/// Loads runs, aggregates, and writes `out/report.json` and `out/report.md`.
+/// A dataset name made safe for a file name.
+fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Per dataset: `auc_by_user_group_<dataset>.png` (bars: all / tail / body / head, one colour per
+/// model and variant, ± std) and `loss_<dataset>.png` (training loss per epoch, one line per run).
+/// Returns the files written.
+pub fn write_plots(
+    runs: &[(PathBuf, RunManifest)],
+    rows: &[ReportRow],
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let datasets: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.dataset.as_str()).collect();
+    for dataset in datasets {
+        let mut bars: BTreeMap<String, Vec<(String, f64, f64)>> = BTreeMap::new();
+        for (key, group) in [
+            ("auc", "all"),
+            ("auc/user=tail", "tail"),
+            ("auc/user=body", "body"),
+            ("auc/user=head", "head"),
+        ] {
+            for r in rows
+                .iter()
+                .filter(|r| r.dataset == dataset && r.metric == key)
+            {
+                let name = if r.variant == "default" {
+                    r.model.clone()
+                } else {
+                    format!("{} ({})", r.model, r.variant)
+                };
+                bars.entry(name)
+                    .or_default()
+                    .push((group.to_string(), r.mean, r.std));
+            }
+        }
+        if !bars.is_empty() {
+            let path = out.join(format!("auc_by_user_group_{}.png", file_stem(dataset)));
+            let series: Vec<_> = bars.into_iter().collect();
+            longtail_eval::plot_group_bars(
+                &series,
+                &format!("Test AUC by user group: {dataset} (mean ± std over seeds)"),
+                "AUC",
+                &path,
+            )?;
+            written.push(path);
+        }
+        let curves: Vec<(String, Vec<(f64, f64)>)> = runs
+            .iter()
+            .filter(|(_, m)| m.dataset.name == dataset)
+            .map(|(p, m)| {
+                let label = p
+                    .parent()
+                    .and_then(|d| d.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| m.model.clone());
+                let pts = m
+                    .epochs
+                    .iter()
+                    .filter_map(|e| e.losses.get("total").map(|l| (e.epoch as f64, *l)))
+                    .collect();
+                (label, pts)
+            })
+            .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
+            .collect();
+        if !curves.is_empty() {
+            let path = out.join(format!("loss_{}.png", file_stem(dataset)));
+            longtail_eval::plot_curves(
+                &curves,
+                &format!("Training loss: {dataset}"),
+                "epoch",
+                "weighted total loss",
+                &path,
+            )?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+/// Loads runs, aggregates, and writes `out/report.json`, `out/report.md` and the plots.
 pub fn write_report(dirs: &[PathBuf], out: &Path) -> Result<Vec<ReportRow>> {
     let runs = load_runs(dirs)?;
     let rows = aggregate(&runs);
@@ -167,6 +257,7 @@ pub fn write_report(dirs: &[PathBuf], out: &Path) -> Result<Vec<ReportRow>> {
     let json = serde_json::to_vec_pretty(&rows).map_err(|e| io(out, std::io::Error::other(e)))?;
     write_atomic(&out.join("report.json"), &json)?;
     write_atomic(&out.join("report.md"), markdown(&rows).as_bytes())?;
+    write_plots(&runs, &rows, out)?;
     Ok(rows)
 }
 

@@ -144,6 +144,13 @@ fn report_aggregates_seeds() {
     assert!((auc["std"].as_f64().unwrap() - (a - b).abs() / 2f64.sqrt()).abs() < 1e-12);
     let md = std::fs::read_to_string(dir.path().join("rep/report.md")).unwrap();
     assert!(md.contains("| basemodel | default | 2 |"), "{md}");
+    for png in [
+        "auc_by_user_group_synthetic-demo.png",
+        "loss_synthetic-demo.png",
+    ] {
+        let bytes = std::fs::read(dir.path().join("rep").join(png)).unwrap();
+        assert_eq!(&bytes[..4], b"\x89PNG", "{png}");
+    }
     let o = longtail(&["report", "nothing-here", "--out", "rep"], dir.path());
     assert_eq!(o.status.code(), Some(1));
 }
