@@ -92,11 +92,11 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             println!("wrote {}", out.join("metrics.json").display());
             Ok(())
         }
-        Command::Report { runs, out } => {
+        Command::Report { runs, out, base } => {
             if runs.is_empty() {
                 bail!("give at least one run folder (or a folder of run folders)");
             }
-            let rows = longtail_train::write_report(&runs, &out)?;
+            let rows = longtail_train::write_report(&runs, &out, base.as_deref())?;
             println!(
                 "{} rows over {} run folder(s); wrote {} and {}",
                 rows.len(),

@@ -116,6 +116,9 @@ pub enum Command {
         runs: Vec<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+        /// Base model for RelaImpr (MFN eq. 13): `MODEL` or `MODEL:VARIANT`.
+        #[arg(long)]
+        base: Option<String>,
     },
     /// Measure training samples/s and data-preparation rows/s; prints JSON.
     Bench {

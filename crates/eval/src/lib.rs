@@ -25,7 +25,9 @@ pub use metric::{
     AucMetric, Direction, GaucMetric, GroupedAucMetric, LoglossMetric, Metric, ScoredSlice,
 };
 pub use plot::{plot_curves, plot_group_bars, plot_long_tail};
-pub use ranking::{list_metrics, list_metrics_by_group, topk_metrics, RankingMetric};
+pub use ranking::{
+    check_candidate_lists, list_metrics, list_metrics_by_group, topk_metrics, RankingMetric,
+};
 pub use relaimpr::rela_impr;
 pub use report::{ctr_metrics, read_metrics_json, write_metrics_json, Metrics};
 pub use silhouette::{silhouette, SilhouetteResult, SILHOUETTE_MAX_EXACT};

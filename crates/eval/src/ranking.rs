@@ -561,3 +561,62 @@ mod tests {
         ));
     }
 }
+
+/// The strict IDW protocol check used by `longtail eval`: every candidate list has exactly one
+/// positive, and no K is larger than a list. Errors name the first offending list.
+pub fn check_candidate_lists(list_ids: &[u64], labels: &[f32], ks: &[usize]) -> Result<()> {
+    if list_ids.len() != labels.len() {
+        return Err(EvalError::LengthMismatch {
+            what: "list ids vs labels".into(),
+            expected: labels.len(),
+            found: list_ids.len(),
+        });
+    }
+    // (rows, positives) per list, in first-seen order for a stable first error.
+    let mut order: Vec<u64> = Vec::new();
+    let mut counts: std::collections::HashMap<u64, (usize, usize)> =
+        std::collections::HashMap::new();
+    for (&l, &y) in list_ids.iter().zip(labels) {
+        let e = counts.entry(l).or_insert_with(|| {
+            order.push(l);
+            (0, 0)
+        });
+        e.0 += 1;
+        e.1 += usize::from(y > 0.5);
+    }
+    let kmax = ks.iter().copied().max().unwrap_or(0);
+    for l in order {
+        let (rows, pos) = counts[&l];
+        if pos != 1 {
+            return Err(EvalError::InvalidArgument(format!(
+                "candidate list {l} has {pos} positives; each list needs exactly one"
+            )));
+        }
+        if kmax > rows {
+            return Err(EvalError::InvalidArgument(format!(
+                "K = {kmax} is larger than candidate list {l} ({rows} items)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod strict_tests {
+    use super::*;
+
+    #[test]
+    fn strict_list_checks() {
+        assert!(check_candidate_lists(&[1, 1, 2, 2], &[1.0, 0.0, 0.0, 1.0], &[2]).is_ok());
+        let e = check_candidate_lists(&[1, 1, 2, 2], &[1.0, 0.0, 0.0, 0.0], &[1]).unwrap_err();
+        assert!(e.to_string().contains("list 2 has 0 positives"), "{e}");
+        let e = check_candidate_lists(&[1, 1], &[1.0, 1.0], &[1]).unwrap_err();
+        assert!(e.to_string().contains("list 1 has 2 positives"), "{e}");
+        let e = check_candidate_lists(&[1, 1], &[1.0, 0.0], &[5]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("K = 5 is larger than candidate list 1"),
+            "{e}"
+        );
+    }
+}

@@ -21,6 +21,8 @@ pub enum TrainError {
     ConfigFile { origin: String, message: String },
     #[error("config key '{key}': {message}")]
     Config { key: String, message: String },
+    #[error("{path}: {message}")]
+    Input { path: PathBuf, message: String },
     #[error("training diverged: {0}")]
     Diverged(String),
 }

@@ -4,7 +4,8 @@
 use crate::error::{Result, TrainError};
 use longtail_data::{ScoresTable, ITEM_GROUP_NAMES, USER_GROUP_NAMES};
 use longtail_eval::{
-    ctr_metrics, list_metrics, list_metrics_by_group, write_metrics_json, Metrics, ScoredSlice,
+    check_candidate_lists, ctr_metrics, list_metrics, list_metrics_by_group, write_metrics_json,
+    Metrics, ScoredSlice,
 };
 use std::path::Path;
 
@@ -30,6 +31,7 @@ pub fn evaluate_scores(t: &ScoresTable, ks: &[usize]) -> Result<Metrics> {
                 message: "ranking metrics need at least one K".into(),
             });
         }
+        check_candidate_lists(lists, &t.label, ks)?;
         let ranking = match &t.item_group {
             Some(g) => list_metrics_by_group(lists, &t.score, &t.label, g, &ITEM_GROUP_NAMES, ks)?,
             None => list_metrics(lists, &t.score, &t.label, ks)?,
@@ -42,7 +44,14 @@ pub fn evaluate_scores(t: &ScoresTable, ks: &[usize]) -> Result<Metrics> {
 /// Reads `scores`, evaluates, and writes `out_dir/metrics.json`; returns the metrics.
 pub fn evaluate_scores_file(scores: &Path, out_dir: &Path, ks: &[usize]) -> Result<Metrics> {
     let t = ScoresTable::read_parquet(scores)?;
-    let m = evaluate_scores(&t, ks)?;
+    // Metric errors (a NaN score, a list with two positives) are about this file: say so.
+    let m = evaluate_scores(&t, ks).map_err(|e| match e {
+        TrainError::Eval(e) => TrainError::Input {
+            path: scores.to_path_buf(),
+            message: e.to_string(),
+        },
+        other => other,
+    })?;
     std::fs::create_dir_all(out_dir).map_err(|e| crate::error::io(out_dir, e))?;
     write_metrics_json(&out_dir.join("metrics.json"), &m)?;
     Ok(m)

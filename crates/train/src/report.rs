@@ -101,8 +101,45 @@ pub fn aggregate(runs: &[(PathBuf, RunManifest)]) -> Vec<ReportRow> {
         .collect()
 }
 
+/// Adds `relaimpr/<metric>` rows (MFN eq. 13, from the means) for every AUC-type metric of every
+/// model, against `base` (a model name, optionally `model:variant`) on the same dataset. Datasets
+/// without the base, and base AUCs at or under 0.5, get no such rows.
+pub fn add_rela_impr(rows: &mut Vec<ReportRow>, base: &str) -> Result<()> {
+    let (bm, bv) = base.split_once(':').unwrap_or((base, "default"));
+    if !rows.iter().any(|r| r.model == bm && r.variant == bv) {
+        return Err(TrainError::Config {
+            key: "base".into(),
+            message: format!("no runs of base '{bm}' (variant '{bv}') among the reported runs"),
+        });
+    }
+    let mut extra = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.metric.starts_with("auc") || r.metric.starts_with("gauc"))
+    {
+        if r.metric == "gauc_users_skipped" {
+            continue;
+        }
+        let base_row = rows.iter().find(|b| {
+            b.model == bm && b.variant == bv && b.dataset == r.dataset && b.metric == r.metric
+        });
+        if let Some(b) = base_row {
+            if let Ok(v) = longtail_eval::rela_impr(r.mean, b.mean) {
+                extra.push(ReportRow {
+                    metric: format!("relaimpr/{}", r.metric),
+                    mean: v,
+                    std: 0.0,
+                    ..r.clone()
+                });
+            }
+        }
+    }
+    rows.extend(extra);
+    Ok(())
+}
+
 /// The columns of the markdown table, in this order, when present.
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 12] = [
     "auc",
     "auc/user=tail",
     "auc/user=body",
@@ -113,6 +150,8 @@ const COLUMNS: [&str; 10] = [
     "logloss",
     "hr@20",
     "ndcg@20",
+    "relaimpr/auc",
+    "relaimpr/auc/user=tail",
 ];
 
 /// (model, variant) -> metric -> row, for one dataset.
@@ -249,10 +288,14 @@ pub fn write_plots(
     Ok(written)
 }
 
-/// Loads runs, aggregates, and writes `out/report.json`, `out/report.md` and the plots.
-pub fn write_report(dirs: &[PathBuf], out: &Path) -> Result<Vec<ReportRow>> {
+/// Loads runs, aggregates (with RelaImpr against `base` when given), and writes
+/// `out/report.json`, `out/report.md` and the plots.
+pub fn write_report(dirs: &[PathBuf], out: &Path, base: Option<&str>) -> Result<Vec<ReportRow>> {
     let runs = load_runs(dirs)?;
-    let rows = aggregate(&runs);
+    let mut rows = aggregate(&runs);
+    if let Some(b) = base {
+        add_rela_impr(&mut rows, b)?;
+    }
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let json = serde_json::to_vec_pretty(&rows).map_err(|e| io(out, std::io::Error::other(e)))?;
     write_atomic(&out.join("report.json"), &json)?;

@@ -114,7 +114,10 @@ fn report_aggregates_seeds() {
         );
         assert!(o.status.success(), "{}", stderr(&o));
     }
-    let o = longtail(&["report", "runs", "--out", "rep"], dir.path());
+    let o = longtail(
+        &["report", "runs", "--out", "rep", "--base", "basemodel"],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("rep/report.json")).unwrap())
@@ -128,6 +131,19 @@ fn report_aggregates_seeds() {
     assert_eq!(auc["model"], "basemodel");
     assert_eq!(auc["variant"], "default");
     assert_eq!(auc["n"], 2);
+    // Against itself, RelaImpr is 0.
+    let ri = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == "relaimpr/auc")
+        .unwrap();
+    assert!(ri["mean"].as_f64().unwrap().abs() < 1e-9);
+    let o = longtail(
+        &["report", "runs", "--out", "rep2", "--base", "nomodel"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
     let read = |s: &str| -> f64 {
         let m: Value = serde_json::from_slice(
             &std::fs::read(
@@ -532,4 +548,49 @@ fn import_real_and_bad_input() {
         dir.path(),
     );
     assert!(stderr(&o).contains("movielens-dat"), "{}", stderr(&o));
+}
+
+#[test]
+fn eval_bad_input_is_refused_without_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = longtail_data::ScoresTable {
+        user: vec![1, 1, 2, 2],
+        item: vec![1, 2, 3, 4],
+        label: vec![1.0, 0.0, 1.0, 0.0],
+        score: vec![0.9, 0.1, 0.4, 0.6],
+        user_group: None,
+        item_group: None,
+        list: Some(vec![7, 7, 8, 8]),
+    };
+    let cases: Vec<(longtail_data::ScoresTable, &str, &str)> = vec![
+        (
+            longtail_data::ScoresTable {
+                score: vec![0.9, f32::NAN, 0.4, 0.6],
+                ..base.clone()
+            },
+            "2",
+            "non-finite value in scores",
+        ),
+        (
+            longtail_data::ScoresTable {
+                label: vec![1.0, 1.0, 1.0, 0.0],
+                ..base.clone()
+            },
+            "1",
+            "list 7 has 2 positives",
+        ),
+        (base.clone(), "5", "K = 5 is larger than candidate list 7"),
+    ];
+    for (i, (t, k, want)) in cases.into_iter().enumerate() {
+        let f = format!("s{i}.parquet");
+        t.write_parquet(&dir.path().join(&f)).unwrap();
+        let o = longtail(
+            &["eval", "--scores", &f, "--out", "e", "--k", k],
+            dir.path(),
+        );
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert!(err.contains(want) && err.contains(&f), "{err}");
+        assert!(!dir.path().join("e/metrics.json").exists());
+    }
 }
