@@ -29,6 +29,16 @@ pub enum DataSource {
     },
     /// A canonical interaction table in Parquet (see `longtail import`).
     Parquet { path: PathBuf },
+    /// A raw log imported on the fly (`format` as in `longtail import`). A relative `path` is
+    /// looked up under `$LONGTAIL_DATA_DIR` (default `../shared/data`).
+    Raw { format: String, path: PathBuf },
+}
+
+/// Where real datasets live: `$LONGTAIL_DATA_DIR`, default `../shared/data`.
+pub fn real_data_dir() -> PathBuf {
+    std::env::var_os("LONGTAIL_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/data"))
 }
 
 /// `[model]`: a registry name and the model's own params table.
@@ -262,6 +272,15 @@ pub fn load_interactions(src: &DataSource, seed: u64, data_dir: &Path) -> Result
             Ok(Interactions::read_parquet(&path)?)
         }
         DataSource::Parquet { path } => Ok(Interactions::read_parquet(path)?),
+        DataSource::Raw { format, path } => {
+            let format: longtail_data::ImportFormat = format.parse()?;
+            let path = if path.is_relative() {
+                real_data_dir().join(path)
+            } else {
+                path.clone()
+            };
+            Ok(longtail_data::import(format, &path)?.interactions)
+        }
     }
 }
 

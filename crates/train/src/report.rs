@@ -198,6 +198,15 @@ pub fn markdown(rows: &[ReportRow]) -> String {
     md
 }
 
+/// A plot title that fits the picture: the dataset is named when short (it is in the file name).
+fn title(what: &str, dataset: &str) -> String {
+    if what.len() + dataset.len() <= 60 {
+        format!("{what}: {dataset}")
+    } else {
+        what.to_string()
+    }
+}
+
 /// A dataset name made safe for a file name.
 fn file_stem(name: &str) -> String {
     name.chars()
@@ -249,7 +258,7 @@ pub fn write_plots(
             let series: Vec<_> = bars.into_iter().collect();
             longtail_eval::plot_group_bars(
                 &series,
-                &format!("Test AUC by user group: {dataset} (mean ± std over seeds)"),
+                &title("Test AUC by user group (± std)", dataset),
                 "AUC",
                 &path,
             )?;
@@ -277,7 +286,7 @@ pub fn write_plots(
             let path = out.join(format!("loss_{}.png", file_stem(dataset)));
             longtail_eval::plot_curves(
                 &curves,
-                &format!("Training loss: {dataset}"),
+                &title("Training loss", dataset),
                 "epoch",
                 "weighted total loss",
                 &path,
