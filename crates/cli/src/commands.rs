@@ -46,7 +46,12 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             train_and_print(registry, cfg, &run, &command)
         }
-        Command::Synth { out, config, seed } => synth(&out, config.as_deref(), seed),
+        Command::Synth {
+            out,
+            config,
+            seed,
+            params,
+        } => synth(&out, config.as_deref(), seed, &params),
         Command::Import {
             format,
             input,
@@ -262,8 +267,8 @@ fn train_and_print(
     Ok(())
 }
 
-fn synth(out: &Path, config: Option<&Path>, seed: u64) -> Result<()> {
-    let cfg: SynthConfig = match config {
+fn synth(out: &Path, config: Option<&Path>, seed: u64, a: &crate::SynthArgs) -> Result<()> {
+    let mut cfg: SynthConfig = match config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read config {}", p.display()))?;
@@ -271,15 +276,43 @@ fn synth(out: &Path, config: Option<&Path>, seed: u64) -> Result<()> {
         }
         None => SynthConfig::default(),
     };
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = a.$f { cfg.$f = v; })* };
+    }
+    set!(
+        users,
+        items,
+        clusters,
+        interests_per_user,
+        interest_skew,
+        item_exponent,
+        alpha,
+        gamma,
+        epsilon,
+        min_len,
+        max_len,
+        length_exponent
+    );
+    if let Some(t) = a.seq_len {
+        cfg.min_len = t;
+        cfg.max_len = t;
+    }
     let data = generate(&cfg, seed)?;
     data.interactions.write_parquet(out)?;
+    let clusters = out.with_extension("item_clusters.json");
+    let json = serde_json::to_vec(&data.item_cluster)?;
+    let tmp = out.with_extension("item_clusters.json.tmp");
+    std::fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &clusters)
+        .with_context(|| format!("cannot write {}", clusters.display()))?;
     println!(
-        "wrote {} interactions of {} users over {} items ({} clusters) to {}",
+        "wrote {} interactions of {} users over {} items ({} clusters) to {} and {}",
         data.interactions.len(),
         cfg.users,
         cfg.items,
         cfg.clusters,
-        out.display()
+        out.display(),
+        clusters.display()
     );
     Ok(())
 }

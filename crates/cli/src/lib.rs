@@ -67,14 +67,17 @@ pub enum Command {
     },
     /// Write a synthetic interaction table (IDW Appendix A generator) as Parquet.
     Synth {
-        /// Output Parquet file.
-        #[arg(long)]
+        /// Output Parquet file; OUT's stem + `.item_clusters.json` gets each item's ground-truth
+        /// cluster (index = item id; entry 0 is padding).
+        #[arg(long, alias = "output")]
         out: PathBuf,
-        /// Optional TOML file with generator settings (keys of SynthConfig).
+        /// Optional TOML file with generator settings (keys of SynthConfig); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        #[command(flatten)]
+        params: SynthArgs,
     },
     /// Import raw logs into the canonical Parquet table (lossless: every row kept; ids remapped to
     /// dense integers, vocabularies written beside the output).
@@ -141,6 +144,49 @@ pub enum Command {
     Models,
     /// Versions, the libtorch in use, and whether CUDA and a GPU are visible.
     Doctor,
+}
+
+/// The IDW paper's Table 3 parameters (plus long-tailed sequence lengths) as flags.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SynthArgs {
+    /// |U|: number of users.
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// |I|: number of items (a multiple of --clusters).
+    #[arg(long)]
+    pub items: Option<usize>,
+    /// C: number of interest clusters.
+    #[arg(long)]
+    pub clusters: Option<usize>,
+    /// |Y_u|: interests per user.
+    #[arg(long)]
+    pub interests_per_user: Option<usize>,
+    /// Power-law exponent of cluster popularity (interest skew).
+    #[arg(long)]
+    pub interest_skew: Option<f64>,
+    /// Power-law exponent of items within a cluster.
+    #[arg(long)]
+    pub item_exponent: Option<f64>,
+    /// alpha: stay in an interest cluster.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// gamma: switch to another interest cluster (volatility).
+    #[arg(long)]
+    pub gamma: Option<f64>,
+    /// epsilon: stay in a non-interest cluster.
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// T: a fixed sequence length (sets min and max length).
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Shortest and longest sequence when lengths are drawn from a power law.
+    #[arg(long)]
+    pub min_len: Option<usize>,
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    /// Power-law exponent of sequence lengths (0 = uniform).
+    #[arg(long)]
+    pub length_exponent: Option<f64>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -293,6 +293,51 @@ fn synth_writes_parquet() {
     assert!(o.status.success(), "{}", stderr(&o));
     let t = longtail_data::Interactions::read_parquet(&dir.path().join("s.parquet")).unwrap();
     assert!(t.len() > 1000);
+    // The paper's setting: 50 items in 5 clusters, fixed length; same seed -> identical bytes.
+    let args = [
+        "synth",
+        "--items",
+        "50",
+        "--clusters",
+        "5",
+        "--users",
+        "200",
+        "--seq-len",
+        "20",
+        "--interest-skew",
+        "2.0",
+        "--seed",
+        "9",
+        "--out",
+    ];
+    for f in ["a.parquet", "b.parquet"] {
+        let mut a = args.to_vec();
+        a.push(f);
+        let o = longtail(&a, dir.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let read = |f: &str| std::fs::read(dir.path().join(f)).unwrap();
+    assert_eq!(read("a.parquet"), read("b.parquet"));
+    assert_eq!(read("a.item_clusters.json"), read("b.item_clusters.json"));
+    let t = longtail_data::Interactions::read_parquet(&dir.path().join("a.parquet")).unwrap();
+    assert_eq!(t.len(), 200 * 20);
+    let clusters: Vec<u32> = serde_json::from_slice(&read("a.item_clusters.json")).unwrap();
+    assert_eq!(clusters.len(), 51);
+    assert_eq!(clusters[1..].iter().filter(|&&c| c == 4).count(), 10);
+    let o = longtail(
+        &[
+            "synth",
+            "--items",
+            "51",
+            "--clusters",
+            "5",
+            "--out",
+            "c.parquet",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("items"), "{}", stderr(&o));
 }
 
 #[test]
