@@ -26,7 +26,8 @@ pub use metric::{
 };
 pub use plot::{plot_curves, plot_group_bars, plot_long_tail};
 pub use ranking::{
-    check_candidate_lists, list_metrics, list_metrics_by_group, topk_metrics, RankingMetric,
+    check_candidate_lists, list_metrics, list_metrics_by_group, topk_metrics,
+    topk_metrics_by_group, RankingMetric,
 };
 pub use relaimpr::rela_impr;
 pub use report::{ctr_metrics, read_metrics_json, write_metrics_json, Metrics};

@@ -269,7 +269,9 @@ pub fn topk_metrics(topk: &[Vec<u32>], targets: &[u32], ks: &[usize]) -> Result<
         return Err(EvalError::Empty("topk_metrics: no users".into()));
     }
     let kmax = ks.iter().copied().max().unwrap_or(0);
-    let sums: Vec<[f64; 3]> = topk
+    // Per-user gains in parallel, summed in order: a parallel float reduction would depend on
+    // the thread split, and the same input must give the same bits.
+    let per_user: Vec<Vec<[f64; 3]>> = topk
         .par_iter()
         .zip(targets.par_iter())
         .map(|(list, &t)| {
@@ -283,17 +285,15 @@ pub fn topk_metrics(topk: &[Vec<u32>], targets: &[u32], ks: &[usize]) -> Result<
                 .map(|(h, d, q)| [h, d, q])
                 .collect::<Vec<_>>()
         })
-        .reduce(
-            || vec![[0.0; 3]; ks.len()],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    for j in 0..3 {
-                        x[j] += y[j];
-                    }
-                }
-                a
-            },
-        );
+        .collect();
+    let mut sums = vec![[0.0f64; 3]; ks.len()];
+    for u in &per_user {
+        for (x, y) in sums.iter_mut().zip(u) {
+            for j in 0..3 {
+                x[j] += y[j];
+            }
+        }
+    }
     let n = topk.len() as f64;
     let mut out = Metrics::new();
     for (sum, &k) in sums.iter().zip(ks) {
@@ -302,6 +302,48 @@ pub fn topk_metrics(topk: &[Vec<u32>], targets: &[u32], ks: &[usize]) -> Result<
         }
     }
     out.insert("users".into(), n);
+    Ok(out)
+}
+
+/// [`topk_metrics`] overall and per group of each user's target item: keys `hr@K/item=<name>` and
+/// so on, plus `users/item=<name>`. A group with no users gets no keys.
+pub fn topk_metrics_by_group(
+    topk: &[Vec<u32>],
+    targets: &[u32],
+    target_group: &[u8],
+    names: &[&str],
+    ks: &[usize],
+) -> Result<Metrics> {
+    check_len(
+        "target groups (vs targets)",
+        targets.len(),
+        target_group.len(),
+    )?;
+    let mut out = topk_metrics(topk, targets, ks)?;
+    for (g, name) in names.iter().enumerate() {
+        let idx: Vec<usize> = (0..targets.len())
+            .filter(|&i| usize::from(target_group[i]) == g)
+            .collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let sub_topk: Vec<Vec<u32>> = idx.iter().map(|&i| topk[i].clone()).collect();
+        let sub_targets: Vec<u32> = idx.iter().map(|&i| targets[i]).collect();
+        for (k, v) in topk_metrics(&sub_topk, &sub_targets, ks)? {
+            out.insert(format!("{k}/item={name}"), v);
+        }
+    }
+    if let Some(i) = target_group
+        .iter()
+        .position(|&g| usize::from(g) >= names.len())
+    {
+        return Err(EvalError::GroupOutOfRange {
+            what: "target groups".into(),
+            index: i,
+            group: target_group[i],
+            n_groups: names.len(),
+        });
+    }
     Ok(out)
 }
 
@@ -617,6 +659,28 @@ mod strict_tests {
             e.to_string()
                 .contains("K = 5 is larger than candidate list 1"),
             "{e}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod topk_group_tests {
+    use super::*;
+
+    #[test]
+    fn grouped_topk_matches_subsets() {
+        let topk = vec![vec![5, 6, 7], vec![1, 2, 3], vec![9, 8, 4]];
+        let targets = vec![6, 9, 4];
+        let m =
+            topk_metrics_by_group(&topk, &targets, &[0, 1, 0], &["tail", "head"], &[1, 3]).unwrap();
+        assert_eq!(m["hr@3"], 2.0 / 3.0);
+        assert_eq!(m["hr@3/item=tail"], 1.0); // ranks 2 and 3
+        assert_eq!(m["hr@3/item=head"], 0.0);
+        assert_eq!(m["hr@1/item=tail"], 0.0);
+        assert!((m["mrr@3/item=tail"] - (0.5 + 1.0 / 3.0) / 2.0).abs() < 1e-12);
+        assert_eq!(m["users/item=head"], 1.0);
+        assert!(
+            topk_metrics_by_group(&topk, &targets, &[0, 2, 0], &["tail", "head"], &[1]).is_err()
         );
     }
 }
