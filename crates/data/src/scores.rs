@@ -6,7 +6,6 @@
 //! [`USER_GROUP_NAMES`] / [`ITEM_GROUP_NAMES`], or those names as strings), and optional `list`
 //! (a candidate-list id: when present, ranking metrics are computed per list).
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,15 +14,15 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{DataError, Result};
 use crate::groups::{ITEM_GROUP_NAMES, USER_GROUP_NAMES};
 use crate::table::{
-    append_ids, append_values, downcast, is_id_type, is_value_type, no_nulls, write_atomically,
+    append_ids, append_values, downcast, is_id_type, is_value_type, no_nulls, open_columns,
+    write_atomically, ColumnSpec,
 };
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -113,7 +112,28 @@ impl ScoresTable {
 
     /// Reads a scores table; missing or mistyped columns are errors naming the file and column.
     pub fn read_parquet(path: &Path) -> Result<ScoresTable> {
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let (reader, present) = open_columns(
+            path,
+            &[
+                ColumnSpec::new("user", is_id_type, "an integer id"),
+                ColumnSpec::new("item", is_id_type, "an integer id"),
+                ColumnSpec::new("label", is_value_type, "a number (0/1)"),
+                ColumnSpec::new("score", is_value_type, "a number"),
+            ],
+            &[
+                ColumnSpec::new(
+                    "user_group",
+                    is_group_type,
+                    "an integer code or a group name",
+                ),
+                ColumnSpec::new(
+                    "item_group",
+                    is_group_type,
+                    "an integer code or a group name",
+                ),
+                ColumnSpec::new("list", is_code_type, "an integer code"),
+            ],
+        )?;
         let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -122,56 +142,6 @@ impl ScoresTable {
             path: path.to_path_buf(),
             message,
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(&e))?;
-        let schema = builder.schema().clone();
-        let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let find = |name: &str| schema.fields().iter().position(|f| f.name() == name);
-        let mut roots = Vec::new();
-        for (name, ok, want) in [
-            ("user", is_id_type as fn(&DataType) -> bool, "an integer id"),
-            ("item", is_id_type, "an integer id"),
-            ("label", is_value_type, "a number (0/1)"),
-            ("score", is_value_type, "a number"),
-        ] {
-            let i = find(name).ok_or_else(|| {
-                schema_err(format!(
-                    "missing required column '{name}' (columns: {})",
-                    have.join(", ")
-                ))
-            })?;
-            let dt = schema.field(i).data_type();
-            if !ok(dt) {
-                return Err(schema_err(format!(
-                    "column '{name}' has type {dt}, expected {want}"
-                )));
-            }
-            roots.push(i);
-        }
-        let mut present = [false; 3];
-        for (k, name) in ["user_group", "item_group", "list"].into_iter().enumerate() {
-            if let Some(i) = find(name) {
-                let dt = schema.field(i).data_type();
-                let ok = is_id_type(dt)
-                    || matches!(
-                        dt,
-                        DataType::UInt8 | DataType::Int8 | DataType::UInt16 | DataType::Int16
-                    )
-                    || (k < 2 && matches!(dt, DataType::Utf8 | DataType::LargeUtf8));
-                if !ok {
-                    return Err(schema_err(format!(
-                        "column '{name}' has type {dt}, expected an integer code{}",
-                        if k < 2 { " or a group name" } else { "" }
-                    )));
-                }
-                roots.push(i);
-                present[k] = true;
-            }
-        }
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let reader = builder
-            .with_projection(mask)
-            .build()
-            .map_err(|e| pq_err(&e))?;
         let mut out = ScoresTable {
             user_group: present[0].then(Vec::new),
             item_group: present[1].then(Vec::new),
@@ -243,6 +213,20 @@ impl ScoresTable {
     }
 }
 
+/// Integer codes of any width (list ids, group indices).
+fn is_code_type(dt: &DataType) -> bool {
+    is_id_type(dt)
+        || matches!(
+            dt,
+            DataType::UInt8 | DataType::Int8 | DataType::UInt16 | DataType::Int16
+        )
+}
+
+/// Group columns: integer codes or the group names as strings.
+fn is_group_type(dt: &DataType) -> bool {
+    is_code_type(dt) || matches!(dt, DataType::Utf8 | DataType::LargeUtf8)
+}
+
 /// Group codes as u8: integers must index `names`; strings must be one of `names`.
 fn append_groups(
     a: &dyn Array,
@@ -291,6 +275,7 @@ fn append_groups(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
 
     fn sample() -> ScoresTable {
         ScoresTable {

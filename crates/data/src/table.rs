@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, Float32Array, Int64Array, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -149,7 +149,31 @@ impl Interactions {
     /// `ts` (Int32/Int64/UInt32 or a Timestamp, converted to seconds). Optional: `rating`, `label`
     /// (Float32/Float64 or an integer type). Other columns are ignored and never decoded.
     pub fn read_parquet(path: &Path) -> Result<Interactions> {
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let (reader, present) = open_columns(
+            path,
+            &[
+                ColumnSpec::new("user", is_id_type, "UInt32 (or Int32/Int64/UInt64)"),
+                ColumnSpec::new("item", is_id_type, "UInt32 (or Int32/Int64/UInt64)"),
+                ColumnSpec::new(
+                    "ts",
+                    is_ts_type,
+                    "Int64 seconds (or Int32/UInt32/Timestamp)",
+                ),
+            ],
+            &[
+                ColumnSpec::new(
+                    "rating",
+                    is_value_type,
+                    "Float32 (or Float64/an integer type)",
+                ),
+                ColumnSpec::new(
+                    "label",
+                    is_value_type,
+                    "Float32 (or Float64/an integer type)",
+                ),
+            ],
+        )?;
+        let optional = [present[0], present[1]];
         let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -158,54 +182,6 @@ impl Interactions {
             path: path.to_path_buf(),
             message,
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(&e))?;
-        let schema = builder.schema().clone();
-        let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let find = |name: &str| schema.fields().iter().position(|f| f.name() == name);
-
-        let mut roots = Vec::new();
-        for (name, ok) in [
-            ("user", is_id_type as fn(&DataType) -> bool),
-            ("item", is_id_type),
-            ("ts", is_ts_type),
-        ] {
-            let Some(i) = find(name) else {
-                return Err(schema_err(format!(
-                    "missing required column '{name}' (columns: {})",
-                    have.join(", ")
-                )));
-            };
-            let dt = schema.field(i).data_type();
-            if !ok(dt) {
-                return Err(schema_err(format!(
-                    "column '{name}' has type {dt}, expected {}",
-                    if name == "ts" {
-                        "Int64 seconds (or Int32/UInt32/Timestamp)"
-                    } else {
-                        "UInt32 (or Int32/Int64/UInt64)"
-                    }
-                )));
-            }
-            roots.push(i);
-        }
-        let mut optional = [false; 2];
-        for (k, name) in ["rating", "label"].into_iter().enumerate() {
-            if let Some(i) = find(name) {
-                let dt = schema.field(i).data_type();
-                if !is_value_type(dt) {
-                    return Err(schema_err(format!(
-                        "column '{name}' has type {dt}, expected Float32 (or Float64/an integer type)"
-                    )));
-                }
-                roots.push(i);
-                optional[k] = true;
-            }
-        }
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let reader = builder
-            .with_projection(mask)
-            .build()
-            .map_err(|e| pq_err(&e))?;
 
         let mut out = Interactions {
             rating: optional[0].then(Vec::new),
@@ -283,6 +259,80 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+/// A column a reader wants: its name, which Arrow types it accepts, and what to say otherwise.
+pub(crate) struct ColumnSpec {
+    name: &'static str,
+    ok: fn(&DataType) -> bool,
+    want: &'static str,
+}
+
+impl ColumnSpec {
+    pub(crate) fn new(name: &'static str, ok: fn(&DataType) -> bool, want: &'static str) -> Self {
+        Self { name, ok, want }
+    }
+}
+
+/// Opens a Parquet file, checks that every `required` column exists and every present column has
+/// an accepted type (errors name the file and column), and returns a record-batch reader of just
+/// those columns with a flag per `optional` column saying whether it is there.
+pub(crate) fn open_columns(
+    path: &Path,
+    required: &[ColumnSpec],
+    optional: &[ColumnSpec],
+) -> Result<(ParquetRecordBatchReader, Vec<bool>)> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let schema_err = |message: String| DataError::Schema {
+        path: path.to_path_buf(),
+        message,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(&e))?;
+    let schema = builder.schema().clone();
+    let find = |name: &str| schema.fields().iter().position(|f| f.name() == name);
+    let check = |i: usize, c: &ColumnSpec| {
+        let dt = schema.field(i).data_type();
+        if (c.ok)(dt) {
+            Ok(i)
+        } else {
+            Err(schema_err(format!(
+                "column '{}' has type {dt}, expected {}",
+                c.name, c.want
+            )))
+        }
+    };
+    let mut roots = Vec::new();
+    for c in required {
+        let Some(i) = find(c.name) else {
+            let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(schema_err(format!(
+                "missing required column '{}' (columns: {})",
+                c.name,
+                have.join(", ")
+            )));
+        };
+        roots.push(check(i, c)?);
+    }
+    let mut present = Vec::with_capacity(optional.len());
+    for c in optional {
+        match find(c.name) {
+            Some(i) => {
+                roots.push(check(i, c)?);
+                present.push(true);
+            }
+            None => present.push(false),
+        }
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| pq_err(&e))?;
+    Ok((reader, present))
 }
 
 /// Writes through `write` into a temporary sibling of `path`, then renames it over `path`.
