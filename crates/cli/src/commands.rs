@@ -244,16 +244,7 @@ fn train_and_print(
     );
     println!("{:<16} {:>8}", "metric (test)", "value");
     println!("{:-<16} {:->8}", "", "");
-    for key in [
-        "auc",
-        "auc/user=tail",
-        "auc/user=body",
-        "auc/user=head",
-        "auc/item=tail",
-        "auc/item=head",
-        "gauc",
-        "logloss",
-    ] {
+    for key in longtail_train::report::CTR_SUMMARY {
         match manifest.metrics.get(key) {
             Some(v) if v.is_finite() => println!("{key:<16} {v:>8.4}"),
             _ => println!("{key:<16} {:>8}", "n/a"),

@@ -138,8 +138,8 @@ pub fn add_rela_impr(rows: &mut Vec<ReportRow>, base: &str) -> Result<()> {
     Ok(())
 }
 
-/// The columns of the markdown table, in this order, when present.
-const COLUMNS: [&str; 12] = [
+/// The CTR metrics every summary shows first, in this order (the demo's table, report columns).
+pub const CTR_SUMMARY: [&str; 8] = [
     "auc",
     "auc/user=tail",
     "auc/user=body",
@@ -148,11 +148,10 @@ const COLUMNS: [&str; 12] = [
     "auc/item=head",
     "gauc",
     "logloss",
-    "hr@20",
-    "ndcg@20",
-    "relaimpr/auc",
-    "relaimpr/auc/user=tail",
 ];
+
+/// Report columns after the CTR summary, when present.
+const MORE_COLUMNS: [&str; 4] = ["hr@20", "ndcg@20", "relaimpr/auc", "relaimpr/auc/user=tail"];
 
 /// (model, variant) -> metric -> row, for one dataset.
 type ModelsOf<'a> = BTreeMap<(&'a str, &'a str), BTreeMap<&'a str, &'a ReportRow>>;
@@ -171,8 +170,9 @@ pub fn markdown(rows: &[ReportRow]) -> String {
     let mut md =
         String::from("# longtail report\n\nMean ± standard deviation over seeds (n = runs).\n");
     for (dataset, models) in by_dataset {
-        let cols: Vec<&str> = COLUMNS
+        let cols: Vec<&str> = CTR_SUMMARY
             .iter()
+            .chain(&MORE_COLUMNS)
             .copied()
             .filter(|c| models.values().any(|m| m.contains_key(c)))
             .collect();
