@@ -1,0 +1,1 @@
+//! Item side features: a companion table keyed by dense item id. (Being written.)
