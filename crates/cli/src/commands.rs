@@ -75,7 +75,7 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Prepare { .. } => not_yet("prepare", "the data-pipeline issue (#3)"),
+        Command::Prepare { config, out, seed } => prepare(&config, &out, seed),
         Command::Eval {
             scores,
             run,
@@ -210,8 +210,41 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
     }
 }
 
-fn not_yet(cmd: &str, issue: &str) -> Result<()> {
-    bail!("`longtail {cmd}` is not implemented in this version; it is planned in {issue}. `longtail demo`, `train`, `import`, `eval`, `report`, `synth`, `bench`, `models` and `doctor` work today")
+fn prepare(config: &Path, out: &Path, seed: Option<u64>) -> Result<()> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read config {}", config.display()))?;
+    let mut cfg = longtail_data::PrepareConfig::from_toml(&text, &config.display().to_string())?;
+    if let Some(s) = seed {
+        cfg.seed = s;
+    }
+    let started = std::time::Instant::now();
+    let log = |stage: &str| {
+        eprintln!("[{:>6.1}s] {stage}", started.elapsed().as_secs_f64());
+    };
+    let m = longtail_data::prepare(&cfg, out, &log)?;
+    for w in &m.warnings {
+        eprintln!("warning: {w}");
+    }
+    let [t, b, h] = m.users_per_group;
+    println!(
+        "{}: {} interactions, {} users, {} items; samples train/valid/test = {}/{}/{}",
+        m.config.dataset,
+        m.interactions,
+        m.users,
+        m.items,
+        m.train.samples,
+        m.valid.samples,
+        m.test.samples
+    );
+    println!(
+        "users by train activeness (tail <= {} < body <= {} < head): {t}/{b}/{h}; head items: {}",
+        m.activeness.tail_max, m.activeness.body_max, m.head_items
+    );
+    if let (Some(a), Some(b), Some(c)) = (m.train.sequences, m.valid.sequences, m.test.sequences) {
+        println!("sequences train/valid/test = {a}/{b}/{c}");
+    }
+    println!("wrote {} in {:.1}s", out.display(), m.wall_s);
+    Ok(())
 }
 
 fn train_and_print(

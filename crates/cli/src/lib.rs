@@ -90,10 +90,19 @@ pub enum Command {
         #[arg(long)]
         output: PathBuf,
     },
-    /// Filter, label, split and reorganize a canonical table from a TOML config.
+    /// Filter, label, split and reorganize a dataset from a TOML config into a prepared folder
+    /// (Parquet samples, sessions, sequences, feature map, prepare.json); see docs/data.md.
     Prepare {
+        /// A prepare config ([data], [filters], [samples], [sessions], [sequences]); an
+        /// experiment config works too (its [model] and [train] are ignored).
         #[arg(long)]
         config: PathBuf,
+        /// The output folder (replaced if it is an earlier prepared folder).
+        #[arg(long)]
+        out: PathBuf,
+        /// Override the config's seed.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Compute metrics from a scores Parquet file (columns user, item, label, score; optional
     /// user_group, item_group, list) or from a run folder's test_scores.parquet; writes

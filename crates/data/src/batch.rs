@@ -272,6 +272,7 @@ impl<'a> BatchIter<'a> {
         for (name, len) in [
             ("item", samples.item.len()),
             ("label", samples.label.len()),
+            ("ts", samples.ts.len()),
             ("hist_end", samples.hist_end.len()),
             ("user_group", samples.user_group.len()),
             ("item_group", samples.item_group.len()),
@@ -418,6 +419,7 @@ mod tests {
             user: vec![1, 1, 1, 2, 2],
             item: vec![14, 3, 12, 20, 7],
             label: vec![1.0, 0.0, 1.0, 1.0, 0.0],
+            ts: vec![5, 5, 3, 6, 6],
             hist_end: vec![4, 4, 2, 0, 0],
             user_group: vec![2, 2, 2, 0, 0],
             item_group: vec![1, 0, 1, 0, 0],
@@ -515,6 +517,7 @@ mod tests {
             user: vec![1; n],
             item: (1..=n as u32).collect(),
             label: vec![1.0; n],
+            ts: vec![0; n],
             hist_end: vec![0; n],
             user_group: vec![0; n],
             item_group: vec![0; n],

@@ -2,9 +2,14 @@
 //!
 //! Each user's chronological positive interactions are stored once, in CSR form
 //! ([`UserSequences`]); a sample only points into them (`user`, `hist_end`), so a history is never
-//! copied per sample. For a positive at sequence position `p` the history is
-//! `seq(user)[..p]` (everything before it, most recent last), and its `neg_per_pos` sampled
-//! negatives share the user and the history.
+//! copied per sample. For a positive at time `t` the history is `seq(user)[..hist_end]`: every
+//! positive of the user strictly before `t` (most recent last; positives tied with `t` are not
+//! history, so no input is at or after the target's time), and its `neg_per_pos` sampled
+//! negatives share the user, the time and the history.
+//!
+//! Labels: implicit feedback (every row positive) or `positive_threshold` (rating > t positive).
+//! The other rows are kept as [`CtrDataset::negative_feedback`] and, with `rated_negatives`, also
+//! become label-0 samples.
 //!
 //! Splits ([`SplitRule`]):
 //! - `LeaveLastOut`: per user, the last positive is test, the one before it valid (only for users
@@ -13,9 +18,14 @@
 //! - `Random { valid, test }`: each positive goes independently to test with probability `test`,
 //!   to valid with `valid`, else to train (the HIM protocol uses 70/10/20). Histories still hold
 //!   every earlier positive, whatever split it went to.
+//! - `Temporal { valid, test }`: one global time cut (the latest `test` share of positives by
+//!   time is test, the `valid` share before it valid); ties at a cut go to the later split.
 //!
-//! Negatives: items drawn uniformly, with replacement, from `1..num_items` minus every item in the
-//! user's positive set (all splits, so a held-out positive is never used as a negative). A user
+//! A split that leaves the train or the test set empty is an error (config key `split`).
+//!
+//! Negatives: items drawn uniformly, with replacement, from `1..num_items` minus every item the
+//! user ever interacted with (positives of all splits and rated negatives, so a held-out positive
+//! is never used as a negative). A user
 //! who has seen every item gets no negatives (there is nothing to draw); sampling never loops:
 //! after a few rejected draws it picks the r-th unseen item directly.
 //!
@@ -123,6 +133,9 @@ pub struct CtrSamples {
     pub user: Vec<u32>,
     pub item: Vec<u32>,
     pub label: Vec<f32>,
+    /// Time of the sample's target event (a sampled negative has its positive's time).
+    pub ts: Vec<i64>,
+    /// The history is `seq(user)[..hist_end]`: the user's positives strictly before `ts`.
     pub hist_end: Vec<u32>,
     /// `UserGroup as u8` of the sample's user.
     pub user_group: Vec<u8>,
@@ -141,10 +154,12 @@ impl CtrSamples {
         self.user.is_empty()
     }
 
-    fn push(&mut self, user: u32, item: u32, label: f32, hist_end: u32, ug: u8, ig: u8) {
+    #[allow(clippy::too_many_arguments)]
+    fn push(&mut self, user: u32, item: u32, label: f32, ts: i64, hist_end: u32, ug: u8, ig: u8) {
         self.user.push(user);
         self.item.push(item);
         self.label.push(label);
+        self.ts.push(ts);
         self.hist_end.push(hist_end);
         self.user_group.push(ug);
         self.item_group.push(ig);
@@ -154,6 +169,7 @@ impl CtrSamples {
         self.user.append(&mut other.user);
         self.item.append(&mut other.item);
         self.label.append(&mut other.label);
+        self.ts.append(&mut other.ts);
         self.hist_end.append(&mut other.hist_end);
         self.user_group.append(&mut other.user_group);
         self.item_group.append(&mut other.item_group);
@@ -174,6 +190,10 @@ pub enum SplitRule {
     LeaveLastOut,
     /// Each positive independently: test with probability `test`, valid with `valid`, else train.
     Random { valid: f64, test: f64 },
+    /// Global temporal split: one time cut for everybody. With the positives' timestamps sorted,
+    /// the latest `test` share is test and the `valid` share before it valid; every event at
+    /// the cut's timestamp goes to the later split, so a timestamp is never split in two.
+    Temporal { valid: f64, test: f64 },
 }
 
 /// Configuration of CTR sample construction (defaults in brackets).
@@ -191,8 +211,12 @@ pub struct CtrConfig {
     /// Share of seen items that are head items [0.2].
     pub head_item_share: f64,
     /// None: implicit feedback, every interaction is positive [None]. Some(t): a row is positive
-    /// when its `rating` (or, without a rating column, its `label`) is > t; other rows are dropped.
+    /// when its `rating` (or, without a rating column, its `label`) is > t (HIM: 3 on 1-5).
     pub positive_threshold: Option<f32>,
+    /// With a threshold, what the other rows become: `false` [default]: they are not samples
+    /// (they stay negative feedback for HIM sessions and are never sampled as negatives);
+    /// `true`: each is also a label-0 sample at its own time, in the split its time falls in.
+    pub rated_negatives: bool,
 }
 
 impl Default for CtrConfig {
@@ -204,6 +228,7 @@ impl Default for CtrConfig {
             activeness: ActivenessRule::default(),
             head_item_share: 0.2,
             positive_threshold: None,
+            rated_negatives: false,
         }
     }
 }
@@ -220,6 +245,12 @@ impl CtrConfig {
                 format!("must be in [0, 1], got {}", self.head_item_share),
             ));
         }
+        if self.rated_negatives && self.positive_threshold.is_none() {
+            return Err(DataError::config(
+                "rated_negatives",
+                "needs positive_threshold (without it every row is a positive)",
+            ));
+        }
         if let Some(t) = self.positive_threshold {
             if t.is_nan() {
                 return Err(DataError::config(
@@ -228,7 +259,8 @@ impl CtrConfig {
                 ));
             }
         }
-        if let SplitRule::Random { valid, test } = self.split {
+        if let SplitRule::Random { valid, test } | SplitRule::Temporal { valid, test } = self.split
+        {
             for (k, v) in [("split.valid", valid), ("split.test", test)] {
                 if !(0.0..=1.0).contains(&v) {
                     return Err(DataError::config(k, format!("must be in [0, 1], got {v}")));
@@ -249,7 +281,11 @@ impl CtrConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CtrDataset {
     pub feature_map: FeatureMap,
+    /// Every user's positives, oldest first: histories point into it.
     pub sequences: UserSequences,
+    /// Every user's non-positive rows (rating <= threshold), oldest first; empty for implicit
+    /// feedback. HIM's sessions read their negative feedback from it.
+    pub negative_feedback: UserSequences,
     pub train: CtrSamples,
     pub valid: CtrSamples,
     pub test: CtrSamples,
@@ -257,6 +293,10 @@ pub struct CtrDataset {
     pub item_freq: Vec<u64>,
     /// Train positives per user (index = user id; len = user vocab).
     pub user_train_positives: Vec<u32>,
+    /// The activeness rule as applied (a quantile rule resolved into thresholds).
+    pub activeness: ActivenessRule,
+    /// Things worth telling the user (an empty user group...); callers print them.
+    pub warnings: Vec<String>,
 }
 
 impl CtrDataset {
@@ -300,7 +340,7 @@ pub fn build_ctr_dataset(
         ));
     }
 
-    let keep: Vec<bool> = match cfg.positive_threshold {
+    let positive: Vec<bool> = match cfg.positive_threshold {
         None => vec![true; inter.len()],
         Some(t) => {
             let values = inter.rating.as_ref().or(inter.label.as_ref()).ok_or_else(|| {
@@ -312,43 +352,37 @@ pub fn build_ctr_dataset(
             values.iter().map(|&v| v > t).collect()
         }
     };
-    let seqs = UserSequences::from_interactions(inter, &keep);
+    let seqs = UserSequences::from_interactions(inter, &positive);
     if seqs.items.is_empty() {
         return Err(DataError::Invalid(format!(
             "dataset '{dataset_name}': no positive interactions (positive_threshold {:?})",
             cfg.positive_threshold
         )));
     }
+    let negative_feedback = if cfg.positive_threshold.is_some() {
+        let rest: Vec<bool> = positive.iter().map(|&p| !p).collect();
+        UserSequences::from_interactions(inter, &rest)
+    } else {
+        UserSequences::default()
+    };
 
-    // Split of every positive, in the CSR layout of `seqs`.
-    let split_seed = seed::derive_seed(seed, "split");
-    let mut split = vec![TRAIN; seqs.items.len()];
-    for u in 0..num_users {
-        let (a, b) = (seqs.offsets[u], seqs.offsets[u + 1]);
-        let s = &mut split[a..b];
-        match cfg.split {
-            SplitRule::LeaveLastOut => {
-                let n = s.len();
-                if n >= 1 {
-                    s[n - 1] = TEST;
-                }
-                if n >= 3 {
-                    s[n - 2] = VALID;
-                }
-            }
-            SplitRule::Random { valid, test } => {
-                let mut rng = seed::rng_indexed(split_seed, "users", u as u64);
-                for x in s.iter_mut() {
-                    let r: f64 = rng.gen();
-                    *x = if r < test {
-                        TEST
-                    } else if r < test + valid {
-                        VALID
-                    } else {
-                        TRAIN
-                    };
-                }
-            }
+    let (split, cuts) = split_positives(&seqs, cfg.split, seed);
+    let count = |x: u8| split.iter().filter(|&&s| s == x).count();
+    let what = match cfg.split {
+        SplitRule::LeaveLastOut => "leave_last_out".to_string(),
+        SplitRule::Random { valid, test } => format!("random (valid {valid}, test {test})"),
+        SplitRule::Temporal { valid, test } => format!("temporal (valid {valid}, test {test})"),
+    };
+    for (x, name) in [(TEST, "test"), (TRAIN, "train")] {
+        if count(x) == 0 {
+            return Err(DataError::config(
+                "split",
+                format!(
+                    "dataset '{dataset_name}': the {what} split leaves the {name} set empty \
+                     ({} positives)",
+                    split.len()
+                ),
+            ));
         }
     }
 
@@ -363,8 +397,17 @@ pub fn build_ctr_dataset(
         }
     }
     let igroup = item_groups(&item_freq, cfg.head_item_share);
+    let activeness = cfg.activeness.resolve(&user_train_positives);
+    let mut warnings = crate::groups::empty_group_warnings(&activeness, &user_train_positives);
+    if cfg.activeness.mode == crate::groups::ActivenessMode::Quantile
+        && cfg.activeness.body_share == 0.0
+    {
+        // Two strata were asked for: an empty body group is the design, not a problem.
+        warnings.retain(|w| !w.contains("'body' is empty"));
+    }
 
     let neg_seed = seed::derive_seed(seed, "negatives");
+    let low_seed = seed::derive_seed(seed, "rated-negatives");
     let blocks: Vec<[CtrSamples; 3]> = (0..num_users.div_ceil(USER_BLOCK))
         .into_par_iter()
         .map(|blk| {
@@ -372,29 +415,51 @@ pub fn build_ctr_dataset(
             let mut seen: Vec<u32> = Vec::new();
             for u in blk * USER_BLOCK..((blk + 1) * USER_BLOCK).min(num_users) {
                 let (a, b) = (seqs.offsets[u], seqs.offsets[u + 1]);
-                if a == b {
+                let user = u as u32;
+                let low = negative_feedback.seq(user);
+                if a == b && (low.is_empty() || !cfg.rated_negatives) {
                     continue;
                 }
-                let user = u as u32;
                 let n_train = user_train_positives.get(u).copied().unwrap_or(0);
-                let ug = cfg.activeness.classify(n_train) as u8;
+                let ug = activeness.classify(n_train) as u8;
+                let ts = &seqs.ts[a..b];
                 seen.clear();
                 seen.extend_from_slice(&seqs.items[a..b]);
+                seen.extend_from_slice(low);
                 seen.sort_unstable();
                 seen.dedup();
                 let candidates = (num_items - 1).saturating_sub(seen.len());
                 let mut rng = seed::rng_indexed(neg_seed, "users", u as u64);
                 for p in a..b {
                     let dst = &mut out[split[p] as usize];
-                    let hist_end = (p - a) as u32;
+                    let t = seqs.ts[p];
+                    // Strictly before t: positives tied with the target's time are not history.
+                    let hist_end = ts[..p - a].partition_point(|&x| x < t) as u32;
                     let item = seqs.items[p];
-                    dst.push(user, item, 1.0, hist_end, ug, group_of(&igroup, item));
+                    dst.push(user, item, 1.0, t, hist_end, ug, group_of(&igroup, item));
                     if candidates == 0 {
                         continue;
                     }
                     for _ in 0..cfg.neg_per_pos {
                         let neg = sample_negative(&mut rng, num_items, &seen, candidates);
-                        dst.push(user, neg, 0.0, hist_end, ug, group_of(&igroup, neg));
+                        dst.push(user, neg, 0.0, t, hist_end, ug, group_of(&igroup, neg));
+                    }
+                }
+                if cfg.rated_negatives {
+                    let low_ts = negative_feedback.seq_ts(user);
+                    let mut lrng = seed::rng_indexed(low_seed, "users", u as u64);
+                    for (&item, &t) in low.iter().zip(low_ts) {
+                        let part = split_of_event(cfg.split, &split[a..b], ts, &cuts, t, &mut lrng);
+                        let hist_end = ts.partition_point(|&x| x < t) as u32;
+                        out[part as usize].push(
+                            user,
+                            item,
+                            0.0,
+                            t,
+                            hist_end,
+                            ug,
+                            group_of(&igroup, item),
+                        );
                     }
                 }
             }
@@ -413,12 +478,115 @@ pub fn build_ctr_dataset(
     Ok(CtrDataset {
         feature_map: FeatureMap::standard(dataset_name, num_users, num_items, cfg.max_hist_len),
         sequences: seqs,
+        negative_feedback,
         train,
         valid,
         test,
         item_freq,
         user_train_positives,
+        activeness,
+        warnings,
     })
+}
+
+/// The split of every positive (in the CSR layout of `seqs`) and, for a temporal split, the
+/// (valid, test) time cuts: an event at or after `test` is test, at or after `valid` valid.
+fn split_positives(seqs: &UserSequences, rule: SplitRule, seed: u64) -> (Vec<u8>, [i64; 2]) {
+    let mut split = vec![TRAIN; seqs.items.len()];
+    let mut cuts = [i64::MAX, i64::MAX];
+    if let SplitRule::Temporal { valid, test } = rule {
+        let mut sorted = seqs.ts.clone();
+        sorted.par_sort_unstable();
+        let n = sorted.len();
+        // The cut is the timestamp at the first position of the later split.
+        let cut = |share: f64| -> i64 {
+            let k = (share * n as f64).ceil() as usize;
+            if k == 0 {
+                i64::MAX
+            } else {
+                sorted[n - k.min(n)]
+            }
+        };
+        cuts = [cut(valid + test), cut(test)];
+        for (x, &t) in split.iter_mut().zip(&seqs.ts) {
+            *x = if t >= cuts[1] {
+                TEST
+            } else if t >= cuts[0] {
+                VALID
+            } else {
+                TRAIN
+            };
+        }
+        return (split, cuts);
+    }
+    let split_seed = seed::derive_seed(seed, "split");
+    for u in 0..seqs.num_users() {
+        let (a, b) = (seqs.offsets[u], seqs.offsets[u + 1]);
+        let s = &mut split[a..b];
+        match rule {
+            SplitRule::LeaveLastOut => {
+                let n = s.len();
+                if n >= 1 {
+                    s[n - 1] = TEST;
+                }
+                if n >= 3 {
+                    s[n - 2] = VALID;
+                }
+            }
+            SplitRule::Random { valid, test } => {
+                let mut rng = seed::rng_indexed(split_seed, "users", u as u64);
+                for x in s.iter_mut() {
+                    *x = random_part(&mut rng, valid, test);
+                }
+            }
+            SplitRule::Temporal { .. } => unreachable!("handled above"),
+        }
+    }
+    (split, cuts)
+}
+
+fn random_part(rng: &mut impl Rng, valid: f64, test: f64) -> u8 {
+    let r: f64 = rng.gen();
+    if r < test {
+        TEST
+    } else if r < test + valid {
+        VALID
+    } else {
+        TRAIN
+    }
+}
+
+/// The split of a rated-negative event at time `t` of a user whose positives (times `ts`) went
+/// to `parts`: temporal by the global cuts; random by its own draw; leave-last-out by time: from
+/// the time of the user's test positive on it is test, from the valid positive's time valid.
+fn split_of_event(
+    rule: SplitRule,
+    parts: &[u8],
+    ts: &[i64],
+    cuts: &[i64; 2],
+    t: i64,
+    rng: &mut impl Rng,
+) -> u8 {
+    match rule {
+        SplitRule::Temporal { .. } => {
+            if t >= cuts[1] {
+                TEST
+            } else if t >= cuts[0] {
+                VALID
+            } else {
+                TRAIN
+            }
+        }
+        SplitRule::Random { valid, test } => random_part(rng, valid, test),
+        SplitRule::LeaveLastOut => {
+            let start = |x: u8| parts.iter().position(|&p| p == x).map(|i| ts[i]);
+            match (start(TEST), start(VALID)) {
+                (Some(s), _) if t >= s => TEST,
+                (_, Some(s)) if t >= s => VALID,
+                _ => TRAIN,
+            }
+        }
+    }
 }
 
 fn group_of(groups: &[u8], item: u32) -> u8 {
@@ -469,10 +637,7 @@ mod tests {
         CtrConfig {
             neg_per_pos: 2,
             max_hist_len: 3,
-            activeness: ActivenessRule {
-                tail_max: 1,
-                body_max: 1,
-            },
+            activeness: ActivenessRule::thresholds(1, 1),
             ..Default::default()
         }
     }
@@ -510,9 +675,10 @@ mod tests {
         };
         assert_eq!(pos(&d.train), vec![(1, 2, 0), (1, 3, 1), (2, 5, 0)]);
         assert_eq!(pos(&d.valid), vec![(1, 1, 2)]);
+        // User 2's items 5 and 1 share a timestamp: 5 is not in 1's history (strictly before).
         assert_eq!(
             pos(&d.test),
-            vec![(1, 4, 3), (2, 1, 1), (3, 2, 0), (4, 6, 0)]
+            vec![(1, 4, 3), (2, 1, 0), (3, 2, 0), (4, 6, 0)]
         );
         // Each positive is followed by its 2 negatives with the same user and history.
         assert_eq!(d.train.len(), 9);
@@ -649,11 +815,15 @@ mod tests {
             neg_per_pos: 0,
             ..Default::default()
         };
+        // Two users with one positive each: leave-last-out leaves nothing to train on.
+        let e = build_ctr_dataset(&one_item, "one", &ok, 0).unwrap_err();
+        assert!(e.to_string().contains("train set empty"), "{e}");
+        let mut two = one_item.clone();
+        two.user.push(1);
+        two.item.push(1);
+        two.ts.push(1);
         assert_eq!(
-            build_ctr_dataset(&one_item, "one", &ok, 0)
-                .unwrap()
-                .test
-                .len(),
+            build_ctr_dataset(&two, "one", &ok, 0).unwrap().test.len(),
             2
         );
         for split in [

@@ -17,6 +17,25 @@
 //! - ratings are not range-checked (any finite value is kept as is), timestamps are kept as given;
 //! - a file without any row is an error ("no rows"); a line longer than [`MAX_LINE_BYTES`] is an
 //!   error, so memory per line is bounded.
+//! - timestamps must be unix seconds between 0 and 4,102,444,800 (2100-01-01): a negative
+//!   timestamp or one after 2100 (typically milliseconds given as seconds) is an error naming the
+//!   file, the line (or Parquet row) and the column.
+//!
+//! The six fixed formats know their columns. The generic formats `csv` and `parquet` need a
+//! [`ColumnMapping`] (which column is the user, item, timestamp, and optionally rating and label)
+//! and are read with [`import_with`]:
+//! - `csv`: delimited text (any single-character delimiter, default `,`; plain or gzip), with a
+//!   header line (mapping values are column names) or without one (`header = false`; mapping
+//!   values are 1-based column numbers such as `"1"`). Fields may be double-quoted. Every row must
+//!   have as many fields as the header (or, without a header, as the first row);
+//! - `parquet`: read one record batch at a time (bounded memory). Ids may be Utf8/LargeUtf8 or any
+//!   integer type; they are converted to strings, so dense ids are assigned by first appearance
+//!   exactly as for the text formats. The timestamp is an integer (seconds) or an Arrow
+//!   Timestamp of any unit (converted to seconds, rounding down); rating/label any float or
+//!   integer type. Nulls in a mapped column are errors naming the column and the 0-based row.
+//!
+//! For `csv`/`parquet` the table has a `rating` column only when the mapping names one, and a
+//! `label` column only when it names one; the fixed formats always have `rating` and no `label`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +45,12 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+use arrow::array::{Array, Float32Array};
+use arrow::datatypes::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 use crate::table::{write_atomically, Interactions};
@@ -51,17 +76,24 @@ pub enum ImportFormat {
     /// Amazon review JSON lines (2014/2018): one object per line with `reviewerID`, `asin`,
     /// `overall` and `unixReviewTime`; other fields are ignored.
     AmazonJson,
+    /// Generic delimited text with a [`ColumnMapping`] (see the module docs); needs
+    /// [`import_with`].
+    Csv,
+    /// Generic Parquet with a [`ColumnMapping`] (see the module docs); needs [`import_with`].
+    Parquet,
 }
 
 impl ImportFormat {
     /// Every format, in the order of [`ImportFormat::names`].
-    pub const ALL: [ImportFormat; 6] = [
+    pub const ALL: [ImportFormat; 8] = [
         ImportFormat::MovielensDat,
         ImportFormat::MovielensTsv,
         ImportFormat::MovielensCsv,
         ImportFormat::Movietweetings,
         ImportFormat::AmazonCsv,
         ImportFormat::AmazonJson,
+        ImportFormat::Csv,
+        ImportFormat::Parquet,
     ];
 
     /// The names accepted by [`FromStr`], e.g. `movielens-dat`.
@@ -73,6 +105,8 @@ impl ImportFormat {
             "movietweetings",
             "amazon-csv",
             "amazon-json",
+            "csv",
+            "parquet",
         ]
     }
 
@@ -85,7 +119,15 @@ impl ImportFormat {
             ImportFormat::Movietweetings => "movietweetings",
             ImportFormat::AmazonCsv => "amazon-csv",
             ImportFormat::AmazonJson => "amazon-json",
+            ImportFormat::Csv => "csv",
+            ImportFormat::Parquet => "parquet",
         }
+    }
+
+    /// Whether this format needs a [`ColumnMapping`] (`csv`, `parquet`): such formats can only be
+    /// read with [`import_with`].
+    pub fn needs_mapping(self) -> bool {
+        matches!(self, ImportFormat::Csv | ImportFormat::Parquet)
     }
 }
 
@@ -116,7 +158,8 @@ impl FromStr for ImportFormat {
 /// The result of an import: the table with dense ids and the raw ids behind them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Imported {
-    /// One row per input row, in file order; `rating` is always `Some`, `label` is `None`.
+    /// One row per input row, in file order. For the fixed formats `rating` is always `Some` and
+    /// `label` is `None`; for `csv`/`parquet` each is `Some` exactly when the mapping names it.
     pub interactions: Interactions,
     /// Raw user id of each dense user id (index = dense id; entry 0 = `""`, the padding id).
     pub user_vocab: Vec<String>,
@@ -199,17 +242,287 @@ fn write_json_atomically(path: &Path, vocab: &[String]) -> Result<()> {
     })
 }
 
-/// Imports a raw rating log; see the module docs for the rules shared by all formats.
+/// The latest accepted timestamp: 2100-01-01T00:00:00Z in unix seconds. Anything later is almost
+/// surely milliseconds (or micro/nanoseconds) given as seconds.
+pub const MAX_TIMESTAMP_SECS: i64 = 4_102_444_800;
+
+/// Which columns of a generic `csv` or `parquet` log hold what (see the module docs).
+///
+/// Deserializes from JSON/TOML such as
+/// `{"user": "userId", "item": "movieId", "timestamp": "ts", "rating": "score"}`; unknown keys are
+/// rejected. [`ColumnMapping::from_str`] also accepts the compact command-line form
+/// `user=userId,item=movieId,timestamp=ts,rating=score,delimiter=tab,header=false`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnMapping {
+    /// The raw user id column.
+    pub user: String,
+    /// The raw item id column.
+    pub item: String,
+    /// The timestamp column (integer unix seconds; Parquet Timestamp columns are converted).
+    pub timestamp: String,
+    /// The explicit rating column, if any.
+    #[serde(default)]
+    pub rating: Option<String>,
+    /// The given label (e.g. click) column, if any.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `csv` only: the field delimiter (default `,`).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// `csv` only: whether the first non-blank line is a header (default `true`). Without a
+    /// header the column names above are 1-based column numbers (`"1"`, `"2"`, ...).
+    #[serde(default = "default_header")]
+    pub header: bool,
+}
+
+fn default_delimiter() -> char {
+    ','
+}
+
+fn default_header() -> bool {
+    true
+}
+
+impl ColumnMapping {
+    /// A mapping of the three required columns, no rating or label, `,` delimiter, with header.
+    pub fn new(user: &str, item: &str, timestamp: &str) -> Self {
+        ColumnMapping {
+            user: user.to_string(),
+            item: item.to_string(),
+            timestamp: timestamp.to_string(),
+            rating: None,
+            label: None,
+            delimiter: default_delimiter(),
+            header: default_header(),
+        }
+    }
+
+    /// Reads a mapping from a JSON file (errors name the file).
+    pub fn read_json(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| DataError::Schema {
+            path: path.to_path_buf(),
+            message: format!("not a valid column mapping: {e}"),
+        })
+    }
+
+    /// The mapped columns as (mapping key, column) pairs, required ones first.
+    pub fn columns(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![
+            ("user", self.user.as_str()),
+            ("item", self.item.as_str()),
+            ("timestamp", self.timestamp.as_str()),
+        ];
+        if let Some(r) = &self.rating {
+            out.push(("rating", r));
+        }
+        if let Some(l) = &self.label {
+            out.push(("label", l));
+        }
+        out
+    }
+}
+
+impl FromStr for ColumnMapping {
+    type Err = DataError;
+
+    /// Parses either a JSON object (starting with `{`) or comma-separated `key=value` pairs with
+    /// the keys `user`, `item`, `timestamp` (alias `ts`), `rating`, `label`, `delimiter` (a single
+    /// character or one of `tab`, `comma`, `semicolon`, `pipe`, `space`) and `header`
+    /// (`true`/`false`). Errors are [`DataError::Config`] with key `columns`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |m: String| DataError::config("columns", m);
+        let s = s.trim();
+        if s.starts_with('{') {
+            return serde_json::from_str(s)
+                .map_err(|e| bad(format!("not a valid column mapping: {e}")));
+        }
+        let (mut user, mut item, mut ts) = (None, None, None);
+        let mut m = ColumnMapping::new("", "", "");
+        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Err(bad(format!("expected key=value, found '{pair}'")));
+            };
+            let (k, v) = (k.trim(), v.trim());
+            if v.is_empty() {
+                let hint = if k == "delimiter" {
+                    " (write delimiter=comma for ',')"
+                } else {
+                    ""
+                };
+                return Err(bad(format!("empty value for '{k}'{hint}")));
+            }
+            match k {
+                "user" => user = Some(v.to_string()),
+                "item" => item = Some(v.to_string()),
+                "timestamp" | "ts" => ts = Some(v.to_string()),
+                "rating" => m.rating = Some(v.to_string()),
+                "label" => m.label = Some(v.to_string()),
+                "delimiter" => {
+                    m.delimiter = match v {
+                        "tab" | "\\t" => '\t',
+                        "comma" => ',',
+                        "semicolon" => ';',
+                        "pipe" => '|',
+                        "space" => ' ',
+                        _ if v.chars().count() == 1 => v.chars().next().unwrap_or(','),
+                        _ => {
+                            return Err(bad(format!(
+                                "delimiter '{v}' is not a single character (or tab, comma, \
+                                 semicolon, pipe, space)"
+                            )))
+                        }
+                    }
+                }
+                "header" => {
+                    m.header = v
+                        .parse()
+                        .map_err(|_| bad(format!("header must be true or false, got '{v}'")))?
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "unknown key '{k}' (valid: user, item, timestamp, rating, label, \
+                         delimiter, header)"
+                    )))
+                }
+            }
+        }
+        let need = |v: Option<String>, k: &str| {
+            v.ok_or_else(|| bad(format!("missing required key '{k}' in '{s}'")))
+        };
+        m.user = need(user, "user")?;
+        m.item = need(item, "item")?;
+        m.timestamp = need(ts, "timestamp")?;
+        Ok(m)
+    }
+}
+
+/// Imports a raw rating log of one of the six fixed formats; see the module docs for the rules
+/// shared by all formats. `csv` and `parquet` need a column mapping: use [`import_with`].
 pub fn import(format: ImportFormat, input: &Path) -> Result<Imported> {
+    import_with(format, input, None)
+}
+
+/// Imports a raw rating log. `mapping` is required for `csv`/`parquet` and must be `None` for the
+/// fixed formats (both mistakes are [`DataError::Config`] errors with key `columns`).
+pub fn import_with(
+    format: ImportFormat,
+    input: &Path,
+    mapping: Option<&ColumnMapping>,
+) -> Result<Imported> {
+    match (format.needs_mapping(), mapping) {
+        (true, None) => Err(DataError::config(
+            "columns",
+            format!(
+                "import format '{format}' needs a column mapping (which columns are user, item, \
+                 timestamp and optionally rating/label)"
+            ),
+        )),
+        (false, Some(_)) => Err(DataError::config(
+            "columns",
+            format!(
+                "import format '{format}' has fixed columns; a column mapping is only for csv and \
+                 parquet"
+            ),
+        )),
+        (true, Some(m)) if format == ImportFormat::Csv => import_csv(input, m),
+        (true, Some(m)) => import_parquet(input, m),
+        (false, None) => import_fixed(format, input),
+    }
+}
+
+/// Accumulates rows: dense ids by first appearance plus the value columns.
+struct TableBuilder {
+    users: Vocab,
+    items: Vocab,
+    out: Interactions,
+    ratings: Option<Vec<f32>>,
+    labels: Option<Vec<f32>>,
+}
+
+impl TableBuilder {
+    fn new(rating: bool, label: bool) -> Self {
+        TableBuilder {
+            users: Vocab::new(),
+            items: Vocab::new(),
+            out: Interactions::default(),
+            ratings: rating.then(Vec::new),
+            labels: label.then(Vec::new),
+        }
+    }
+
+    /// Adds one row; errors are messages without the location.
+    fn push(
+        &mut self,
+        user: &str,
+        item: &str,
+        ts: i64,
+        rating: Option<f32>,
+        label: Option<f32>,
+    ) -> std::result::Result<(), String> {
+        let u = self.users.id(user).map_err(|m| format!("user: {m}"))?;
+        let i = self.items.id(item).map_err(|m| format!("item: {m}"))?;
+        self.out.user.push(u);
+        self.out.item.push(i);
+        self.out.ts.push(ts);
+        if let (Some(rs), Some(r)) = (self.ratings.as_mut(), rating) {
+            rs.push(r);
+        }
+        if let (Some(ls), Some(l)) = (self.labels.as_mut(), label) {
+            ls.push(l);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, input: &Path, format: ImportFormat) -> Result<Imported> {
+        if self.out.is_empty() {
+            return Err(DataError::Schema {
+                path: input.to_path_buf(),
+                message: format!("no rows (nothing to import as {format})"),
+            });
+        }
+        self.out.rating = self.ratings;
+        self.out.label = self.labels;
+        Ok(Imported {
+            interactions: self.out,
+            user_vocab: self.users.names,
+            item_vocab: self.items.names,
+        })
+    }
+}
+
+/// Checks that a timestamp is plausible unix seconds (0..=2100-01-01); the message names the
+/// column and suggests the likely cause.
+fn check_ts(ts: i64, column: &str) -> std::result::Result<i64, String> {
+    if ts < 0 {
+        Err(format!(
+            "column '{column}': timestamp {ts} is negative (expected unix seconds since 1970)"
+        ))
+    } else if ts > MAX_TIMESTAMP_SECS {
+        let unit = if ts > MAX_TIMESTAMP_SECS * 1_000 {
+            "micro- or nanoseconds"
+        } else {
+            "milliseconds"
+        };
+        Err(format!(
+            "column '{column}': timestamp {ts} is after the year 2100; it looks like {unit} \
+             given as seconds (expected unix seconds)"
+        ))
+    } else {
+        Ok(ts)
+    }
+}
+
+fn import_fixed(format: ImportFormat, input: &Path) -> Result<Imported> {
     let mut lines = LineReader::open(input, MAX_LINE_BYTES)?;
-    let mut users = Vocab::new();
-    let mut items = Vocab::new();
-    let mut out = Interactions {
-        rating: Some(Vec::new()),
-        ..Default::default()
-    };
-    let mut ratings = Vec::new();
+    let mut table = TableBuilder::new(true, false);
     let mut header_pending = format == ImportFormat::MovielensCsv;
+    let ts_column = if format == ImportFormat::AmazonJson {
+        "unixReviewTime"
+    } else {
+        "timestamp"
+    };
     while let Some((line_no, text)) = lines.next_text()? {
         if text.trim().is_empty() {
             continue;
@@ -227,25 +540,399 @@ pub fn import(format: ImportFormat, input: &Path) -> Result<Imported> {
                 at(m)
             }
         })?;
-        let u = users.id(&row.user).map_err(|m| at(format!("user: {m}")))?;
-        let i = items.id(&row.item).map_err(|m| at(format!("item: {m}")))?;
-        out.user.push(u);
-        out.item.push(i);
-        out.ts.push(row.ts);
-        ratings.push(row.rating);
+        let ts = check_ts(row.ts, ts_column).map_err(at)?;
+        table
+            .push(&row.user, &row.item, ts, Some(row.rating), None)
+            .map_err(at)?;
     }
-    if out.is_empty() {
-        return Err(DataError::Schema {
-            path: input.to_path_buf(),
-            message: format!("no rows (nothing to import as {format})"),
-        });
+    table.finish(input, format)
+}
+
+/// The 0-based field index of each mapped column of a `csv` file, in [`ColumnMapping::columns`]
+/// order: looked up in the header, or parsed as 1-based numbers when `header` is `None`.
+fn csv_columns(
+    input: &Path,
+    mapping: &ColumnMapping,
+    header: Option<&[&str]>,
+) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for (key, col) in mapping.columns() {
+        let idx = match header {
+            Some(h) => h.iter().position(|c| c.trim() == col).ok_or_else(|| {
+                let have: Vec<String> = h.iter().map(|c| format!("'{}'", c.trim())).collect();
+                DataError::Schema {
+                    path: input.to_path_buf(),
+                    message: format!(
+                        "column mapping key '{key}' names column '{col}', which is not in the \
+                         header (columns: {})",
+                        have.join(", ")
+                    ),
+                }
+            })?,
+            None => match col.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => n - 1,
+                _ => {
+                    return Err(DataError::config(
+                        "columns",
+                        format!(
+                            "key '{key}': with header = false the columns are 1-based column \
+                             numbers, got '{col}'"
+                        ),
+                    ))
+                }
+            },
+        };
+        out.push(idx);
     }
-    out.rating = Some(ratings);
-    Ok(Imported {
-        interactions: out,
-        user_vocab: users.names,
-        item_vocab: items.names,
-    })
+    Ok(out)
+}
+
+fn import_csv(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
+    if matches!(mapping.delimiter, '"' | '\n' | '\r') {
+        return Err(DataError::config(
+            "columns",
+            format!(
+                "delimiter {:?} cannot be used (it is a quote or line break)",
+                mapping.delimiter
+            ),
+        ));
+    }
+    let mut lines = LineReader::open(input, MAX_LINE_BYTES)?;
+    let mut table = TableBuilder::new(mapping.rating.is_some(), mapping.label.is_some());
+    let delim = mapping.delimiter;
+    let names: Vec<(&'static str, String)> = mapping
+        .columns()
+        .into_iter()
+        .map(|(k, c)| {
+            let shown = if mapping.header {
+                c.to_string()
+            } else {
+                format!("#{}", c.trim())
+            };
+            (k, shown)
+        })
+        .collect();
+    // (mapped field indices, expected field count), known after the header / first row.
+    let mut layout: Option<(Vec<usize>, usize)> = None;
+    if !mapping.header {
+        // Validate the numbers up front, so a bad mapping fails even on an empty file.
+        csv_columns(input, mapping, None)?;
+    }
+    while let Some((line_no, text)) = lines.next_text()? {
+        if text.trim().is_empty() {
+            continue;
+        }
+        let at = |message: String| line_err(input, line_no, message);
+        let fields = split_delimited(text, delim).map_err(at)?;
+        let Some((idx, expected)) = layout.as_ref() else {
+            if mapping.header {
+                let idx = csv_columns(input, mapping, Some(&fields))?;
+                layout = Some((idx, fields.len()));
+                continue;
+            }
+            let idx = csv_columns(input, mapping, None)?;
+            if let Some((j, _)) = idx.iter().enumerate().find(|(_, &i)| i >= fields.len()) {
+                return Err(at(format!(
+                    "found {} fields separated by {delim:?}, but column mapping key '{}' names \
+                     column {}",
+                    fields.len(),
+                    names[j].0,
+                    idx[j] + 1
+                )));
+            }
+            layout = Some((idx, fields.len()));
+            continue_with_row(&mut table, &fields, layout.as_ref(), &names).map_err(at)?;
+            continue;
+        };
+        if fields.len() != *expected {
+            let missing: Vec<String> = idx
+                .iter()
+                .zip(&names)
+                .filter(|(&i, _)| i >= fields.len())
+                .map(|(_, (k, c))| format!("'{c}' ({k})"))
+                .collect();
+            let what = if mapping.header {
+                "as the header"
+            } else {
+                "as the first row"
+            };
+            let extra = if missing.is_empty() {
+                String::new()
+            } else {
+                format!("; missing column {}", missing.join(", "))
+            };
+            return Err(at(format!(
+                "expected {expected} fields separated by {delim:?} ({what}), found {}{extra}",
+                fields.len()
+            )));
+        }
+        continue_with_row(&mut table, &fields, layout.as_ref(), &names).map_err(at)?;
+    }
+    table.finish(input, ImportFormat::Csv)
+}
+
+/// Parses and adds one `csv` row whose field count was already checked.
+fn continue_with_row(
+    table: &mut TableBuilder,
+    fields: &[&str],
+    layout: Option<&(Vec<usize>, usize)>,
+    names: &[(&'static str, String)],
+) -> std::result::Result<(), String> {
+    let Some((idx, _)) = layout else {
+        return Err("internal: csv layout missing".into());
+    };
+    let get = |j: usize| fields[idx[j]].trim();
+    let col = |j: usize| format!("column '{}' ({})", names[j].1, names[j].0);
+    let id = |j: usize| {
+        let s = get(j);
+        if s.is_empty() {
+            Err(format!("{}: empty id", col(j)))
+        } else {
+            Ok(s)
+        }
+    };
+    let value = |j: usize| match get(j).parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("{}: '{}' is not a finite number", col(j), get(j))),
+    };
+    let user = id(0)?;
+    let item = id(1)?;
+    let ts = get(2)
+        .parse::<i64>()
+        .map_err(|_| format!("{}: '{}' is not an integer (unix seconds)", col(2), get(2)))?;
+    let ts = check_ts(ts, &names[2].1).map_err(|m| format!("{m} (mapping key 'timestamp')"))?;
+    let mut j = 3;
+    let rating = if table.ratings.is_some() {
+        j += 1;
+        Some(value(j - 1)?)
+    } else {
+        None
+    };
+    let label = if table.labels.is_some() {
+        Some(value(j)?)
+    } else {
+        None
+    };
+    table.push(user, item, ts, rating, label)
+}
+
+/// Rows per record batch when reading a generic Parquet log.
+const PARQUET_BATCH_ROWS: usize = 1 << 16;
+
+fn is_raw_id_type(dt: &DataType) -> bool {
+    dt.is_integer() || matches!(dt, DataType::Utf8 | DataType::LargeUtf8)
+}
+
+fn is_raw_ts_type(dt: &DataType) -> bool {
+    dt.is_integer() || matches!(dt, DataType::Timestamp(_, _))
+}
+
+fn is_raw_value_type(dt: &DataType) -> bool {
+    dt.is_integer() || dt.is_floating()
+}
+
+fn import_parquet(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
+    let file = File::open(input).map_err(|e| DataError::io(input, e))?;
+    let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
+        path: input.to_path_buf(),
+        message: e.to_string(),
+    };
+    let schema_err = |message: String| DataError::Schema {
+        path: input.to_path_buf(),
+        message,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(&e))?;
+    let schema = builder.schema().clone();
+    let columns = mapping.columns();
+    let mut roots = Vec::new();
+    for (key, col) in &columns {
+        let Some(i) = schema.fields().iter().position(|f| f.name() == col) else {
+            let have: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|f| format!("'{}'", f.name()))
+                .collect();
+            return Err(schema_err(format!(
+                "column mapping key '{key}' names column '{col}', which is not in the file \
+                 (columns: {})",
+                have.join(", ")
+            )));
+        };
+        let dt = schema.field(i).data_type();
+        let (ok, want) = match *key {
+            "user" | "item" => (is_raw_id_type(dt), "a string or integer id"),
+            "timestamp" => (is_raw_ts_type(dt), "integer unix seconds or a Timestamp"),
+            _ => (is_raw_value_type(dt), "a float or integer"),
+        };
+        if !ok {
+            return Err(schema_err(format!(
+                "column '{col}' (mapping key '{key}') has type {dt}, expected {want}"
+            )));
+        }
+        if !roots.contains(&i) {
+            roots.push(i);
+        }
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(PARQUET_BATCH_ROWS)
+        .build()
+        .map_err(|e| pq_err(&e))?;
+    let mut table = TableBuilder::new(mapping.rating.is_some(), mapping.label.is_some());
+    let mut row0 = 0usize;
+    let mut ids: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    let mut ts = Vec::new();
+    let mut values: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
+    for batch in reader {
+        let batch = batch.map_err(|e| pq_err(&e))?;
+        let n = batch.num_rows();
+        let col = |key: &str, name: &str| -> Result<&dyn Array> {
+            let a = batch.column_by_name(name).ok_or_else(|| {
+                schema_err(format!("column '{name}' vanished from a record batch"))
+            })?;
+            if a.null_count() > 0 {
+                let row = (0..a.len()).find(|&i| a.is_null(i)).unwrap_or(0);
+                return Err(schema_err(format!(
+                    "column '{name}' (mapping key '{key}') has a null at row {} (0-based)",
+                    row0 + row
+                )));
+            }
+            Ok(a.as_ref())
+        };
+        for (k, out) in ids.iter_mut().enumerate() {
+            let (key, name) = columns[k];
+            out.clear();
+            raw_ids(col(key, name)?, out)
+                .map_err(|m| schema_err(format!("column '{name}' (mapping key '{key}'): {m}")))?;
+            if let Some(r) = out.iter().position(|s| s.trim().is_empty()) {
+                return Err(schema_err(format!(
+                    "column '{name}' (mapping key '{key}') has an empty id at row {} (0-based)",
+                    row0 + r
+                )));
+            }
+        }
+        let (key, name) = columns[2];
+        ts.clear();
+        raw_seconds(col(key, name)?, &mut ts)
+            .map_err(|m| schema_err(format!("column '{name}' (mapping key '{key}'): {m}")))?;
+        for (r, &t) in ts.iter().enumerate() {
+            check_ts(t, name)
+                .map_err(|m| schema_err(format!("row {} (0-based): {m}", row0 + r)))?;
+        }
+        for (j, (key, name)) in columns.iter().enumerate().skip(3) {
+            let out = &mut values[j - 3];
+            out.clear();
+            raw_values(col(key, name)?, out)
+                .map_err(|m| schema_err(format!("column '{name}' (mapping key '{key}'): {m}")))?;
+            if let Some(r) = out.iter().position(|v| !v.is_finite()) {
+                return Err(schema_err(format!(
+                    "column '{name}' (mapping key '{key}') row {} (0-based): {} is not a finite \
+                     number",
+                    row0 + r,
+                    out[r]
+                )));
+            }
+        }
+        let rating_slot = usize::from(mapping.rating.is_some());
+        for r in 0..n {
+            let rating = mapping.rating.as_ref().map(|_| values[0][r]);
+            let label = mapping.label.as_ref().map(|_| values[rating_slot][r]);
+            table
+                .push(&ids[0][r], &ids[1][r], ts[r], rating, label)
+                .map_err(|m| schema_err(format!("row {} (0-based): {m}", row0 + r)))?;
+        }
+        row0 += n;
+    }
+    table.finish(input, ImportFormat::Parquet)
+}
+
+/// Appends a string or integer id column as strings (no nulls; checked by the caller).
+fn raw_ids(a: &dyn Array, out: &mut Vec<String>) -> std::result::Result<(), String> {
+    use arrow::array::{
+        Int16Array, Int32Array, Int64Array, Int8Array, LargeStringArray, StringArray, UInt16Array,
+        UInt32Array, UInt64Array, UInt8Array,
+    };
+    macro_rules! ints {
+        ($t:ty) => {
+            out.extend(downcast::<$t>(a)?.values().iter().map(|v| v.to_string()))
+        };
+    }
+    match a.data_type() {
+        DataType::Utf8 => out.extend(
+            downcast::<StringArray>(a)?
+                .iter()
+                .map(|s| s.unwrap_or_default().trim().to_string()),
+        ),
+        DataType::LargeUtf8 => out.extend(
+            downcast::<LargeStringArray>(a)?
+                .iter()
+                .map(|s| s.unwrap_or_default().trim().to_string()),
+        ),
+        DataType::Int8 => ints!(Int8Array),
+        DataType::Int16 => ints!(Int16Array),
+        DataType::Int32 => ints!(Int32Array),
+        DataType::Int64 => ints!(Int64Array),
+        DataType::UInt8 => ints!(UInt8Array),
+        DataType::UInt16 => ints!(UInt16Array),
+        DataType::UInt32 => ints!(UInt32Array),
+        DataType::UInt64 => ints!(UInt64Array),
+        dt => return Err(format!("type {dt} is not a string or integer id")),
+    }
+    Ok(())
+}
+
+/// Appends an integer or Timestamp column as seconds (Timestamps rounded down to seconds).
+fn raw_seconds(a: &dyn Array, out: &mut Vec<i64>) -> std::result::Result<(), String> {
+    use arrow::array::{
+        Int64Array, TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+        TimestampSecondArray, UInt64Array,
+    };
+    match a.data_type() {
+        DataType::Timestamp(unit, _) => {
+            let (vals, per): (&[i64], i64) = match unit {
+                TimeUnit::Second => (downcast::<TimestampSecondArray>(a)?.values(), 1),
+                TimeUnit::Millisecond => {
+                    (downcast::<TimestampMillisecondArray>(a)?.values(), 1_000)
+                }
+                TimeUnit::Microsecond => (
+                    downcast::<TimestampMicrosecondArray>(a)?.values(),
+                    1_000_000,
+                ),
+                TimeUnit::Nanosecond => (
+                    downcast::<TimestampNanosecondArray>(a)?.values(),
+                    1_000_000_000,
+                ),
+            };
+            out.extend(vals.iter().map(|v| v.div_euclid(per)));
+        }
+        DataType::UInt64 => {
+            for &v in downcast::<UInt64Array>(a)?.values().iter() {
+                out.push(i64::try_from(v).unwrap_or(i64::MAX));
+            }
+        }
+        dt if dt.is_integer() => {
+            let cast = arrow::compute::cast(a, &DataType::Int64)
+                .map_err(|e| format!("cannot convert {dt} to Int64: {e}"))?;
+            out.extend_from_slice(downcast::<Int64Array>(cast.as_ref())?.values());
+        }
+        dt => return Err(format!("type {dt} is not an integer or Timestamp")),
+    }
+    Ok(())
+}
+
+/// Appends a float or integer column as f32.
+fn raw_values(a: &dyn Array, out: &mut Vec<f32>) -> std::result::Result<(), String> {
+    let cast = arrow::compute::cast(a, &DataType::Float32)
+        .map_err(|e| format!("cannot convert {} to Float32: {e}", a.data_type()))?;
+    out.extend_from_slice(downcast::<Float32Array>(cast.as_ref())?.values());
+    Ok(())
+}
+
+fn downcast<T: 'static>(a: &dyn Array) -> std::result::Result<&T, String> {
+    a.as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| format!("unexpected array type {}", a.data_type()))
 }
 
 /// Reads MovieLens/MovieTweetings `movies.dat` (`id::title::Genre|Genre`) into raw movie id ->
@@ -302,7 +989,7 @@ pub fn movielens_genres(path: &Path) -> Result<BTreeMap<String, Vec<String>>> {
     Ok(out)
 }
 
-fn line_err(path: &Path, line_no: usize, message: String) -> DataError {
+pub(crate) fn line_err(path: &Path, line_no: usize, message: String) -> DataError {
     DataError::Schema {
         path: path.to_path_buf(),
         message: format!("line {line_no}: {message}"),
@@ -363,6 +1050,9 @@ fn parse_row(format: ImportFormat, text: &str) -> std::result::Result<Row<'_>, S
             fields4(&f, "commas", false)
         }
         ImportFormat::AmazonJson => parse_amazon_json(text),
+        ImportFormat::Csv | ImportFormat::Parquet => {
+            Err("this format needs a column mapping (use import_with)".into())
+        }
     }
 }
 
@@ -408,13 +1098,21 @@ fn ts_field(s: &str) -> std::result::Result<i64, String> {
 /// Splits one CSV line; a field may be double-quoted (returned without its quotes). Escaped
 /// quotes (`""`) and quoted fields spanning lines are rejected (no raw rating log has them).
 fn split_csv(text: &str) -> std::result::Result<Vec<&str>, String> {
+    split_delimited(text, ',')
+}
+
+/// [`split_csv`] with any single-character delimiter. Spaces before a quoted field and between
+/// its closing quote and the delimiter are skipped (unless the delimiter is a space).
+fn split_delimited(text: &str, delim: char) -> std::result::Result<Vec<&str>, String> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
+    let skip_spaces = delim != ' ';
+    let dlen = delim.len_utf8();
     let mut i = 0;
     loop {
         // Skip leading spaces of a field.
         let mut start = i;
-        while start < bytes.len() && bytes[start] == b' ' {
+        while skip_spaces && start < bytes.len() && bytes[start] == b' ' {
             start += 1;
         }
         if start < bytes.len() && bytes[start] == b'"' {
@@ -428,19 +1126,22 @@ fn split_csv(text: &str) -> std::result::Result<Vec<&str>, String> {
             }
             out.push(&text[open..close]);
             let mut j = close + 1;
-            while j < bytes.len() && bytes[j] == b' ' {
+            while skip_spaces && j < bytes.len() && bytes[j] == b' ' {
                 j += 1;
             }
-            match bytes.get(j) {
-                None => return Ok(out),
-                Some(b',') => i = j + 1,
-                Some(_) => return Err("text after a closing double quote".into()),
+            if j >= bytes.len() {
+                return Ok(out);
+            }
+            if text[j..].starts_with(delim) {
+                i = j + dlen;
+            } else {
+                return Err("text after a closing double quote".into());
             }
         } else {
-            match text[i..].find(',') {
+            match text[i..].find(delim) {
                 Some(rel) => {
                     out.push(&text[i..i + rel]);
-                    i += rel + 1;
+                    i += rel + dlen;
                 }
                 None => {
                     out.push(&text[i..]);
@@ -521,7 +1222,7 @@ fn parse_amazon_json(text: &str) -> std::result::Result<Row<'static>, String> {
 }
 
 /// Reads lines of at most `max` bytes from a plain or gzip file (gzip detected by magic bytes).
-struct LineReader {
+pub(crate) struct LineReader {
     inner: Box<dyn BufRead>,
     path: PathBuf,
     max: usize,
@@ -530,7 +1231,7 @@ struct LineReader {
 }
 
 impl LineReader {
-    fn open(path: &Path, max: usize) -> Result<Self> {
+    pub(crate) fn open(path: &Path, max: usize) -> Result<Self> {
         let file = File::open(path).map_err(|e| DataError::io(path, e))?;
         let mut raw = BufReader::with_capacity(1 << 16, file);
         let head = raw.fill_buf().map_err(|e| DataError::io(path, e))?;
@@ -556,7 +1257,7 @@ impl LineReader {
     }
 
     /// The next line (without its `\n`) and its 1-based number, or `None` at the end.
-    fn next_line(&mut self) -> Result<Option<(usize, &[u8])>> {
+    pub(crate) fn next_line(&mut self) -> Result<Option<(usize, &[u8])>> {
         self.buf.clear();
         let line_no = self.line_no + 1;
         let mut read_any = false;
@@ -601,7 +1302,7 @@ impl LineReader {
 
     /// Like [`LineReader::next_line`], decoded as UTF-8 without the `\r` of a CRLF ending and
     /// without a byte-order mark on line 1; a line that is not UTF-8 is an error.
-    fn next_text(&mut self) -> Result<Option<(usize, &str)>> {
+    pub(crate) fn next_text(&mut self) -> Result<Option<(usize, &str)>> {
         let path = self.path.clone();
         let Some((line_no, raw)) = self.next_line()? else {
             return Ok(None);
@@ -850,7 +1551,7 @@ mod tests {
     #[test]
     fn empty_or_blank_file_has_no_rows_and_missing_file_is_io() {
         for body in [&b""[..], b"\n\n  \r\n"] {
-            for f in ImportFormat::ALL {
+            for f in ImportFormat::ALL.into_iter().filter(|f| !f.needs_mapping()) {
                 let e = err_of(f, body);
                 assert!(e.contains("no rows"), "{f}: {e}");
             }
@@ -951,5 +1652,435 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no rows"));
+    }
+
+    fn csv_map(json: &str) -> ColumnMapping {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn csv_err(body: &[u8], m: &ColumnMapping) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "log.csv", body);
+        let e = import_with(ImportFormat::Csv, &p, Some(m))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.csv"), "{e}");
+        e
+    }
+
+    #[test]
+    fn generic_formats_need_a_mapping() {
+        assert!(ImportFormat::names().contains(&"csv"));
+        assert!(ImportFormat::names().contains(&"parquet"));
+        assert_eq!("csv".parse::<ImportFormat>().unwrap(), ImportFormat::Csv);
+        assert_eq!(
+            "parquet".parse::<ImportFormat>().unwrap(),
+            ImportFormat::Parquet
+        );
+        assert!(ImportFormat::Csv.needs_mapping() && !ImportFormat::AmazonCsv.needs_mapping());
+        let p = Path::new("/nonexistent/x.csv");
+        for f in [ImportFormat::Csv, ImportFormat::Parquet] {
+            let e = import(f, p).unwrap_err();
+            assert!(
+                matches!(&e, DataError::Config { key, .. } if key == "columns"),
+                "{e}"
+            );
+            assert!(e.to_string().contains("needs a column mapping"), "{e}");
+        }
+        let m = ColumnMapping::new("u", "i", "t");
+        let e = import_with(ImportFormat::MovielensDat, p, Some(&m)).unwrap_err();
+        assert!(
+            matches!(&e, DataError::Config { key, .. } if key == "columns"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn column_mapping_serde_and_compact_form() {
+        let m = csv_map(r#"{"user": "u", "item": "i", "timestamp": "t"}"#);
+        assert_eq!(m, ColumnMapping::new("u", "i", "t"));
+        assert_eq!((m.delimiter, m.header), (',', true));
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<ColumnMapping>(&json).unwrap(), m);
+        let e = serde_json::from_str::<ColumnMapping>(
+            r#"{"user": "u", "item": "i", "timestamp": "t", "time": "x"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `time`"), "{e}");
+        let m: ColumnMapping = "user=1, item=2, ts=4, rating=3, delimiter=tab, header=false"
+            .parse()
+            .unwrap();
+        assert_eq!(m.delimiter, '\t');
+        assert!(!m.header);
+        assert_eq!(m.rating.as_deref(), Some("3"));
+        assert_eq!(m.columns()[2], ("timestamp", "4"));
+        let m: ColumnMapping = r#"{"user":"a","item":"b","timestamp":"c","delimiter":";"}"#
+            .parse()
+            .unwrap();
+        assert_eq!(m.delimiter, ';');
+        for (bad, what) in [
+            ("user=a,item=b", "'timestamp'"),
+            ("user=a,item=b,timestamp=c,color=d", "unknown key 'color'"),
+            ("user=a,item=b,timestamp=c,delimiter=", "delimiter=comma"),
+            ("user=a,item=b,timestamp=c,delimiter=ab", "single character"),
+            ("user=a,item=b,timestamp=c,header=yes", "true or false"),
+            ("user", "key=value"),
+            ("{\"user\": 1}", "column mapping"),
+        ] {
+            let e = bad.parse::<ColumnMapping>().unwrap_err();
+            assert!(
+                matches!(&e, DataError::Config { key, .. } if key == "columns"),
+                "{e}"
+            );
+            assert!(e.to_string().contains(what), "{what}: {e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "m.json", br#"{"user":"a","item":"b"}"#);
+        let e = ColumnMapping::read_json(&p).unwrap_err().to_string();
+        assert!(e.contains("m.json") && e.contains("timestamp"), "{e}");
+    }
+
+    #[test]
+    fn csv_with_header_quotes_rating_and_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "log.csv",
+            b"\xef\xbb\xbfts,extra,\"item id\",uid,score,click\r\n100,x,\"i,1\",u1,4.5,1\r\n\n200,y,i2,u2,3,0\r\n300,z,\"i,1\",u2,1e0,1",
+        );
+        let m = csv_map(
+            r#"{"user":"uid","item":"item id","timestamp":"ts","rating":"score","label":"click"}"#,
+        );
+        let im = import_with(ImportFormat::Csv, &p, Some(&m)).unwrap();
+        assert_eq!(im.user_vocab, vec!["", "u1", "u2"]);
+        assert_eq!(im.item_vocab, vec!["", "i,1", "i2"]);
+        assert_eq!(im.interactions.user, vec![1, 2, 2]);
+        assert_eq!(im.interactions.item, vec![1, 2, 1]);
+        assert_eq!(im.interactions.ts, vec![100, 200, 300]);
+        assert_eq!(im.interactions.rating, Some(vec![4.5, 3.0, 1.0]));
+        assert_eq!(im.interactions.label, Some(vec![1.0, 0.0, 1.0]));
+        // Without rating/label in the mapping the table has neither.
+        let m = ColumnMapping::new("uid", "item id", "ts");
+        let im = import_with(ImportFormat::Csv, &p, Some(&m)).unwrap();
+        assert_eq!(im.interactions.rating, None);
+        assert_eq!(im.interactions.label, None);
+        assert_eq!(im.interactions.len(), 3);
+        // Only a header: no rows.
+        let e = csv_err(b"uid,item id,ts\n", &m);
+        assert!(e.contains("no rows"), "{e}");
+    }
+
+    #[test]
+    fn csv_without_header_tab_delimited_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t302\t5\t881250950\n";
+        let p = write(dir.path(), "u.data.gz", &gzip(body));
+        let m: ColumnMapping = "user=1,item=2,rating=3,timestamp=4,delimiter=tab,header=false"
+            .parse()
+            .unwrap();
+        let im = import_with(ImportFormat::Csv, &p, Some(&m)).unwrap();
+        let fixed = import(
+            ImportFormat::MovielensTsv,
+            &write(dir.path(), "u.data", body),
+        )
+        .unwrap();
+        assert_eq!(im, fixed);
+        // A column number beyond the first row.
+        let mut m2 = m.clone();
+        m2.label = Some("9".into());
+        let e = csv_err(body, &m2);
+        assert!(
+            e.contains("line 1") && e.contains("'label'") && e.contains("column 9"),
+            "{e}"
+        );
+        // Not a number with header = false: a config error.
+        let mut m3 = m.clone();
+        m3.user = "userId".into();
+        let e = import_with(ImportFormat::Csv, &p, Some(&m3)).unwrap_err();
+        assert!(
+            matches!(&e, DataError::Config { key, .. } if key == "columns"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("'user'") && e.to_string().contains("1-based"),
+            "{e}"
+        );
+        // A row with a different field count names the line and the missing column.
+        let e = csv_err(b"1\t2\t3\t4\n1\t2\t3\n", &m);
+        assert!(
+            e.contains("line 2") && e.contains("found 3") && e.contains("'#4'"),
+            "{e}"
+        );
+        // Truncated gzip: an I/O error, not a panic.
+        let mut bad = gzip(&body.repeat(200));
+        bad.truncate(bad.len() / 2);
+        let p = write(dir.path(), "bad.gz", &bad);
+        let e = import_with(ImportFormat::Csv, &p, Some(&m)).unwrap_err();
+        assert!(matches!(e, DataError::Io { .. }), "{e}");
+        assert!(e.to_string().contains("bad.gz"), "{e}");
+    }
+
+    #[test]
+    fn csv_errors_name_file_line_and_column() {
+        let m = csv_map(r#"{"user":"u","item":"i","timestamp":"t","rating":"r"}"#);
+        let e = csv_err(b"u,i,t\n1,2,3\n", &m);
+        assert!(
+            e.contains("'rating'") && e.contains("'r'") && e.contains("'u', 'i', 't'"),
+            "{e}"
+        );
+        let head = "u,i,t,r\n1,2,3,4\n";
+        for (row, what) in [
+            ("1,2,3\n", "found 3"),
+            ("1,2,3,4,5\n", "found 5"),
+            (
+                "1,2,3,x\n",
+                "column 'r' (rating): 'x' is not a finite number",
+            ),
+            ("1,2,3,NaN\n", "column 'r' (rating): 'NaN'"),
+            (
+                "1,2,3.5,4\n",
+                "column 't' (timestamp): '3.5' is not an integer",
+            ),
+            ("1,,3,4\n", "column 'i' (item): empty id"),
+            ("1,\"2,3,4\n", "unterminated"),
+            ("1,2,1600000000000,4\n", "looks like milliseconds"),
+            ("1,2,-5,4\n", "negative"),
+        ] {
+            let e = csv_err(format!("{head}{row}").as_bytes(), &m);
+            assert!(e.contains("line 3"), "{e}");
+            assert!(e.contains(what), "{what}: {e}");
+        }
+        let e = csv_err(b"u,i,t,r\n1,2,3,4\n1,2,3\n", &m);
+        assert!(e.contains("missing column 'r' (rating)"), "{e}");
+        let mut m2 = m.clone();
+        m2.delimiter = '"';
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "x.csv", b"u,i,t\n");
+        assert!(matches!(
+            import_with(ImportFormat::Csv, &p, Some(&m2)).unwrap_err(),
+            DataError::Config { .. }
+        ));
+    }
+
+    #[test]
+    fn implausible_timestamps_are_errors_in_every_format() {
+        let e = err_of(
+            ImportFormat::MovielensDat,
+            b"1::2::3::978300760\n1::2::3::978300760000\n",
+        );
+        assert!(
+            e.contains("line 2") && e.contains("'timestamp'") && e.contains("milliseconds"),
+            "{e}"
+        );
+        let e = err_of(ImportFormat::MovielensTsv, b"1\t2\t3\t-1\n");
+        assert!(e.contains("line 1") && e.contains("negative"), "{e}");
+        let e = err_of(
+            ImportFormat::AmazonJson,
+            br#"{"reviewerID":"A","asin":"B","overall":1,"unixReviewTime":1252800000000000}"#,
+        );
+        assert!(
+            e.contains("'unixReviewTime'") && e.contains("micro- or nanoseconds"),
+            "{e}"
+        );
+        // The bounds themselves are fine.
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "ok.dat", b"1::2::3::0\n1::2::3::4102444800\n");
+        assert_eq!(
+            import(ImportFormat::MovielensDat, &p)
+                .unwrap()
+                .interactions
+                .ts,
+            vec![0, MAX_TIMESTAMP_SECS]
+        );
+    }
+
+    fn write_parquet_batches(path: &Path, batches: &[arrow::record_batch::RecordBatch]) {
+        let file = File::create(path).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).unwrap();
+        for b in batches {
+            w.write(b).unwrap();
+            w.flush().unwrap(); // one row group per batch
+        }
+        w.close().unwrap();
+    }
+
+    #[test]
+    fn parquet_utf8_ids_int_ts_float_rating() {
+        use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+        use arrow::record_batch::RecordBatch;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.parquet");
+        let batch = |u: Vec<&str>, i: Vec<&str>, t: Vec<i64>, r: Vec<f64>| {
+            RecordBatch::try_from_iter([
+                ("uid", Arc::new(StringArray::from(u)) as ArrayRef),
+                (
+                    "extra",
+                    Arc::new(Int64Array::from(vec![0; t.len()])) as ArrayRef,
+                ),
+                ("iid", Arc::new(StringArray::from(i)) as ArrayRef),
+                ("when", Arc::new(Int64Array::from(t)) as ArrayRef),
+                ("stars", Arc::new(Float64Array::from(r)) as ArrayRef),
+            ])
+            .unwrap()
+        };
+        write_parquet_batches(
+            &p,
+            &[
+                batch(
+                    vec!["a", "b"],
+                    vec!["0042", "42"],
+                    vec![10, 20],
+                    vec![5.0, 2.5],
+                ),
+                batch(vec!["b"], vec!["0042"], vec![30], vec![1.0]),
+            ],
+        );
+        let mut m = ColumnMapping::new("uid", "iid", "when");
+        m.rating = Some("stars".into());
+        let im = import_with(ImportFormat::Parquet, &p, Some(&m)).unwrap();
+        assert_eq!(im.user_vocab, vec!["", "a", "b"]);
+        assert_eq!(im.item_vocab, vec!["", "0042", "42"]);
+        assert_eq!(im.interactions.user, vec![1, 2, 2]);
+        assert_eq!(im.interactions.item, vec![1, 2, 1]);
+        assert_eq!(im.interactions.ts, vec![10, 20, 30]);
+        assert_eq!(im.interactions.rating, Some(vec![5.0, 2.5, 1.0]));
+        assert_eq!(im.interactions.label, None);
+        // A missing mapped column names the file, the column and the available columns.
+        let mut bad = m.clone();
+        bad.label = Some("click".into());
+        let e = import_with(ImportFormat::Parquet, &p, Some(&bad))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("log.parquet") && e.contains("'click'") && e.contains("'uid', 'extra'"),
+            "{e}"
+        );
+        // Wrong type for a rating.
+        let mut bad = m.clone();
+        bad.rating = Some("uid".into());
+        let e = import_with(ImportFormat::Parquet, &p, Some(&bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'uid'") && e.contains("Utf8"), "{e}");
+        // Milliseconds as integers: the row is named (rows count across batches).
+        write_parquet_batches(
+            &p,
+            &[
+                batch(vec!["a"], vec!["x"], vec![10], vec![1.0]),
+                batch(
+                    vec!["a", "a"],
+                    vec!["x", "x"],
+                    vec![20, 1_600_000_000_000],
+                    vec![1.0, 1.0],
+                ),
+            ],
+        );
+        let e = import_with(ImportFormat::Parquet, &p, Some(&m))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("row 2") && e.contains("'when'") && e.contains("milliseconds"),
+            "{e}"
+        );
+        // NaN rating.
+        write_parquet_batches(&p, &[batch(vec!["a"], vec!["x"], vec![10], vec![f64::NAN])]);
+        let e = import_with(ImportFormat::Parquet, &p, Some(&m))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'stars'") && e.contains("not a finite"), "{e}");
+        // Empty string id.
+        write_parquet_batches(&p, &[batch(vec![" "], vec!["x"], vec![10], vec![1.0])]);
+        let e = import_with(ImportFormat::Parquet, &p, Some(&m))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'uid'") && e.contains("empty id") && e.contains("row 0"),
+            "{e}"
+        );
+        // Not Parquet.
+        std::fs::write(&p, b"user,item\n").unwrap();
+        let e = import_with(ImportFormat::Parquet, &p, Some(&m)).unwrap_err();
+        assert!(matches!(e, DataError::Parquet { .. }), "{e}");
+    }
+
+    #[test]
+    fn parquet_int_ids_timestamp_column_nulls() {
+        use arrow::array::{
+            ArrayRef, Int32Array, Int64Array, LargeStringArray, TimestampMillisecondArray,
+            UInt16Array,
+        };
+        use arrow::record_batch::RecordBatch;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ints.parquet");
+        let b = RecordBatch::try_from_iter([
+            (
+                "user",
+                Arc::new(Int64Array::from(vec![7, 3, 7])) as ArrayRef,
+            ),
+            (
+                "item",
+                Arc::new(UInt16Array::from(vec![1193, 661, 661])) as ArrayRef,
+            ),
+            (
+                "time",
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    978_300_760_999,
+                    978_302_109_000,
+                    978_301_968_500,
+                ])) as ArrayRef,
+            ),
+            (
+                "click",
+                Arc::new(Int32Array::from(vec![1, 0, 1])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        write_parquet_batches(&p, &[b]);
+        let mut m = ColumnMapping::new("user", "item", "time");
+        m.label = Some("click".into());
+        let im = import_with(ImportFormat::Parquet, &p, Some(&m)).unwrap();
+        assert_eq!(im.user_vocab, vec!["", "7", "3"]);
+        assert_eq!(im.item_vocab, vec!["", "1193", "661"]);
+        assert_eq!(im.interactions.ts, vec![978300760, 978302109, 978301968]);
+        assert_eq!(im.interactions.label, Some(vec![1.0, 0.0, 1.0]));
+        assert_eq!(im.interactions.rating, None);
+        // The same log as text gives the same dense ids.
+        let txt = write(
+            dir.path(),
+            "r.dat",
+            b"7::1193::5::978300760\n3::661::3::978302109\n7::661::4::978301968",
+        );
+        let fixed = import(ImportFormat::MovielensDat, &txt).unwrap();
+        assert_eq!(fixed.interactions.user, im.interactions.user);
+        assert_eq!(fixed.interactions.item, im.interactions.item);
+        assert_eq!(fixed.item_vocab, im.item_vocab);
+        // LargeUtf8 ids and a null.
+        let b = RecordBatch::try_from_iter([
+            (
+                "user",
+                Arc::new(LargeStringArray::from(vec![Some("a"), Some("b"), None])) as ArrayRef,
+            ),
+            (
+                "item",
+                Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef,
+            ),
+            (
+                "time",
+                Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        write_parquet_batches(&p, &[b]);
+        let m = ColumnMapping::new("user", "item", "time");
+        let e = import_with(ImportFormat::Parquet, &p, Some(&m))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ints.parquet") && e.contains("'user'") && e.contains("null at row 2"),
+            "{e}"
+        );
     }
 }

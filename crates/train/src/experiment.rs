@@ -10,7 +10,7 @@ use longtail_core::{
     Registry,
 };
 use longtail_data::{
-    apply_filters, build_ctr_dataset, generate, CtrConfig, FilterConfig, Interactions, ScoresTable,
+    apply_filters, build_ctr_dataset, CtrConfig, FilterConfig, Interactions, ScoresTable,
     SynthConfig,
 };
 use longtail_eval::{write_metrics_json, Metrics};
@@ -18,28 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// Where the interactions come from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DataSource {
-    /// The built-in synthetic generator (IDW Appendix A with long-tailed user activeness).
-    Synth {
-        #[serde(default)]
-        synth: SynthConfig,
-    },
-    /// A canonical interaction table in Parquet (see `longtail import`).
-    Parquet { path: PathBuf },
-    /// A raw log imported on the fly (`format` as in `longtail import`). A relative `path` is
-    /// looked up under `$LONGTAIL_DATA_DIR` (default `../shared/data`).
-    Raw { format: String, path: PathBuf },
-}
-
-/// Where real datasets live: `$LONGTAIL_DATA_DIR`, default `../shared/data`.
-pub fn real_data_dir() -> PathBuf {
-    std::env::var_os("LONGTAIL_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/data"))
-}
+pub use longtail_data::source::{real_data_dir, DataSource};
 
 /// `[model]`: a registry name and the model's own params table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -260,28 +239,18 @@ pub struct RunOutcome {
     pub manifest: RunManifest,
 }
 
-/// Loads or generates the interactions, writing generated data to `data_dir` as Parquet and
-/// reading it back, so the run exercises the same path as real data.
+/// Loads or generates the interactions ([`longtail_data::load_source`]); generated data are
+/// written to `data_dir` as Parquet and read back, so the run exercises the same path as real
+/// data.
 pub fn load_interactions(src: &DataSource, seed: u64, data_dir: &Path) -> Result<Interactions> {
-    match src {
-        DataSource::Synth { synth } => {
-            let data = generate(synth, longtail_data::seed::derive_seed(seed, "synth"))?;
-            std::fs::create_dir_all(data_dir).map_err(|e| io(data_dir, e))?;
-            let path = data_dir.join("interactions.parquet");
-            data.interactions.write_parquet(&path)?;
-            Ok(Interactions::read_parquet(&path)?)
-        }
-        DataSource::Parquet { path } => Ok(Interactions::read_parquet(path)?),
-        DataSource::Raw { format, path } => {
-            let format: longtail_data::ImportFormat = format.parse()?;
-            let path = if path.is_relative() {
-                real_data_dir().join(path)
-            } else {
-                path.clone()
-            };
-            Ok(longtail_data::import(format, &path)?.interactions)
-        }
+    let loaded = longtail_data::load_source(src, seed)?;
+    if matches!(src, DataSource::Synth { .. }) {
+        std::fs::create_dir_all(data_dir).map_err(|e| io(data_dir, e))?;
+        let path = data_dir.join("interactions.parquet");
+        loaded.interactions.write_parquet(&path)?;
+        return Ok(Interactions::read_parquet(&path)?);
     }
+    Ok(loaded.interactions)
 }
 
 /// Runs `cfg` and writes `out_root/<name>-<model>-seed<seed>/`. `command` and `git_revision`
@@ -338,15 +307,27 @@ fn run_in(
     started_unix_s: u64,
 ) -> Result<RunOutcome> {
     let dir = dir.to_path_buf();
-    let mut inter = load_interactions(&cfg.data, cfg.seed, &dir.join("data"))?;
-    let mut filter_report = None;
-    if let Some(f) = &cfg.filters {
-        f.validate()?;
-        let filtered = apply_filters(&inter, f)?;
-        inter = filtered.interactions;
-        filter_report = Some(filtered.report);
+    let (data, inter_hash, n_inter, filter_report) =
+        if let DataSource::Prepared { path } = &cfg.data {
+            // A prepared folder fixes the data: its samples, splits and groups are used as they are.
+            let path = longtail_data::source::resolve_data_path(path);
+            let (data, m) = longtail_data::load_prepared_ctr(&path)?;
+            (data, m.interactions_hash, m.interactions, m.filters)
+        } else {
+            let mut inter = load_interactions(&cfg.data, cfg.seed, &dir.join("data"))?;
+            let mut filter_report = None;
+            if let Some(f) = &cfg.filters {
+                f.validate()?;
+                let filtered = apply_filters(&inter, f)?;
+                inter = filtered.interactions;
+                filter_report = Some(filtered.report);
+            }
+            let data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
+            (data, inter.content_hash(), inter.len(), filter_report)
+        };
+    for w in &data.warnings {
+        eprintln!("warning: {w}");
     }
-    let data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
 
     let ctx = BuildContext {
@@ -394,9 +375,9 @@ fn run_in(
         variant: cfg.variant.clone(),
         dataset: DatasetInfo {
             name: cfg.dataset.clone(),
-            interactions_hash: inter.content_hash(),
+            interactions_hash: inter_hash,
             feature_map_hash: data.feature_map.hash.clone(),
-            interactions: inter.len(),
+            interactions: n_inter,
             filters: filter_report,
             train_samples: data.train.len(),
             valid_samples: data.valid.len(),

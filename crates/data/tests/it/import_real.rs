@@ -144,3 +144,83 @@ fn real_movies_dat_genres() {
     .unwrap();
     assert!(im.item_vocab[1..].iter().all(|m| g.contains_key(m)));
 }
+
+#[test]
+fn real_ml_1m_item_genres() {
+    use longtail_data::items::{movielens_item_features, ItemFeatures};
+    let Some(dir) = data_dir() else { return };
+    let im = import(
+        ImportFormat::MovielensDat,
+        &dir.join("ml-1m/ratings_users1-2999.dat.gz"),
+    )
+    .unwrap();
+    let f = movielens_item_features(&dir.join("ml-1m/movies.dat"), &im.item_vocab).unwrap();
+    f.validate().unwrap();
+    assert_eq!(f.num_items, 3_616);
+    let g = f.list("genres").unwrap();
+    // Every ml-1m movie has at least one genre, so every rated item is covered.
+    assert_eq!(g.covered(), 3_615);
+    assert_eq!(g.vocab.len(), 18 + 1);
+    let toy = im.item_vocab.iter().position(|m| m == "1").unwrap();
+    assert_eq!(g.names_of(toy), vec!["Animation", "Children's", "Comedy"]);
+    let out = tempfile::tempdir().unwrap();
+    let p = out.path().join("ml1m.items.parquet");
+    f.write_parquet(&p).unwrap();
+    assert_eq!(ItemFeatures::read_parquet(&p).unwrap(), f);
+}
+
+#[test]
+fn real_ml_100k_u_item_genres() {
+    use longtail_data::items::movielens_100k_item_features;
+    let Some(dir) = data_dir() else { return };
+    let im = import(ImportFormat::MovielensTsv, &dir.join("ml-100k/u.data")).unwrap();
+    let f = movielens_100k_item_features(&dir.join("ml-100k/u.item"), &im.item_vocab).unwrap();
+    assert_eq!(f.num_items, 1_683);
+    let g = f.list("genres").unwrap();
+    assert_eq!(g.covered(), 1_682);
+    assert_eq!(g.vocab.len(), 20);
+    // u.item line 1: Toy Story is Animation|Children's|Comedy.
+    let toy = im.item_vocab.iter().position(|m| m == "1").unwrap();
+    assert_eq!(g.names_of(toy), vec!["Animation", "Children's", "Comedy"]);
+    assert_eq!(g.values.len(), 2_893);
+}
+
+#[test]
+fn real_movietweetings_item_genres() {
+    use longtail_data::items::movielens_item_features;
+    let Some(dir) = data_dir() else { return };
+    let im = import(
+        ImportFormat::Movietweetings,
+        &dir.join("movietweetings-100k/ratings.dat"),
+    )
+    .unwrap();
+    let f = movielens_item_features(&dir.join("movietweetings-100k/movies.dat"), &im.item_vocab)
+        .unwrap();
+    assert_eq!(f.num_items, 10_507);
+    let g = f.list("genres").unwrap();
+    // All 10,506 rated movies are in movies.dat; the 66 without genres stay empty.
+    assert_eq!(g.covered(), 10_506 - 66);
+    assert_eq!(g.vocab.len(), 25 + 1);
+    let first = &im.item_vocab[1];
+    let genres = movielens_genres(&dir.join("movietweetings-100k/movies.dat")).unwrap();
+    assert_eq!(g.names_of(1), genres[first]);
+}
+
+#[test]
+fn real_ml_100k_as_generic_csv() {
+    use longtail_data::import::{import_with, ColumnMapping};
+    let Some(dir) = data_dir() else { return };
+    let m = ColumnMapping {
+        user: "1".into(),
+        item: "2".into(),
+        timestamp: "4".into(),
+        rating: Some("3".into()),
+        label: None,
+        delimiter: '\t',
+        header: false,
+    };
+    let path = dir.join("ml-100k/u.data");
+    let im = import_with(ImportFormat::Csv, &path, Some(&m)).unwrap();
+    check(&im, 100_000, 943, 1_682);
+    assert_eq!(im, import(ImportFormat::MovielensTsv, &path).unwrap());
+}

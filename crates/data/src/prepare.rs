@@ -1,0 +1,636 @@
+//! `longtail prepare`: one TOML config turned into a prepared dataset folder that every model
+//! reads the same way. Deterministic for a seed (same config + seed = byte-identical Parquet).
+//!
+//! Steps, in order: load the source ([`DataSource`]); apply the filters (duplicate rule,
+//! minimum counts, iterative k-core, re-indexing); build pointwise CTR samples (labels by
+//! threshold or implicit, `neg_per_pos` sampled negatives the user never interacted with, the
+//! split, user activeness and item popularity groups: [`crate::ctr`]); optionally HIM sessions
+//! for every sample ([`crate::sessions`]) and IDW sequences ([`crate::sequences`]).
+//!
+//! The folder (written under a temporary name and renamed when complete, so a failed run never
+//! leaves a half-written folder; an existing folder is replaced only if it holds a
+//! `prepare.json`):
+//!
+//! ```text
+//! OUT/prepare.json                     manifest: config, hashes, counts, group shares, warnings
+//! OUT/feature_map.json                 vocab sizes and shapes, with a content hash
+//! OUT/interactions.parquet             the filtered table (dense ids, canonical schema)
+//! OUT/user_vocab.json, item_vocab.json raw id per dense id (imports only)
+//! OUT/item_clusters.json               ground-truth item clusters (synthetic data only)
+//! OUT/samples/{train,valid,test}.parquet   user item label ts hist_end user_group item_group
+//! OUT/sessions/{train,valid,test}.parquet  row-aligned with samples: pos_items pos_counts
+//!                                          neg_items neg_counts, each [S * n]   (with [sessions])
+//! OUT/sequences/{train,valid,test}.parquet user target target_ts hist [L] hist_len
+//!                                          (+ negatives [k] for valid/test)     (with [sequences])
+//! ```
+//!
+//! A sample's history is `seq(user)[..hist_end]` where `seq` is the user's positives in time
+//! order, rebuilt from `interactions.parquet` by [`load_prepared_ctr`]; histories are not copied
+//! per sample.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::ctr::{build_ctr_dataset, CtrConfig, CtrDataset, CtrSamples, UserSequences};
+use crate::error::{DataError, Result};
+use crate::feature_map::{FeatureKind, FeatureMap, FeatureSpec};
+use crate::filter::{apply_filters, FilterConfig, FilterReport};
+use crate::frame::{take_f32, take_i64, take_u32, take_u8, Column, Frame, FrameWriter};
+use crate::groups::{ActivenessRule, ITEM_GROUP_NAMES, USER_GROUP_NAMES};
+use crate::sequences::{build_sequences, SeqSamples, SequenceConfig};
+use crate::sessions::{SessionConfig, Sessions};
+use crate::source::{load_source, DataSource};
+use crate::table::{write_atomically, Interactions};
+
+/// Rows of sessions computed and written at a time (bounds memory on large datasets).
+const SESSION_CHUNK: usize = 1 << 15;
+/// The split names, in file order.
+pub const SPLITS: [&str; 3] = ["train", "valid", "test"];
+
+/// A whole `prepare` job as one TOML document (unknown keys are errors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareConfig {
+    /// Dataset name recorded in the feature map and manifest.
+    #[serde(default = "default_dataset")]
+    pub dataset: String,
+    #[serde(default)]
+    pub seed: u64,
+    pub data: DataSource,
+    /// Duplicate rule, minimum counts, k-core; absent = no filtering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<FilterConfig>,
+    /// Labels, negatives, split, activeness and item groups.
+    #[serde(default)]
+    pub samples: CtrConfig,
+    /// HIM sessions for every CTR sample; absent = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionConfig>,
+    /// IDW sequence samples; absent = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequences: Option<SequenceConfig>,
+}
+
+fn default_dataset() -> String {
+    "dataset".into()
+}
+
+impl PrepareConfig {
+    /// Parses TOML; unknown keys are errors naming the key, the file and the line. Sections that
+    /// only `train` uses (`name`, `variant`, `model`, `train`) are ignored, so an experiment
+    /// config can be prepared as it is.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let line_of = |e: &toml::de::Error| {
+            e.span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e: toml::de::Error| {
+            DataError::config(
+                match line_of(&e) {
+                    Some(l) => format!("{origin}, line {l}"),
+                    None => origin.to_string(),
+                },
+                e.message().trim(),
+            )
+        })?;
+        for k in ["name", "variant", "model", "train"] {
+            table.remove(k);
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| DataError::config(origin, e.message().trim()))
+    }
+
+    /// Checks every section on its own (data-dependent checks come later).
+    pub fn validate(&self) -> Result<()> {
+        if let Some(f) = &self.filters {
+            f.validate()?;
+        }
+        self.samples.validate()?;
+        if let Some(s) = &self.sessions {
+            s.validate()?;
+        }
+        if let Some(s) = &self.sequences {
+            s.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts of one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitCounts {
+    pub samples: usize,
+    pub positives: usize,
+    /// Samples per user group (tail, body, head).
+    pub user_groups: [usize; 3],
+    /// Samples per item group (tail, head).
+    pub item_groups: [usize; 2],
+    /// Sequence samples (with `[sequences]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequences: Option<usize>,
+}
+
+/// `prepare.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrepareManifest {
+    pub longtail_version: String,
+    pub config: PrepareConfig,
+    /// Content hash of the loaded table before filtering.
+    pub source_hash: String,
+    /// Content hash of `interactions.parquet`.
+    pub interactions_hash: String,
+    pub feature_map_hash: String,
+    pub interactions: usize,
+    pub users: usize,
+    pub items: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<FilterReport>,
+    /// The activeness rule as applied (quantile rules resolved to thresholds).
+    pub activeness: ActivenessRule,
+    pub user_group_names: Vec<String>,
+    pub item_group_names: Vec<String>,
+    /// Users with train positives per group (tail, body, head).
+    pub users_per_group: [usize; 3],
+    /// Items with train positives that are head items.
+    pub head_items: usize,
+    pub train: SplitCounts,
+    pub valid: SplitCounts,
+    pub test: SplitCounts,
+    pub warnings: Vec<String>,
+    pub wall_s: f64,
+}
+
+/// Runs `cfg` and writes the folder `out` (see the module docs). `log` gets one line per stage.
+pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<PrepareManifest> {
+    let started = Instant::now();
+    cfg.validate()?;
+    check_out_dir(out)?;
+    let sessions = cfg.sessions.as_ref().map(Sessions::new).transpose()?;
+
+    log("loading data");
+    let loaded = load_source(&cfg.data, cfg.seed)?;
+    let source_hash = loaded.interactions.content_hash();
+    let (inter, report, user_map, item_map) = match &cfg.filters {
+        Some(f) => {
+            log("filtering");
+            let r = apply_filters(&loaded.interactions, f)?;
+            (
+                r.interactions,
+                Some(r.report),
+                Some(r.user_map),
+                Some(r.item_map),
+            )
+        }
+        None => (loaded.interactions, None, None, None),
+    };
+    log("building CTR samples");
+    let mut data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
+    let seq = match &cfg.sequences {
+        Some(sc) => {
+            log("building sequences");
+            Some(build_sequences(
+                &data.sequences,
+                data.num_items(),
+                sc,
+                cfg.seed,
+            )?)
+        }
+        None => None,
+    };
+    if let Some(s) = &sessions {
+        data.feature_map.features.push(FeatureSpec {
+            name: "sessions".into(),
+            kind: FeatureKind::Sequence,
+            vocab: data.num_items(),
+            max_len: Some(s.num_sessions() * s.top_n()),
+            table: "item".into(),
+        });
+    }
+    if let Some(q) = &seq {
+        data.feature_map.features.push(FeatureSpec {
+            name: "seq_hist".into(),
+            kind: FeatureKind::Sequence,
+            vocab: data.num_items(),
+            max_len: Some(q.max_len),
+            table: "item".into(),
+        });
+    }
+    data.feature_map.hash = data.feature_map.compute_hash();
+
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = parent {
+        std::fs::create_dir_all(p).map_err(|e| DataError::io(p, e))?;
+    }
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "prepared".into());
+    let tmp = out.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = (|| -> Result<PrepareManifest> {
+        for d in ["samples", "sessions", "sequences"] {
+            if d == "samples"
+                || (d == "sessions" && sessions.is_some())
+                || (d == "sequences" && seq.is_some())
+            {
+                let p = tmp.join(d);
+                std::fs::create_dir_all(&p).map_err(|e| DataError::io(&p, e))?;
+            }
+        }
+        log("writing interactions and samples");
+        inter.write_parquet(&tmp.join("interactions.parquet"))?;
+        data.feature_map.write_json(&tmp.join("feature_map.json"))?;
+        if let (Some(v), Some(_)) = (&loaded.user_vocab, &loaded.item_vocab) {
+            write_json(
+                &tmp.join("user_vocab.json"),
+                &remap_vocab(v, user_map.as_deref()),
+            )?;
+        }
+        if let Some(v) = &loaded.item_vocab {
+            write_json(
+                &tmp.join("item_vocab.json"),
+                &remap_vocab(v, item_map.as_deref()),
+            )?;
+        }
+        if let Some(c) = &loaded.item_cluster {
+            let c: Vec<u32> = match &item_map {
+                Some(m) => m
+                    .iter()
+                    .map(|&old| c.get(old as usize).copied().unwrap_or(0))
+                    .collect(),
+                None => c.clone(),
+            };
+            write_json(&tmp.join("item_clusters.json"), &c)?;
+        }
+        let splits = [&data.train, &data.valid, &data.test];
+        for (name, s) in SPLITS.iter().zip(splits) {
+            samples_frame(s).write_parquet(&tmp.join("samples").join(format!("{name}.parquet")))?;
+        }
+        if let Some(sess) = &sessions {
+            log("computing HIM sessions");
+            for (name, s) in SPLITS.iter().zip(splits) {
+                write_sessions(
+                    sess,
+                    &data,
+                    s,
+                    &tmp.join("sessions").join(format!("{name}.parquet")),
+                )?;
+            }
+        }
+        if let Some(q) = &seq {
+            log("writing sequences");
+            for (name, s) in SPLITS.iter().zip([&q.train, &q.valid, &q.test]) {
+                sequences_frame(s, q.max_len)
+                    .write_parquet(&tmp.join("sequences").join(format!("{name}.parquet")))?;
+            }
+        }
+        let counts = |s: &CtrSamples, n_seq: Option<usize>| {
+            let mut ug = [0usize; 3];
+            let mut ig = [0usize; 2];
+            s.user_group
+                .iter()
+                .for_each(|&g| ug[(g as usize).min(2)] += 1);
+            s.item_group
+                .iter()
+                .for_each(|&g| ig[(g as usize).min(1)] += 1);
+            SplitCounts {
+                samples: s.len(),
+                positives: s.num_positives(),
+                user_groups: ug,
+                item_groups: ig,
+                sequences: n_seq,
+            }
+        };
+        let mut users_per_group = [0usize; 3];
+        for &c in data.user_train_positives.iter().filter(|&&c| c > 0) {
+            users_per_group[data.activeness.classify(c) as usize] += 1;
+        }
+        let igroups = crate::groups::item_groups(&data.item_freq, cfg.samples.head_item_share);
+        let manifest = PrepareManifest {
+            longtail_version: env!("CARGO_PKG_VERSION").to_string(),
+            config: cfg.clone(),
+            source_hash: source_hash.clone(),
+            interactions_hash: inter.content_hash(),
+            feature_map_hash: data.feature_map.hash.clone(),
+            interactions: inter.len(),
+            users: inter.num_users() - 1,
+            items: inter.num_items() - 1,
+            filters: report.clone(),
+            activeness: data.activeness,
+            user_group_names: USER_GROUP_NAMES.iter().map(|s| s.to_string()).collect(),
+            item_group_names: ITEM_GROUP_NAMES.iter().map(|s| s.to_string()).collect(),
+            users_per_group,
+            head_items: igroups.iter().filter(|&&g| g == 1).count(),
+            train: counts(&data.train, seq.as_ref().map(|q| q.train.len())),
+            valid: counts(&data.valid, seq.as_ref().map(|q| q.valid.len())),
+            test: counts(&data.test, seq.as_ref().map(|q| q.test.len())),
+            warnings: data.warnings.clone(),
+            wall_s: started.elapsed().as_secs_f64(),
+        };
+        write_json(&tmp.join("prepare.json"), &manifest)?;
+        Ok(manifest)
+    })();
+    match result {
+        Ok(m) => {
+            if out.exists() {
+                std::fs::remove_dir_all(out).map_err(|e| DataError::io(out, e))?;
+            }
+            std::fs::rename(&tmp, out).map_err(|e| DataError::io(out, e))?;
+            Ok(m)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Refuses to replace anything but an earlier prepared folder.
+fn check_out_dir(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    let empty = std::fs::read_dir(out)
+        .map_err(|e| DataError::io(out, e))?
+        .next()
+        .is_none();
+    if out.is_dir() && (empty || out.join("prepare.json").exists()) {
+        return Ok(());
+    }
+    Err(DataError::Invalid(format!(
+        "{}: exists and is not a prepared folder (no prepare.json); refusing to replace it",
+        out.display()
+    )))
+}
+
+/// The raw-id vocabulary of the output ids: `map[new] = old` when filters re-indexed.
+fn remap_vocab(vocab: &[String], map: Option<&[u32]>) -> Vec<String> {
+    match map {
+        Some(m) => m
+            .iter()
+            .map(|&old| vocab.get(old as usize).cloned().unwrap_or_default())
+            .collect(),
+        None => vocab.to_vec(),
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomically(path, |file| {
+        let mut w = std::io::BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut w, value).map_err(|e| DataError::Schema {
+            path: path.to_path_buf(),
+            message: format!("cannot write JSON: {e}"),
+        })?;
+        use std::io::Write;
+        w.write_all(b"\n").map_err(|e| DataError::io(path, e))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| DataError::io(path, e.into_error()))?;
+        f.sync_all().map_err(|e| DataError::io(path, e))
+    })
+}
+
+fn samples_frame(s: &CtrSamples) -> Frame {
+    Frame::new()
+        .with("user", Column::U32(s.user.clone()))
+        .with("item", Column::U32(s.item.clone()))
+        .with("label", Column::F32(s.label.clone()))
+        .with("ts", Column::I64(s.ts.clone()))
+        .with("hist_end", Column::U32(s.hist_end.clone()))
+        .with("user_group", Column::U8(s.user_group.clone()))
+        .with("item_group", Column::U8(s.item_group.clone()))
+}
+
+fn sequences_frame(s: &SeqSamples, max_len: usize) -> Frame {
+    let mut f = Frame::new()
+        .with("user", Column::U32(s.user.clone()))
+        .with("target", Column::U32(s.target.clone()))
+        .with("target_ts", Column::I64(s.target_ts.clone()))
+        .with(
+            "hist",
+            Column::U32List {
+                width: max_len,
+                values: s.hist.clone(),
+            },
+        )
+        .with("hist_len", Column::U32(s.hist_len.clone()));
+    let k = s.negatives_per_sample();
+    if k > 0 {
+        f = f.with(
+            "negatives",
+            Column::U32List {
+                width: k,
+                values: s.negatives.clone(),
+            },
+        );
+    }
+    f
+}
+
+/// Sessions of every sample of `s`, row-aligned with the samples file, streamed in chunks.
+fn write_sessions(sess: &Sessions, data: &CtrDataset, s: &CtrSamples, path: &Path) -> Result<()> {
+    let w = sess.slot_len();
+    let chunk_frame = |a: usize, b: usize| -> Frame {
+        let rows: Vec<_> = (a..b)
+            .into_par_iter()
+            .map_init(
+                || sess.new_slots(),
+                |slots, i| {
+                    let u = s.user[i];
+                    sess.fill(
+                        data.sequences.seq(u),
+                        data.sequences.seq_ts(u),
+                        data.negative_feedback.seq(u),
+                        data.negative_feedback.seq_ts(u),
+                        s.ts[i],
+                        slots,
+                    );
+                    (
+                        slots.pos_items.clone(),
+                        slots.pos_counts.clone(),
+                        slots.neg_items.clone(),
+                        slots.neg_counts.clone(),
+                    )
+                },
+            )
+            .collect();
+        let n = b - a;
+        let (mut pi, mut pc, mut ni, mut nc) = (
+            Vec::with_capacity(n * w),
+            Vec::with_capacity(n * w),
+            Vec::with_capacity(n * w),
+            Vec::with_capacity(n * w),
+        );
+        for (a, b, c, d) in rows {
+            pi.extend(a);
+            pc.extend(b);
+            ni.extend(c);
+            nc.extend(d);
+        }
+        Frame::new()
+            .with(
+                "pos_items",
+                Column::U32List {
+                    width: w,
+                    values: pi,
+                },
+            )
+            .with(
+                "pos_counts",
+                Column::F32List {
+                    width: w,
+                    values: pc,
+                },
+            )
+            .with(
+                "neg_items",
+                Column::U32List {
+                    width: w,
+                    values: ni,
+                },
+            )
+            .with(
+                "neg_counts",
+                Column::F32List {
+                    width: w,
+                    values: nc,
+                },
+            )
+    };
+    let mut first = chunk_frame(0, 0);
+    first.metadata.insert(
+        "longtail.sessions".into(),
+        serde_json::json!({"num_sessions": sess.num_sessions(), "top_n": sess.top_n(),
+            "bounds_s": sess.bounds()})
+        .to_string(),
+    );
+    let mut writer = FrameWriter::create(path, &first)?;
+    let mut a = 0;
+    while a < s.len() {
+        let b = (a + SESSION_CHUNK).min(s.len());
+        writer.write(&chunk_frame(a, b))?;
+        a = b;
+    }
+    writer.finish()
+}
+
+/// Reads `prepare.json` of a prepared folder.
+pub fn read_manifest(dir: &Path) -> Result<PrepareManifest> {
+    let path = dir.join("prepare.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| DataError::Schema {
+        path,
+        message: format!("not a prepare manifest: {e}"),
+    })
+}
+
+/// Reads one split's CTR samples.
+pub fn read_samples(path: &Path) -> Result<CtrSamples> {
+    let mut f = Frame::read_parquet(
+        path,
+        &[
+            "user",
+            "item",
+            "label",
+            "ts",
+            "hist_end",
+            "user_group",
+            "item_group",
+        ],
+    )?;
+    Ok(CtrSamples {
+        user: take_u32(&mut f, "user", path)?,
+        item: take_u32(&mut f, "item", path)?,
+        label: take_f32(&mut f, "label", path)?,
+        ts: take_i64(&mut f, "ts", path)?,
+        hist_end: take_u32(&mut f, "hist_end", path)?,
+        user_group: take_u8(&mut f, "user_group", path)?,
+        item_group: take_u8(&mut f, "item_group", path)?,
+    })
+}
+
+/// A prepared folder as the [`CtrDataset`] that [`build_ctr_dataset`] had built, and its
+/// manifest. The interaction table is checked against the manifest's hash and every sample
+/// against the sequences (`hist_end` within the user's positives), so a hand-edited or
+/// mismatched folder is an error, not silently wrong histories.
+pub fn load_prepared_ctr(dir: &Path) -> Result<(CtrDataset, PrepareManifest)> {
+    let m = read_manifest(dir)?;
+    let inter_path = dir.join("interactions.parquet");
+    let inter = Interactions::read_parquet(&inter_path)?;
+    if inter.content_hash() != m.interactions_hash {
+        return Err(DataError::Schema {
+            path: inter_path,
+            message: "content hash differs from prepare.json: the folder was modified".into(),
+        });
+    }
+    let feature_map = FeatureMap::read_json(&dir.join("feature_map.json"))?;
+    let positive: Vec<bool> = match m.config.samples.positive_threshold {
+        None => vec![true; inter.len()],
+        Some(t) => inter
+            .rating
+            .as_ref()
+            .or(inter.label.as_ref())
+            .map(|v| v.iter().map(|&x| x > t).collect())
+            .unwrap_or_else(|| vec![true; inter.len()]),
+    };
+    let sequences = UserSequences::from_interactions(&inter, &positive);
+    let negative_feedback = if m.config.samples.positive_threshold.is_some() {
+        let rest: Vec<bool> = positive.iter().map(|&p| !p).collect();
+        UserSequences::from_interactions(&inter, &rest)
+    } else {
+        UserSequences::default()
+    };
+    let mut parts = Vec::new();
+    for name in SPLITS {
+        let p = dir.join("samples").join(format!("{name}.parquet"));
+        let s = read_samples(&p)?;
+        for i in 0..s.len() {
+            let len = sequences.seq(s.user[i]).len();
+            if s.hist_end[i] as usize > len || s.item[i] as usize >= inter.num_items() {
+                return Err(DataError::Schema {
+                    path: p,
+                    message: format!(
+                        "row {i}: hist_end {} / item {} do not fit the interactions \
+                         (user {} has {len} positives, {} items)",
+                        s.hist_end[i],
+                        s.item[i],
+                        s.user[i],
+                        inter.num_items() - 1
+                    ),
+                });
+            }
+        }
+        parts.push(s);
+    }
+    let test = parts.pop().unwrap_or_default();
+    let valid = parts.pop().unwrap_or_default();
+    let train = parts.pop().unwrap_or_default();
+    let mut item_freq = vec![0u64; inter.num_items()];
+    let mut user_train_positives = vec![0u32; inter.num_users()];
+    for i in (0..train.len()).filter(|&i| train.label[i] > 0.5) {
+        item_freq[train.item[i] as usize] += 1;
+        user_train_positives[train.user[i] as usize] += 1;
+    }
+    let data = CtrDataset {
+        feature_map,
+        sequences,
+        negative_feedback,
+        train,
+        valid,
+        test,
+        item_freq,
+        user_train_positives,
+        activeness: m.activeness,
+        warnings: m.warnings.clone(),
+    };
+    Ok((data, m))
+}
+
+/// The paths of one split's files in a prepared folder.
+pub fn split_path(dir: &Path, kind: &str, split: &str) -> PathBuf {
+    dir.join(kind).join(format!("{split}.parquet"))
+}

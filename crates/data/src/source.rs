@@ -1,0 +1,143 @@
+//! Where a dataset comes from: the `[data]` section shared by `longtail prepare` and
+//! `longtail train` configs, and the loader that turns it into an interaction table.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DataError, Result};
+use crate::import::{import_with, ColumnMapping, ImportFormat};
+use crate::synth::{generate, SynthConfig};
+use crate::table::Interactions;
+
+/// Where the interactions come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSource {
+    /// The built-in synthetic generator (IDW Appendix A with long-tailed user activeness).
+    Synth {
+        #[serde(default)]
+        synth: SynthConfig,
+    },
+    /// A canonical interaction table in Parquet (see `longtail import`).
+    Parquet { path: PathBuf },
+    /// A raw log imported on the fly (`format` as in `longtail import`; the `csv` and `parquet`
+    /// formats need `columns`). A relative `path` is looked up under `$LONGTAIL_DATA_DIR`
+    /// (default `../shared/data`).
+    Raw {
+        format: String,
+        path: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        columns: Option<ColumnMapping>,
+    },
+    /// A folder written by `longtail prepare` (its samples are used as they are; `train` only).
+    Prepared { path: PathBuf },
+}
+
+/// Where real datasets live: `$LONGTAIL_DATA_DIR`, default `../shared/data`.
+pub fn real_data_dir() -> PathBuf {
+    std::env::var_os("LONGTAIL_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/data"))
+}
+
+/// `path` as given when absolute, else under [`real_data_dir`].
+pub fn resolve_data_path(path: &Path) -> PathBuf {
+    if path.is_relative() && !path.exists() {
+        real_data_dir().join(path)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// A loaded source: the table and, for imports, the raw ids behind the dense ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub interactions: Interactions,
+    /// Raw user id per dense user id (entry 0 = "" for padding), when the source had raw ids.
+    pub user_vocab: Option<Vec<String>>,
+    /// Raw item id per dense item id, when the source had raw ids.
+    pub item_vocab: Option<Vec<String>>,
+    /// The synthetic generator's ground-truth cluster per item (index = item id).
+    pub item_cluster: Option<Vec<u32>>,
+}
+
+/// Loads (or generates, with the seed's "synth" stream) the interactions of `src`.
+/// `Prepared` is not a raw source: it is an error here (read it with [`crate::prepare`]).
+pub fn load_source(src: &DataSource, seed: u64) -> Result<Loaded> {
+    match src {
+        DataSource::Synth { synth } => {
+            let data = generate(synth, crate::seed::derive_seed(seed, "synth"))?;
+            Ok(Loaded {
+                interactions: data.interactions,
+                user_vocab: None,
+                item_vocab: None,
+                item_cluster: Some(data.item_cluster),
+            })
+        }
+        DataSource::Parquet { path } => Ok(Loaded {
+            interactions: Interactions::read_parquet(&resolve_data_path(path))?,
+            user_vocab: None,
+            item_vocab: None,
+            item_cluster: None,
+        }),
+        DataSource::Raw {
+            format,
+            path,
+            columns,
+        } => {
+            let format: ImportFormat = format
+                .parse()
+                .map_err(|e: DataError| DataError::config("data.format", e.to_string()))?;
+            let imported = import_with(format, &resolve_data_path(path), columns.as_ref())?;
+            Ok(Loaded {
+                interactions: imported.interactions,
+                user_vocab: Some(imported.user_vocab),
+                item_vocab: Some(imported.item_vocab),
+                item_cluster: None,
+            })
+        }
+        DataSource::Prepared { path } => Err(DataError::config(
+            "data.kind",
+            format!(
+                "'prepared' ({}) is already prepared data: use it in a train config, or give \
+                 prepare a raw, parquet or synth source",
+                path.display()
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_strictly() {
+        let s: DataSource = toml::from_str(
+            "kind = \"raw\"\nformat = \"movielens-tsv\"\npath = \"ml-100k/u.data\"\n",
+        )
+        .unwrap();
+        assert!(matches!(s, DataSource::Raw { columns: None, .. }));
+        let e = toml::from_str::<DataSource>(
+            "kind = \"raw\"\nformat = \"x\"\npath = \"p\"\nbogus = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = load_source(
+            &DataSource::Raw {
+                format: "nope".into(),
+                path: "x".into(),
+                columns: None,
+            },
+            0,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("data.format") && e.contains("movielens-dat"),
+            "{e}"
+        );
+    }
+}
