@@ -56,25 +56,18 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             format,
             input,
             output,
-        } => {
-            let format: longtail_data::ImportFormat = format.parse()?;
-            let imported = longtail_data::import(format, &input)?;
-            imported.interactions.write_parquet(&output)?;
-            // Vocabularies beside the table: OUT.parquet -> OUT.user_vocab.json, OUT.item_vocab.json.
-            let (users, items) = imported.write_vocab(&output.with_extension(""))?;
-            let t = &imported.interactions;
-            println!(
-                "imported {} rows ({} users, {} items) from {} as {format}; wrote {}, {}, {}",
-                t.len(),
-                imported.user_vocab.len() - 1,
-                imported.item_vocab.len() - 1,
-                input.display(),
-                output.display(),
-                users.display(),
-                items.display()
-            );
-            Ok(())
-        }
+            columns,
+            items,
+            items_format,
+            price_buckets,
+        } => import(
+            &format,
+            &input,
+            &output,
+            columns.as_deref(),
+            items.as_deref().zip(items_format.as_deref()),
+            price_buckets,
+        ),
         Command::Prepare { config, out, seed } => prepare(&config, &out, seed),
         Command::Eval {
             scores,
@@ -122,13 +115,17 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
                 crate::DataCommand::Stats {
                     file,
                     format,
+                    columns,
                     json,
                     head_item_share,
                     plots,
                 },
         } => {
             let table = match format {
-                Some(f) => longtail_data::import(f.parse()?, &file)?.interactions,
+                Some(f) => {
+                    let mapping = columns.as_deref().map(str::parse).transpose()?;
+                    longtail_data::import_with(f.parse()?, &file, mapping.as_ref())?.interactions
+                }
                 None => longtail_data::Interactions::read_parquet(&file)?,
             };
             let s = longtail_data::dataset_stats(&table, &Default::default(), head_item_share)?;
@@ -208,6 +205,76 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
         }
         Command::Doctor => doctor(),
     }
+}
+
+fn import(
+    format: &str,
+    input: &Path,
+    output: &Path,
+    columns: Option<&str>,
+    items: Option<(&Path, &str)>,
+    price_buckets: usize,
+) -> Result<()> {
+    let format: longtail_data::ImportFormat = format.parse()?;
+    let mapping: Option<longtail_data::ColumnMapping> = columns.map(str::parse).transpose()?;
+    let imported = longtail_data::import_with(format, input, mapping.as_ref())?;
+    // Item features are read before anything is written, so a bad items file leaves no output.
+    let features = match items {
+        Some((path, kind)) => Some(match kind {
+            "movielens-movies" => {
+                longtail_data::items::movielens_item_features(path, &imported.item_vocab)?
+            }
+            "movielens-100k" => {
+                longtail_data::items::movielens_100k_item_features(path, &imported.item_vocab)?
+            }
+            "amazon-meta" => longtail_data::items::amazon_item_features(
+                path,
+                &imported.item_vocab,
+                price_buckets,
+            )?,
+            other => bail!(
+                "unknown --items-format '{other}' (valid: movielens-movies, movielens-100k, amazon-meta)"
+            ),
+        }),
+        None => None,
+    };
+    imported.interactions.write_parquet(output)?;
+    // Vocabularies beside the table: OUT.parquet -> OUT.user_vocab.json, OUT.item_vocab.json.
+    let (users, items_vocab) = imported.write_vocab(&output.with_extension(""))?;
+    let t = &imported.interactions;
+    println!(
+        "imported {} rows ({} users, {} items) from {} as {format}; wrote {}, {}, {}",
+        t.len(),
+        imported.user_vocab.len() - 1,
+        imported.item_vocab.len() - 1,
+        input.display(),
+        output.display(),
+        users.display(),
+        items_vocab.display()
+    );
+    if let Some(f) = features {
+        let path = longtail_data::items::items_path(output);
+        f.write_parquet(&path)?;
+        let names: Vec<String> = f
+            .fields
+            .iter()
+            .map(|c| format!("{} ({} values)", c.name, c.vocab.len() - 1))
+            .chain(f.lists.iter().map(|l| {
+                format!(
+                    "{} ({} values, {} items covered)",
+                    l.name,
+                    l.vocab.len() - 1,
+                    l.covered()
+                )
+            }))
+            .collect();
+        println!(
+            "item features {}: wrote {}",
+            names.join(", "),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn prepare(config: &Path, out: &Path, seed: Option<u64>) -> Result<()> {

@@ -82,13 +82,29 @@ pub enum Command {
     /// Import raw logs into the canonical Parquet table (lossless: every row kept; ids remapped to
     /// dense integers, vocabularies written beside the output).
     Import {
-        /// movielens-dat | movielens-tsv | movielens-csv | movietweetings | amazon-csv | amazon-json
+        /// movielens-dat | movielens-tsv | movielens-csv | movietweetings | amazon-csv |
+        /// amazon-json | csv | parquet (the last two need --columns)
         #[arg(long)]
         format: String,
         #[arg(long)]
         input: PathBuf,
         #[arg(long)]
         output: PathBuf,
+        /// Column mapping for csv/parquet: `user=COL,item=COL,timestamp=COL[,rating=COL]
+        /// [,label=COL][,delimiter=tab|comma|...][,header=false]` (COL is a header name, or a
+        /// 1-based column number without a header), or a JSON object.
+        #[arg(long)]
+        columns: Option<String>,
+        /// Item side features to import beside the table (written to OUT.items.parquet).
+        #[arg(long, requires = "items_format")]
+        items: Option<PathBuf>,
+        /// Format of --items: movielens-movies (movies.dat genres, ml-1m / MovieTweetings),
+        /// movielens-100k (u.item genre flags), amazon-meta (metadata JSON lines).
+        #[arg(long, requires = "items")]
+        items_format: Option<String>,
+        /// Equal-frequency price buckets for amazon-meta (0 = no price feature).
+        #[arg(long, default_value_t = 10)]
+        price_buckets: usize,
     },
     /// Filter, label, split and reorganize a dataset from a TOML config into a prepared folder
     /// (Parquet samples, sessions, sequences, feature map, prepare.json); see docs/data.md.
@@ -207,6 +223,9 @@ pub enum DataCommand {
         /// Read FILE as a raw log in this import format instead of canonical Parquet.
         #[arg(long)]
         format: Option<String>,
+        /// Column mapping for --format csv/parquet (as in `import --columns`).
+        #[arg(long, requires = "format")]
+        columns: Option<String>,
         /// Print JSON (keys include interactions, users, items).
         #[arg(long)]
         json: bool,

@@ -407,7 +407,7 @@ impl ItemFeatures {
     }
 
     /// Reads a table written by [`ItemFeatures::write_parquet`]. Every column other than `item`
-    /// must be UInt32 (categorical) or List<UInt32> (list) with its vocabulary in the schema
+    /// must be UInt32 (categorical) or `List<UInt32>` (list) with its vocabulary in the schema
     /// metadata; the `item` column must hold each of `0..n` exactly once (any order). Errors are
     /// [`DataError::Schema`] naming the file and the column.
     pub fn read_parquet(path: &Path) -> Result<ItemFeatures> {

@@ -39,7 +39,10 @@ pub use frame::{Column, Frame, FrameReader, FrameWriter};
 pub use groups::{
     ActivenessMode, ActivenessRule, ItemGroup, UserGroup, ITEM_GROUP_NAMES, USER_GROUP_NAMES,
 };
-pub use import::{import, movielens_genres, read_vocab, ImportFormat, Imported};
+pub use import::{
+    import, import_with, movielens_genres, read_vocab, ColumnMapping, ImportFormat, Imported,
+};
+pub use items::{CategoricalField, ItemFeatures, ListField};
 pub use prepare::{load_prepared_ctr, prepare, PrepareConfig, PrepareManifest};
 pub use scores::ScoresTable;
 pub use sequences::{build_sequences, SeqDataset, SeqSamples, SequenceConfig, TrainCut};

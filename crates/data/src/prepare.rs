@@ -17,11 +17,14 @@
 //! OUT/interactions.parquet             the filtered table (dense ids, canonical schema)
 //! OUT/user_vocab.json, item_vocab.json raw id per dense id (imports only)
 //! OUT/item_clusters.json               ground-truth item clusters (synthetic data only)
+//! OUT/items.parquet                    item side features of the output ids (when configured)
 //! OUT/samples/{train,valid,test}.parquet   user item label ts hist_end user_group item_group
 //! OUT/sessions/{train,valid,test}.parquet  row-aligned with samples: pos_items pos_counts
 //!                                          neg_items neg_counts, each [S * n]   (with [sessions])
 //! OUT/sequences/{train,valid,test}.parquet user target target_ts hist [L] hist_len
 //!                                          (+ negatives [k] for valid/test)     (with [sequences])
+//!                                          (+ hist_<feature> aligned with hist: [L] per
+//!                                          categorical field, [L * A] per list field, MFN)
 //! ```
 //!
 //! A sample's history is `seq(user)[..hist_end]` where `seq` is the user's positives in time
@@ -40,7 +43,10 @@ use crate::feature_map::{FeatureKind, FeatureMap, FeatureSpec};
 use crate::filter::{apply_filters, FilterConfig, FilterReport};
 use crate::frame::{take_f32, take_i64, take_u32, take_u8, Column, Frame, FrameWriter};
 use crate::groups::{ActivenessRule, ITEM_GROUP_NAMES, USER_GROUP_NAMES};
-use crate::sequences::{build_sequences, SeqSamples, SequenceConfig};
+use crate::items::ItemFeatures;
+use crate::sequences::{
+    align_attribute, align_list_attribute, build_sequences, SeqSamples, SequenceConfig,
+};
 use crate::sessions::{SessionConfig, Sessions};
 use crate::source::{load_source, DataSource};
 use crate::table::{write_atomically, Interactions};
@@ -187,6 +193,11 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
         }
         None => (loaded.interactions, None, None, None),
     };
+    let items = match (&loaded.items, &item_map) {
+        (Some(f), Some(m)) => Some(select_items(f, m)),
+        (Some(f), None) => Some(f.clone()),
+        _ => None,
+    };
     log("building CTR samples");
     let mut data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
     let seq = match &cfg.sequences {
@@ -218,6 +229,28 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
             max_len: Some(q.max_len),
             table: "item".into(),
         });
+    }
+    if let Some(f) = &items {
+        // Item side features: a categorical input per field, a list input per list field; MFN's
+        // attribute histories look them up per history item.
+        for c in &f.fields {
+            data.feature_map.features.push(FeatureSpec {
+                name: format!("item_{}", c.name),
+                kind: FeatureKind::Categorical,
+                vocab: c.vocab.len(),
+                max_len: None,
+                table: c.name.clone(),
+            });
+        }
+        for l in &f.lists {
+            data.feature_map.features.push(FeatureSpec {
+                name: format!("item_{}", l.name),
+                kind: FeatureKind::Sequence,
+                vocab: l.vocab.len(),
+                max_len: Some(l.max_len().max(1)),
+                table: l.name.clone(),
+            });
+        }
     }
     data.feature_map.hash = data.feature_map.compute_hash();
 
@@ -256,6 +289,9 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
                 &remap_vocab(v, item_map.as_deref()),
             )?;
         }
+        if let Some(f) = &items {
+            f.write_parquet(&tmp.join("items.parquet"))?;
+        }
         if let Some(c) = &loaded.item_cluster {
             let c: Vec<u32> = match &item_map {
                 Some(m) => m
@@ -284,7 +320,7 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
         if let Some(q) = &seq {
             log("writing sequences");
             for (name, s) in SPLITS.iter().zip([&q.train, &q.valid, &q.test]) {
-                sequences_frame(s, q.max_len)
+                sequences_frame(s, q.max_len, items.as_ref())
                     .write_parquet(&tmp.join("sequences").join(format!("{name}.parquet")))?;
             }
         }
@@ -349,6 +385,47 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
     }
 }
 
+/// The item features of the filtered ids: row `new` is row `map[new]` of `f`.
+fn select_items(f: &ItemFeatures, map: &[u32]) -> ItemFeatures {
+    let mut out = ItemFeatures {
+        num_items: map.len(),
+        fields: Vec::new(),
+        lists: Vec::new(),
+    };
+    for c in &f.fields {
+        let mut c2 = c.clone();
+        c2.values = map
+            .iter()
+            .map(|&old| c.values.get(old as usize).copied().unwrap_or(0))
+            .collect();
+        out.fields.push(c2);
+    }
+    for l in &f.lists {
+        let mut l2 = l.clone();
+        l2.offsets = vec![0];
+        l2.values = Vec::new();
+        for &old in map {
+            let old = old as usize;
+            if old + 1 < l.offsets.len() {
+                l2.values.extend_from_slice(l.row(old));
+            }
+            l2.offsets.push(l2.values.len());
+        }
+        out.lists.push(l2);
+    }
+    out
+}
+
+/// The item features of a prepared folder (`items.parquet`), if it has them.
+pub fn load_prepared_items(dir: &Path) -> Result<Option<ItemFeatures>> {
+    let p = dir.join("items.parquet");
+    if p.exists() {
+        ItemFeatures::read_parquet(&p).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Refuses to replace anything but an earlier prepared folder.
 fn check_out_dir(out: &Path) -> Result<()> {
     if !out.exists() {
@@ -405,7 +482,7 @@ fn samples_frame(s: &CtrSamples) -> Frame {
         .with("item_group", Column::U8(s.item_group.clone()))
 }
 
-fn sequences_frame(s: &SeqSamples, max_len: usize) -> Frame {
+fn sequences_frame(s: &SeqSamples, max_len: usize, items: Option<&ItemFeatures>) -> Frame {
     let mut f = Frame::new()
         .with("user", Column::U32(s.user.clone()))
         .with("target", Column::U32(s.target.clone()))
@@ -418,6 +495,28 @@ fn sequences_frame(s: &SeqSamples, max_len: usize) -> Frame {
             },
         )
         .with("hist_len", Column::U32(s.hist_len.clone()));
+    // MFN inputs: each item feature aligned with the history, slot by slot (0 = padding).
+    if let Some(feats) = items {
+        for c in &feats.fields {
+            f = f.with(
+                &format!("hist_{}", c.name),
+                Column::U32List {
+                    width: max_len,
+                    values: align_attribute(&s.hist, &c.values),
+                },
+            );
+        }
+        for l in &feats.lists {
+            let a = l.max_len().max(1);
+            f = f.with(
+                &format!("hist_{}", l.name),
+                Column::U32List {
+                    width: max_len * a,
+                    values: align_list_attribute(&s.hist, &l.offsets, &l.values, a),
+                },
+            );
+        }
+    }
     let k = s.negatives_per_sample();
     if k > 0 {
         f = f.with(

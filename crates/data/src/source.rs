@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 use crate::import::{import_with, ColumnMapping, ImportFormat};
+use crate::items::{
+    amazon_item_features, movielens_100k_item_features, movielens_item_features, ItemFeatures,
+};
 use crate::synth::{generate, SynthConfig};
 use crate::table::Interactions;
 
@@ -19,8 +22,13 @@ pub enum DataSource {
         #[serde(default)]
         synth: SynthConfig,
     },
-    /// A canonical interaction table in Parquet (see `longtail import`).
-    Parquet { path: PathBuf },
+    /// A canonical interaction table in Parquet (see `longtail import`), optionally with its
+    /// item feature table (`items`, e.g. the `OUT.items.parquet` that `import --items` wrote).
+    Parquet {
+        path: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        items: Option<PathBuf>,
+    },
     /// A raw log imported on the fly (`format` as in `longtail import`; the `csv` and `parquet`
     /// formats need `columns`). A relative `path` is looked up under `$LONGTAIL_DATA_DIR`
     /// (default `../shared/data`).
@@ -29,9 +37,50 @@ pub enum DataSource {
         path: PathBuf,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         columns: Option<ColumnMapping>,
+        /// Item side features read from a raw item file, matched by raw item id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        items: Option<ItemSource>,
     },
     /// A folder written by `longtail prepare` (its samples are used as they are; `train` only).
     Prepared { path: PathBuf },
+}
+
+/// A raw item-feature file (see [`crate::items`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ItemSource {
+    /// MovieLens-1M / MovieTweetings `movies.dat`: `genres` list.
+    MovielensMovies { path: PathBuf },
+    /// MovieLens-100K `u.item`: `genres` list from the genre flags.
+    Movielens100k { path: PathBuf },
+    /// Amazon metadata JSON lines: `category`, `brand`, `price_bucket`, `attributes`.
+    AmazonMeta {
+        path: PathBuf,
+        #[serde(default = "default_price_buckets")]
+        price_buckets: usize,
+    },
+}
+
+fn default_price_buckets() -> usize {
+    10
+}
+
+impl ItemSource {
+    /// Reads the features for the items of `item_vocab` (raw id per dense id).
+    pub fn load(&self, item_vocab: &[String]) -> Result<ItemFeatures> {
+        match self {
+            ItemSource::MovielensMovies { path } => {
+                movielens_item_features(&resolve_data_path(path), item_vocab)
+            }
+            ItemSource::Movielens100k { path } => {
+                movielens_100k_item_features(&resolve_data_path(path), item_vocab)
+            }
+            ItemSource::AmazonMeta {
+                path,
+                price_buckets,
+            } => amazon_item_features(&resolve_data_path(path), item_vocab, *price_buckets),
+        }
+    }
 }
 
 /// Where real datasets live: `$LONGTAIL_DATA_DIR`, default `../shared/data`.
@@ -60,6 +109,8 @@ pub struct Loaded {
     pub item_vocab: Option<Vec<String>>,
     /// The synthetic generator's ground-truth cluster per item (index = item id).
     pub item_cluster: Option<Vec<u32>>,
+    /// Item side features (index = dense item id), when the source has them.
+    pub items: Option<ItemFeatures>,
 }
 
 /// Loads (or generates, with the seed's "synth" stream) the interactions of `src`.
@@ -73,24 +124,53 @@ pub fn load_source(src: &DataSource, seed: u64) -> Result<Loaded> {
                 user_vocab: None,
                 item_vocab: None,
                 item_cluster: Some(data.item_cluster),
+                items: None,
             })
         }
-        DataSource::Parquet { path } => Ok(Loaded {
-            interactions: Interactions::read_parquet(&resolve_data_path(path))?,
-            user_vocab: None,
-            item_vocab: None,
-            item_cluster: None,
-        }),
+        DataSource::Parquet { path, items } => {
+            let interactions = Interactions::read_parquet(&resolve_data_path(path))?;
+            let items = match items {
+                Some(p) => {
+                    let p = resolve_data_path(p);
+                    let f = ItemFeatures::read_parquet(&p)?;
+                    if f.num_items < interactions.num_items() {
+                        return Err(DataError::Schema {
+                            path: p,
+                            message: format!(
+                                "has {} item rows but the interactions use item ids up to {}",
+                                f.num_items,
+                                interactions.num_items() - 1
+                            ),
+                        });
+                    }
+                    Some(f)
+                }
+                None => None,
+            };
+            Ok(Loaded {
+                interactions,
+                user_vocab: None,
+                item_vocab: None,
+                item_cluster: None,
+                items,
+            })
+        }
         DataSource::Raw {
             format,
             path,
             columns,
+            items,
         } => {
             let format: ImportFormat = format
                 .parse()
                 .map_err(|e: DataError| DataError::config("data.format", e.to_string()))?;
             let imported = import_with(format, &resolve_data_path(path), columns.as_ref())?;
+            let items = items
+                .as_ref()
+                .map(|s| s.load(&imported.item_vocab))
+                .transpose()?;
             Ok(Loaded {
+                items,
                 interactions: imported.interactions,
                 user_vocab: Some(imported.user_vocab),
                 item_vocab: Some(imported.item_vocab),
@@ -130,6 +210,7 @@ mod tests {
                 format: "nope".into(),
                 path: "x".into(),
                 columns: None,
+                items: None,
             },
             0,
         )

@@ -337,7 +337,12 @@ fn run_in(
     };
     let mut model = registry.build(&cfg.model.name, &ctx)?;
     let epochs = fit(model.as_mut(), &data, &cfg.train, cfg.seed, device)?;
-    let max_len = cfg.samples.max_hist_len;
+    // The feature map is the truth for history length (a prepared folder fixes it).
+    let max_len = data
+        .feature_map
+        .get("hist")
+        .and_then(|f| f.max_len)
+        .unwrap_or(cfg.samples.max_hist_len);
     // Scores of the test split are kept, so `longtail eval --run` and other tools can recompute
     // any metric without the model.
     let test_scores = score_samples(

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use longtail_data::{import, movielens_genres, read_vocab, ImportFormat, Imported, Interactions};
 
-fn data_dir() -> Option<PathBuf> {
+pub(crate) fn data_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("LONGTAIL_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

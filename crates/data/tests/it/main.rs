@@ -3,6 +3,8 @@
 
 mod filter_real;
 mod import_real;
+mod leakage;
+mod prepare;
 
 use longtail_data::batch::item_logq;
 use longtail_data::seed::derive_seed;
