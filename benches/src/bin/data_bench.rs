@@ -196,7 +196,11 @@ fn main() -> Result<()> {
     });
     // Start time of each stage `prepare` logs, in the last run (seconds from the call).
     let stages: RefCell<Vec<(String, Instant)>> = RefCell::new(Vec::new());
-    let log = |stage: &str| stages.borrow_mut().push((stage.to_string(), Instant::now()));
+    let log = |stage: &str| {
+        stages
+            .borrow_mut()
+            .push((stage.to_string(), Instant::now()))
+    };
     let mut last_start = Instant::now();
     let (prepare_times, m) = timed(repeats, || {
         stages.borrow_mut().clear();

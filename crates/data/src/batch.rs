@@ -404,6 +404,123 @@ impl Iterator for BatchIter<'_> {
 
 impl ExactSizeIterator for BatchIter<'_> {}
 
+/// Runs `consume` on every batch of `iter` in order while a background thread builds the next
+/// `depth` batches (bounded channel: at most `depth` built batches wait in memory). The batch
+/// building overlaps the consumer's work (e.g. a training step on the GPU). The first error from
+/// `consume` stops the producer and is returned.
+pub fn prefetch_batches<E>(
+    iter: &BatchIter<'_>,
+    depth: usize,
+    mut consume: impl FnMut(HostBatch) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<HostBatch>(depth.max(1));
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for b in 0..iter.num_batches() {
+                let Some(batch) = iter.batch(b) else { break };
+                // A closed channel means the consumer stopped: stop building.
+                if tx.send(batch).is_err() {
+                    break;
+                }
+            }
+        });
+        // Owned by this closure, `rx` is dropped when it returns (also on an error), which ends
+        // the producer at its next send before the scope joins it.
+        let rx = rx;
+        for batch in rx.iter() {
+            consume(batch)?;
+        }
+        Ok(())
+    })
+}
+
+/// Streams a prepared samples file (`samples/{split}.parquet`) in file order as fixed-size
+/// batches without loading the file: a background thread reads one record batch at a time
+/// ([`crate::frame::FrameReader`]), cuts it into `batch_size` rows (carrying the remainder over)
+/// and keeps at most `depth` batches ahead of `consume`. The last batch is padded like
+/// [`BatchIter`]'s (weight 0 rows). Read errors are returned after the batches before them.
+pub fn stream_sample_batches(
+    path: &std::path::Path,
+    seqs: &UserSequences,
+    batch_size: usize,
+    max_hist_len: usize,
+    depth: usize,
+    mut consume: impl FnMut(HostBatch) -> Result<()>,
+) -> Result<()> {
+    if batch_size == 0 {
+        return Err(DataError::config("batch_size", "must be >= 1"));
+    }
+    let mut reader = crate::frame::FrameReader::open(
+        path,
+        &[
+            "user",
+            "item",
+            "label",
+            "ts",
+            "hist_end",
+            "user_group",
+            "item_group",
+        ],
+    )?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<HostBatch>>(depth.max(1));
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut pending = CtrSamples::default();
+            let emit = |s: &CtrSamples| -> Result<HostBatch> {
+                BatchIter::try_new(s, seqs, batch_size, max_hist_len, None, None)?
+                    .batch(0)
+                    .ok_or_else(|| DataError::Invalid("empty batch".into()))
+            };
+            loop {
+                let chunk = match reader.next_chunk() {
+                    Ok(Some(mut f)) => {
+                        let take = |f: &mut crate::frame::Frame| -> Result<CtrSamples> {
+                            use crate::frame::{take_f32, take_i64, take_u32, take_u8};
+                            Ok(CtrSamples {
+                                user: take_u32(f, "user", path)?,
+                                item: take_u32(f, "item", path)?,
+                                label: take_f32(f, "label", path)?,
+                                ts: take_i64(f, "ts", path)?,
+                                hist_end: take_u32(f, "hist_end", path)?,
+                                user_group: take_u8(f, "user_group", path)?,
+                                item_group: take_u8(f, "item_group", path)?,
+                            })
+                        };
+                        take(&mut f)
+                    }
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                let mut chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                pending.append(&mut chunk);
+                while pending.len() >= batch_size {
+                    let rest = pending.split_off(batch_size);
+                    let out = emit(&pending);
+                    pending = rest;
+                    let failed = out.is_err();
+                    if tx.send(out).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                let _ = tx.send(emit(&pending));
+            }
+        });
+        let rx = rx; // dropped on return: see prefetch_batches
+        for batch in rx.iter() {
+            consume(batch?)?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,7 +165,21 @@ impl CtrSamples {
         self.item_group.push(ig);
     }
 
-    fn append(&mut self, other: &mut CtrSamples) {
+    /// Splits off the samples from `at` on (like `Vec::split_off`).
+    pub fn split_off(&mut self, at: usize) -> CtrSamples {
+        CtrSamples {
+            user: self.user.split_off(at),
+            item: self.item.split_off(at),
+            label: self.label.split_off(at),
+            ts: self.ts.split_off(at),
+            hist_end: self.hist_end.split_off(at),
+            user_group: self.user_group.split_off(at),
+            item_group: self.item_group.split_off(at),
+        }
+    }
+
+    /// Moves every sample of `other` to the end of `self`.
+    pub fn append(&mut self, other: &mut CtrSamples) {
         self.user.append(&mut other.user);
         self.item.append(&mut other.item);
         self.label.append(&mut other.label);

@@ -534,11 +534,16 @@ fn sequences_frame(s: &SeqSamples, max_len: usize, items: Option<&ItemFeatures>)
 fn write_sessions(sess: &Sessions, data: &CtrDataset, s: &CtrSamples, path: &Path) -> Result<()> {
     let w = sess.slot_len();
     let chunk_frame = |a: usize, b: usize| -> Frame {
-        let rows: Vec<_> = (a..b)
-            .into_par_iter()
+        // A positive and its sampled negatives share (user, time), hence their sessions: compute
+        // each run of equal keys once.
+        let starts: Vec<usize> = (a..b)
+            .filter(|&i| i == a || s.user[i] != s.user[i - 1] || s.ts[i] != s.ts[i - 1])
+            .collect();
+        let unique: Vec<_> = starts
+            .par_iter()
             .map_init(
                 || sess.new_slots(),
-                |slots, i| {
+                |slots, &i| {
                     let u = s.user[i];
                     sess.fill(
                         data.sequences.seq(u),
@@ -557,6 +562,14 @@ fn write_sessions(sess: &Sessions, data: &CtrDataset, s: &CtrSamples, path: &Pat
                 },
             )
             .collect();
+        let mut rows = Vec::with_capacity(b - a);
+        let mut k = 0;
+        for i in a..b {
+            if k + 1 < starts.len() && starts[k + 1] == i {
+                k += 1;
+            }
+            rows.push(&unique[k]);
+        }
         let n = b - a;
         let (mut pi, mut pc, mut ni, mut nc) = (
             Vec::with_capacity(n * w),
@@ -565,10 +578,10 @@ fn write_sessions(sess: &Sessions, data: &CtrDataset, s: &CtrSamples, path: &Pat
             Vec::with_capacity(n * w),
         );
         for (a, b, c, d) in rows {
-            pi.extend(a);
-            pc.extend(b);
-            ni.extend(c);
-            nc.extend(d);
+            pi.extend_from_slice(a);
+            pc.extend_from_slice(b);
+            ni.extend_from_slice(c);
+            nc.extend_from_slice(d);
         }
         Frame::new()
             .with(

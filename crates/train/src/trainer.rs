@@ -6,13 +6,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use longtail_core::{DeviceBatch, Model};
 use longtail_data::batch::item_logq;
 use longtail_data::{
-    seed, BatchIter, CtrDataset, CtrSamples, UserSequences, ITEM_GROUP_NAMES, USER_GROUP_NAMES,
+    batch::prefetch_batches, seed, BatchIter, CtrDataset, CtrSamples, UserSequences,
+    ITEM_GROUP_NAMES, USER_GROUP_NAMES,
 };
 use longtail_eval::{ctr_metrics, Metrics, ScoredSlice};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+/// Training batches built ahead of the step by the prefetch thread.
+const PREFETCH: usize = 4;
 
 /// `[train]` section of a config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,7 +123,9 @@ pub fn fit(
         let mut sums: Vec<(String, Tensor)> = Vec::new();
         let mut total_sum = Tensor::zeros([], (Kind::Float, device));
         let mut seen = 0usize;
-        for (step, host) in batches.enumerate() {
+        let mut step = 0usize;
+        // Batches are built on a background thread, PREFETCH ahead of the step.
+        prefetch_batches(&batches, PREFETCH, |host| -> Result<()> {
             let batch = DeviceBatch::from_host(&host, device)?;
             let out = model.forward(&batch, true)?;
             let losses = model.losses(&out, &batch)?;
@@ -150,7 +156,9 @@ pub fn fit(
                     total_sum.double_value(&[]) / seen.max(1) as f64
                 ));
             }
-        }
+            step += 1;
+            Ok(())
+        })?;
         let train_wall_s = start.elapsed().as_secs_f64();
         pb.finish_and_clear();
         let mut losses: BTreeMap<String, f64> = sums

@@ -110,6 +110,34 @@ fn same_seed_same_bytes_and_the_folder_round_trips() {
         longtail_data::Column::U32List { width, .. } => assert_eq!(*width, 3 * 5),
         other => panic!("{other:?}"),
     }
+    // Each session row is what Sessions::fill gives for that sample's user and time.
+    let sessions = longtail_data::Sessions::new(cfg.sessions.as_ref().unwrap()).unwrap();
+    let mut slots = sessions.new_slots();
+    let mut sess = sess;
+    let (pi, pc) = match (
+        sess.take("pos_items").unwrap(),
+        sess.take("pos_counts").unwrap(),
+    ) {
+        (
+            longtail_data::Column::U32List { values: i, .. },
+            longtail_data::Column::F32List { values: c, .. },
+        ) => (i, c),
+        other => panic!("{other:?}"),
+    };
+    let w = sessions.slot_len();
+    for r in 0..d.train.len() {
+        let u = d.train.user[r];
+        sessions.fill(
+            d.sequences.seq(u),
+            d.sequences.seq_ts(u),
+            d.negative_feedback.seq(u),
+            d.negative_feedback.seq_ts(u),
+            d.train.ts[r],
+            &mut slots,
+        );
+        assert_eq!(&pi[r * w..(r + 1) * w], &slots.pos_items[..], "row {r}");
+        assert_eq!(&pc[r * w..(r + 1) * w], &slots.pos_counts[..], "row {r}");
+    }
     let seq =
         Frame::read_parquet(&a.join("sequences/test.parquet"), &["hist", "negatives"]).unwrap();
     assert_eq!(Some(seq.rows()), m.test.sequences);
@@ -279,4 +307,68 @@ fn real_ml1m_mfn_inputs_align_genres_with_histories() {
         };
         assert_eq!(got, want, "slot {slot} item {item}");
     }
+}
+
+#[test]
+fn prefetched_and_streamed_batches_equal_the_plain_ones() {
+    use longtail_data::batch::{prefetch_batches, stream_sample_batches};
+    use longtail_data::BatchIter;
+    let text = CFG
+        .replace("users = 150", "users = 400")
+        .replace("neg_per_pos = 2", "neg_per_pos = 4");
+    let cfg = PrepareConfig::from_toml(&text, "t.toml").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("p");
+    prepare(&cfg, &out, &quiet).unwrap();
+    let (d, _) = load_prepared_ctr(&out).unwrap();
+    assert!(d.train.len() > 2048, "several Parquet record batches");
+    let plain = BatchIter::new(&d.train, &d.sequences, 7, 5, Some(3), None);
+    let want: Vec<_> = (0..plain.num_batches())
+        .map(|b| plain.batch(b).unwrap())
+        .collect();
+    let mut got = Vec::new();
+    prefetch_batches(&plain, 4, |b| -> Result<(), String> {
+        got.push(b);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(got, want);
+    // A consumer error stops the producer and comes back.
+    let mut seen = 0;
+    let e = prefetch_batches(&plain, 2, |_| {
+        seen += 1;
+        if seen == 3 {
+            Err("stop")
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!((e, seen), (Err("stop"), 3));
+
+    // Streaming the file in order gives the unshuffled batches.
+    let ordered = BatchIter::new(&d.train, &d.sequences, 7, 5, None, None);
+    let want: Vec<_> = (0..ordered.num_batches())
+        .map(|b| ordered.batch(b).unwrap())
+        .collect();
+    let mut got = Vec::new();
+    stream_sample_batches(
+        &out.join("samples/train.parquet"),
+        &d.sequences,
+        7,
+        5,
+        3,
+        |b| {
+            got.push(b);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want);
+    // A truncated file is an error naming it, not a panic.
+    let p = out.join("samples/valid.parquet");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 3]).unwrap();
+    let e = stream_sample_batches(&p, &d.sequences, 7, 5, 3, |_| Ok(())).unwrap_err();
+    assert!(e.to_string().contains("valid.parquet"), "{e}");
 }
