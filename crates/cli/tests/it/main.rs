@@ -495,6 +495,17 @@ fn every_shipped_config_parses() {
         }
     }
     assert!(n >= 4, "{n}");
+    // Prepare configs: they parse and their sections validate.
+    let mut p = 0;
+    for entry in std::fs::read_dir(format!("{dir}/prepare")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = longtail_data::PrepareConfig::from_toml(&text, &path.display().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        cfg.validate().unwrap();
+        p += 1;
+    }
+    assert!(p >= 3, "{p}");
 }
 
 /// Imports a real file when ../shared/data is there (CI has it), and checks import's bad input.
@@ -638,4 +649,227 @@ fn eval_bad_input_is_refused_without_output() {
         assert!(err.contains(want) && err.contains(&f), "{err}");
         assert!(!dir.path().join("e/metrics.json").exists());
     }
+}
+
+/// Every bad-input case of the data pipeline, through the CLI: exit code 1, one error naming the
+/// file and line/column (or the config key), and no output left behind.
+#[test]
+fn import_and_prepare_bad_input_exit_1_without_output() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = |name: &str, bytes: &[u8]| std::fs::write(d.join(name), bytes).unwrap();
+    w("fields.dat", b"1::10::5::978300760\n1::11::4\n");
+    w("nan.dat", b"1::10::5::978300760\n1::11::NaN::978300761\n");
+    w("word.dat", b"1::10::five::978300760\n");
+    w("neg_ts.dat", b"1::10::5::978300760\n2::11::4::-5\n");
+    w("ms_ts.dat", b"1::10::5::978300760000\n");
+    w("empty.dat", b"");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for u in 0..5000 {
+        writeln!(gz, "{u}::{}::4::97830{u:04}", u % 97 + 1).unwrap();
+    }
+    let gz = gz.finish().unwrap();
+    w("cut.dat.gz", &gz[..gz.len() / 2]);
+    w("cols.csv", b"uid,iid,when\n1,2,100\n");
+    let cases: [(&str, &[&str], &[&str]); 9] = [
+        (
+            "fields.dat",
+            &["--format", "movielens-dat"],
+            &["fields.dat", "line 2"],
+        ),
+        (
+            "nan.dat",
+            &["--format", "movielens-dat"],
+            &["nan.dat", "line 2", "rating"],
+        ),
+        (
+            "word.dat",
+            &["--format", "movielens-dat"],
+            &["word.dat", "line 1", "rating"],
+        ),
+        (
+            "neg_ts.dat",
+            &["--format", "movielens-dat"],
+            &["neg_ts.dat", "line 2"],
+        ),
+        (
+            "ms_ts.dat",
+            &["--format", "movielens-dat"],
+            &["ms_ts.dat", "line 1", "milliseconds"],
+        ),
+        (
+            "empty.dat",
+            &["--format", "movielens-dat"],
+            &["empty.dat", "no rows"],
+        ),
+        (
+            "cut.dat.gz",
+            &["--format", "movielens-dat"],
+            &["cut.dat.gz"],
+        ),
+        (
+            "cols.csv",
+            &[
+                "--format",
+                "csv",
+                "--columns",
+                "user=uid,item=iid,timestamp=ts",
+            ],
+            &["cols.csv", "ts", "when"],
+        ),
+        ("cols.csv", &["--format", "csv"], &["columns"]),
+    ];
+    for (input, flags, want) in cases {
+        let mut args = vec!["import", "--input", input, "--output", "out.parquet"];
+        args.extend_from_slice(flags);
+        let o = longtail(&args, d);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{input} {flags:?}: {err}");
+        for wnt in want {
+            assert!(
+                err.contains(wnt),
+                "{input} {flags:?}: '{wnt}' not in: {err}"
+            );
+        }
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            !d.join("out.parquet").exists(),
+            "{input}: output left behind"
+        );
+    }
+
+    // A truncated Parquet file, as input of data stats and of a prepare config.
+    let ok = longtail(
+        &[
+            "import",
+            "--format",
+            "movielens-dat",
+            "--input",
+            "fields.dat",
+            "--output",
+            "x.parquet",
+        ],
+        d,
+    );
+    assert_eq!(ok.status.code(), Some(1));
+    w(
+        "good.dat",
+        b"1::10::5::978300760\n1::11::4::978300761\n2::10::2::978300762\n",
+    );
+    let ok = longtail(
+        &[
+            "import",
+            "--format",
+            "movielens-dat",
+            "--input",
+            "good.dat",
+            "--output",
+            "g.parquet",
+        ],
+        d,
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let bytes = std::fs::read(d.join("g.parquet")).unwrap();
+    w("cut.parquet", &bytes[..bytes.len() - 20]);
+    let o = longtail(&["data", "stats", "cut.parquet"], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cut.parquet"), "{}", stderr(&o));
+
+    // prepare: bad windows, a split without test data, a truncated input; no folder left.
+    let base = "dataset = \"t\"\n[data]\nkind = \"synth\"\nsynth = { users = 60, items = 30, clusters = 3 }\n";
+    let configs: [(&str, &str); 4] = [
+        ("[sessions]\nwindows = []\n", "sessions.windows"),
+        (
+            "[sessions]\nwindows = [\"6m\", \"14d\", \"all\"]\n",
+            "sessions.windows",
+        ),
+        (
+            "[samples]\nsplit = { kind = \"temporal\", valid = 0.1, test = 0.0 }\n",
+            "test set empty",
+        ),
+        ("[samples]\nneg_per_pos = 1\nnegatives = 2\n", "negatives"),
+    ];
+    for (extra, want) in configs {
+        w("p.toml", format!("{base}{extra}").as_bytes());
+        let o = longtail(&["prepare", "--config", "p.toml", "--out", "prep"], d);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{extra}: {err}");
+        assert!(err.contains(want), "{extra}: '{want}' not in {err}");
+        assert!(!d.join("prep").exists(), "{extra}: output left behind");
+    }
+    w(
+        "p.toml",
+        b"[data]\nkind = \"parquet\"\npath = \"cut.parquet\"\n",
+    );
+    let o = longtail(&["prepare", "--config", "p.toml", "--out", "prep"], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cut.parquet"), "{}", stderr(&o));
+    assert!(!d.join("prep").exists());
+    let leftovers: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // Thresholds that leave a group empty: a warning, and the job still succeeds.
+    w(
+        "p.toml",
+        format!("{base}[samples]\nactiveness = {{ tail_max = 0, body_max = 1000 }}\n").as_bytes(),
+    );
+    let o = longtail(&["prepare", "--config", "p.toml", "--out", "prep"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning: user group"), "{}", stderr(&o));
+    assert!(d.join("prep/prepare.json").is_file());
+}
+
+/// `prepare` on the real MovieTweetings file with HIM's thresholds, and `data stats` printing its
+/// tail/body/head shares.
+#[test]
+fn movietweetings_stats_and_prepare() {
+    let data = std::env::var("LONGTAIL_DATA_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data").into());
+    let file = Path::new(&data).join("movietweetings-100k/ratings.dat");
+    if !file.is_file() {
+        eprintln!("note: {} not found; skipped", file.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = longtail(
+        &[
+            "data",
+            "stats",
+            file.to_str().unwrap(),
+            "--format",
+            "movietweetings",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("100000 interactions, 16554 users, 10506 items"),
+        "{out}"
+    );
+    for g in ["tail users", "body users", "head users"] {
+        assert!(out.contains(g), "{g} missing in {out}");
+    }
+    let cfg = format!(
+        "dataset = \"movietweetings\"\n[data]\nkind = \"raw\"\nformat = \"movietweetings\"\npath = \"{}\"\n\
+         [samples]\npositive_threshold = 6.0\nneg_per_pos = 5\nsplit = {{ kind = \"random\", valid = 0.1, test = 0.2 }}\n\
+         [sessions]\nwindows = [\"14d\", \"6m\", \"12m\", \"all\"]\n",
+        file.display()
+    );
+    std::fs::write(dir.path().join("mt.toml"), cfg).unwrap();
+    let o = longtail(
+        &["prepare", "--config", "mt.toml", "--out", "mt"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("mt/prepare.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["interactions"].as_u64(), Some(100_000));
+    assert!(dir.path().join("mt/sessions/test.parquet").is_file());
 }
