@@ -25,6 +25,22 @@ pub struct DeviceBatch {
     pub hist_len: Tensor,
     /// `[B]` float log sampling probability of the target item (logQ correction).
     pub item_logq: Tensor,
+    /// HIM sessions, when the dataset has them (`[data]` with `[sessions]`).
+    pub sessions: Option<DeviceSessions>,
+}
+
+/// HIM's reorganized inputs on the device: S sessions of the top n positive and negative feedback
+/// items by frequency, with their counts (item 0 / count 0 = padding).
+#[derive(Debug)]
+pub struct DeviceSessions {
+    /// `[B, S, n]` int64 positive feedback items, most frequent first.
+    pub pos_items: Tensor,
+    /// `[B, S, n]` float counts of `pos_items` in their session.
+    pub pos_counts: Tensor,
+    /// `[B, S, n]` int64 negative feedback items.
+    pub neg_items: Tensor,
+    /// `[B, S, n]` float counts of `neg_items`.
+    pub neg_counts: Tensor,
 }
 
 impl DeviceBatch {
@@ -52,6 +68,19 @@ impl DeviceBatch {
             hist_mask: to(Tensor::from_slice(&mask).view([b, l])),
             hist_len: to(Tensor::from_slice(&lens)),
             item_logq: to(Tensor::from_slice(&h.item_logq)),
+            sessions: h.sessions.as_ref().map(|sb| {
+                let shape = [b, sb.num_sessions as i64, sb.top_n as i64];
+                let ids = |v: &[u32]| {
+                    let v: Vec<i64> = v.iter().map(|&x| i64::from(x)).collect();
+                    to(Tensor::from_slice(&v).view(shape))
+                };
+                DeviceSessions {
+                    pos_items: ids(&sb.pos_items),
+                    pos_counts: to(Tensor::from_slice(&sb.pos_counts).view(shape)),
+                    neg_items: ids(&sb.neg_items),
+                    neg_counts: to(Tensor::from_slice(&sb.neg_counts).view(shape)),
+                }
+            }),
         })
     }
 

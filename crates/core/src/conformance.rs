@@ -29,9 +29,24 @@ pub const ITEMS: usize = 24;
 pub const HIST_LEN: usize = 6;
 pub const BATCH: usize = 16;
 
-/// The tiny feature map conformance builds models on (users 1..8, items 1..23, history 6).
+/// Sessions in the tiny batch (S) and items per session (n).
+pub const SESSIONS: usize = 2;
+pub const SESSION_ITEMS: usize = 3;
+
+/// The tiny feature map conformance builds models on (users 1..8, items 1..23, history 6, and
+/// HIM sessions `[2, 3]`).
 pub fn tiny_feature_map() -> FeatureMap {
-    FeatureMap::standard("conformance", USERS, ITEMS, HIST_LEN)
+    let mut fm = FeatureMap::standard("conformance", USERS, ITEMS, HIST_LEN);
+    fm.features.push(longtail_data::FeatureSpec {
+        name: "sessions".into(),
+        kind: longtail_data::FeatureKind::Sequence,
+        vocab: ITEMS,
+        max_len: Some(SESSIONS * SESSION_ITEMS),
+        table: "item".into(),
+        dims: Some(vec![SESSIONS, SESSION_ITEMS]),
+    });
+    fm.hash = fm.compute_hash();
+    fm
 }
 
 /// A fixed, learnable batch: user `u` likes items of parity `u % 2`; rows alternate labels.
@@ -55,7 +70,35 @@ pub fn tiny_batch() -> Result<HostBatch> {
         label.push(if positive { 1.0 } else { 0.0 });
         hist.push(h);
     }
-    Ok(HostBatch::from_dense(user, item, label, &hist)?)
+    let mut batch = HostBatch::from_dense(user.clone(), item, label, &hist)?;
+    // Sessions: the latest history items in session 0, earlier ones in session 1 (counts 2, 1,
+    // 1...), and negative feedback of the other parity in session 0.
+    let (s, n) = (SESSIONS, SESSION_ITEMS);
+    let mut sb = longtail_data::sessions::SessionBatch {
+        batch_size: BATCH,
+        num_sessions: s,
+        top_n: n,
+        pos_items: vec![0; BATCH * s * n],
+        pos_counts: vec![0.0; BATCH * s * n],
+        neg_items: vec![0; BATCH * s * n],
+        neg_counts: vec![0.0; BATCH * s * n],
+    };
+    for (r, h) in hist.iter().enumerate() {
+        for (k, &x) in h.iter().rev().enumerate().take(s * n) {
+            let at = r * s * n + k;
+            sb.pos_items[at] = x as u32;
+            sb.pos_counts[at] = if k % n == 0 { 2.0 } else { 1.0 };
+        }
+        let u = user[r];
+        for k in 0..n {
+            let x = (2 * ((u + k as i64) % 11) + (1 - u % 2)) % (ITEMS as i64 - 1) + 1;
+            sb.neg_items[r * s * n + k] = x as u32;
+            sb.neg_counts[r * s * n + k] = 1.0;
+        }
+    }
+    batch.sessions = Some(sb);
+    batch.validate()?;
+    Ok(batch)
 }
 
 fn fail(model: &str, message: String) -> CoreError {

@@ -16,7 +16,7 @@ pub mod registry;
 pub mod runtime;
 pub mod seed;
 
-pub use batch::DeviceBatch;
+pub use batch::{DeviceBatch, DeviceSessions};
 pub use device::DeviceSpec;
 pub use error::{CoreError, Result};
 pub use model::{BuildContext, Losses, Model, Output, Task};

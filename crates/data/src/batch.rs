@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::ctr::{CtrSamples, UserSequences};
 use crate::error::{DataError, Result};
+use crate::sessions::{SessionBatch, Sessions};
 
 /// One fixed-size batch in host memory.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +43,8 @@ pub struct HostBatch {
     pub item_group: Vec<u8>,
     /// [B] log sampling probability of the target item (logQ correction); 0.0 when unknown.
     pub item_logq: Vec<f32>,
+    /// HIM sessions of every row (`[B, S, n]`), when the dataset has a session config.
+    pub sessions: Option<SessionBatch>,
 }
 
 impl HostBatch {
@@ -139,6 +142,7 @@ impl HostBatch {
             user_group: vec![0; b],
             item_group: vec![0; b],
             item_logq: vec![0.0; b],
+            sessions: None,
         };
         batch.validate()?;
         Ok(batch)
@@ -194,6 +198,22 @@ impl HostBatch {
                 self.hist_ids.len()
             ));
         }
+        if let Some(sb) = &self.sessions {
+            let want = b * sb.num_sessions * sb.top_n;
+            for (name, len) in [
+                ("sessions.pos_items", sb.pos_items.len()),
+                ("sessions.pos_counts", sb.pos_counts.len()),
+                ("sessions.neg_items", sb.neg_items.len()),
+                ("sessions.neg_counts", sb.neg_counts.len()),
+            ] {
+                if sb.batch_size != b || len != want {
+                    return bad(format!(
+                        "'{name}' has {len} values for batch {} (expected {b} x {} x {})",
+                        sb.batch_size, sb.num_sessions, sb.top_n
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -222,6 +242,7 @@ pub struct BatchIter<'a> {
     max_hist_len: usize,
     order: Option<Vec<usize>>,
     item_logq: Option<&'a [f32]>,
+    sessions: Option<(&'a Sessions, &'a UserSequences)>,
     next: usize,
 }
 
@@ -251,8 +272,20 @@ impl<'a> BatchIter<'a> {
             max_hist_len,
             order,
             item_logq,
+            sessions: None,
             next: 0,
         }
+    }
+
+    /// Adds HIM sessions to every batch: positives from the iterator's sequences, negative
+    /// feedback from `negative_feedback`, windows relative to each sample's time.
+    pub fn with_sessions(
+        mut self,
+        sessions: &'a Sessions,
+        negative_feedback: &'a UserSequences,
+    ) -> Self {
+        self.sessions = Some((sessions, negative_feedback));
+        self
     }
 
     /// Like [`BatchIter::new`], but checks the arguments: `batch_size >= 1`, consistent sample
@@ -357,6 +390,7 @@ impl<'a> BatchIter<'a> {
             user_group: Vec::with_capacity(bs),
             item_group: Vec::with_capacity(bs),
             item_logq: Vec::with_capacity(bs),
+            sessions: None,
         };
         out.hist_offsets.push(0);
         for r in 0..bs {
@@ -382,6 +416,20 @@ impl<'a> BatchIter<'a> {
             out.hist_ids
                 .extend(seq[from..end].iter().map(|&x| i64::from(x)));
             out.hist_offsets.push(out.hist_ids.len() as i64);
+        }
+        if let Some((sess, neg)) = self.sessions {
+            // Sessions of each row at the row's time: strictly earlier feedback only.
+            out.sessions = Some(sess.fill_batch((0..bs).map(|r| {
+                let i = sample_at(r);
+                let user = s.user.get(i).copied().unwrap_or(0);
+                (
+                    self.seqs.seq(user),
+                    self.seqs.seq_ts(user),
+                    neg.seq(user),
+                    neg.seq_ts(user),
+                    s.ts.get(i).copied().unwrap_or(0),
+                )
+            })));
         }
         Some(out)
     }

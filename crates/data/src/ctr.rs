@@ -311,6 +311,31 @@ pub struct CtrDataset {
     pub activeness: ActivenessRule,
     /// Things worth telling the user (an empty user group...); callers print them.
     pub warnings: Vec<String>,
+    /// HIM sessions that batches carry ([`CtrDataset::with_sessions`]); None without.
+    pub sessions: Option<crate::sessions::Sessions>,
+}
+
+impl CtrDataset {
+    /// Makes every batch carry HIM sessions built by `cfg` (computed per batch from
+    /// `sequences` and `negative_feedback`, strictly before each sample's time) and records them in
+    /// the feature map as `sessions` with `dims = [S, n]`.
+    pub fn with_sessions(&mut self, cfg: &crate::sessions::SessionConfig) -> Result<()> {
+        let s = crate::sessions::Sessions::new(cfg)?;
+        self.feature_map.features.retain(|f| f.name != "sessions");
+        self.feature_map
+            .features
+            .push(crate::feature_map::FeatureSpec {
+                name: "sessions".into(),
+                kind: crate::feature_map::FeatureKind::Sequence,
+                vocab: self.num_items(),
+                max_len: Some(s.num_sessions() * s.top_n()),
+                table: "item".into(),
+                dims: Some(vec![s.num_sessions(), s.top_n()]),
+            });
+        self.feature_map.hash = self.feature_map.compute_hash();
+        self.sessions = Some(s);
+        Ok(())
+    }
 }
 
 impl CtrDataset {
@@ -500,6 +525,7 @@ pub fn build_ctr_dataset(
         user_train_positives,
         activeness,
         warnings,
+        sessions: None,
     })
 }
 

@@ -37,6 +37,10 @@ pub struct FeatureSpec {
     /// The embedding table this feature looks up: features with the same table share embeddings
     /// (e.g. `hist` shares `item`).
     pub table: String,
+    /// The shape of a multi-dimensional feature, e.g. `[S, n]` for HIM sessions (S sessions of
+    /// n items); absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dims: Option<Vec<usize>>,
 }
 
 /// The feature map of one dataset.
@@ -85,6 +89,7 @@ impl FeatureMap {
                     vocab: num_users,
                     max_len: None,
                     table: "user".into(),
+                    dims: None,
                 },
                 FeatureSpec {
                     name: "item".into(),
@@ -92,6 +97,7 @@ impl FeatureMap {
                     vocab: num_items,
                     max_len: None,
                     table: "item".into(),
+                    dims: None,
                 },
                 FeatureSpec {
                     name: "hist".into(),
@@ -99,6 +105,7 @@ impl FeatureMap {
                     vocab: num_items,
                     max_len: Some(max_hist_len),
                     table: "item".into(),
+                    dims: None,
                 },
             ],
         )

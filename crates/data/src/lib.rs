@@ -46,7 +46,7 @@ pub use items::{CategoricalField, ItemFeatures, ListField};
 pub use prepare::{load_prepared_ctr, prepare, PrepareConfig, PrepareManifest};
 pub use scores::ScoresTable;
 pub use sequences::{build_sequences, SeqDataset, SeqSamples, SequenceConfig, TrainCut};
-pub use sessions::{SessionConfig, SessionSlots, Sessions};
+pub use sessions::{SessionBatch, SessionConfig, SessionSlots, Sessions};
 pub use source::{load_source, real_data_dir, DataSource, Loaded};
 pub use stats::{activity_counts, dataset_stats, DatasetStats};
 pub use synth::{generate, SynthConfig, SynthData};

@@ -212,14 +212,8 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
         }
         None => None,
     };
-    if let Some(s) = &sessions {
-        data.feature_map.features.push(FeatureSpec {
-            name: "sessions".into(),
-            kind: FeatureKind::Sequence,
-            vocab: data.num_items(),
-            max_len: Some(s.num_sessions() * s.top_n()),
-            table: "item".into(),
-        });
+    if let Some(c) = &cfg.sessions {
+        data.with_sessions(c)?;
     }
     if let Some(q) = &seq {
         data.feature_map.features.push(FeatureSpec {
@@ -228,6 +222,7 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
             vocab: data.num_items(),
             max_len: Some(q.max_len),
             table: "item".into(),
+            dims: None,
         });
     }
     if let Some(f) = &items {
@@ -240,6 +235,7 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
                 vocab: c.vocab.len(),
                 max_len: None,
                 table: c.name.clone(),
+                dims: None,
             });
         }
         for l in &f.lists {
@@ -249,6 +245,7 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
                 vocab: l.vocab.len(),
                 max_len: Some(l.max_len().max(1)),
                 table: l.name.clone(),
+                dims: None,
             });
         }
     }
@@ -738,7 +735,20 @@ pub fn load_prepared_ctr(dir: &Path) -> Result<(CtrDataset, PrepareManifest)> {
         user_train_positives,
         activeness: m.activeness,
         warnings: m.warnings.clone(),
+        sessions: None,
     };
+    let mut data = data;
+    if let Some(c) = &m.config.sessions {
+        // Same config, same sessions: they are recomputed per batch rather than read back.
+        let hash = data.feature_map.hash.clone();
+        data.sessions = Some(Sessions::new(c)?);
+        if data.feature_map.get("sessions").is_none() || hash != m.feature_map_hash {
+            return Err(DataError::Schema {
+                path: dir.join("feature_map.json"),
+                message: "does not match prepare.json (sessions entry or hash)".into(),
+            });
+        }
+    }
     Ok((data, m))
 }
 

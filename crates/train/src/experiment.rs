@@ -11,7 +11,7 @@ use longtail_core::{
 };
 use longtail_data::{
     apply_filters, build_ctr_dataset, CtrConfig, FilterConfig, Interactions, ScoresTable,
-    SynthConfig,
+    SessionConfig, SynthConfig,
 };
 use longtail_eval::{write_metrics_json, Metrics};
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,9 @@ pub struct ExperimentConfig {
     pub filters: Option<FilterConfig>,
     #[serde(default)]
     pub samples: CtrConfig,
+    /// HIM sessions carried by every batch (models that read them: `him`); absent = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionConfig>,
     pub model: ModelSection,
     #[serde(default)]
     pub train: TrainConfig,
@@ -88,6 +91,7 @@ impl ExperimentConfig {
             },
             filters: None,
             samples: CtrConfig::default(),
+            sessions: None,
             model: ModelSection {
                 name: "basemodel".into(),
                 params: demo_params(),
@@ -348,7 +352,7 @@ fn run_in(
     let test_scores = score_samples(
         model.as_ref(),
         &data.test,
-        &data.sequences,
+        &data,
         max_len,
         cfg.train.eval_batch_size,
         device,

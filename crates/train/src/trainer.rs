@@ -6,8 +6,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use longtail_core::{DeviceBatch, Model};
 use longtail_data::batch::item_logq;
 use longtail_data::{
-    batch::prefetch_batches, seed, BatchIter, CtrDataset, CtrSamples, UserSequences,
-    ITEM_GROUP_NAMES, USER_GROUP_NAMES,
+    batch::prefetch_batches, seed, BatchIter, CtrDataset, CtrSamples, ITEM_GROUP_NAMES,
+    USER_GROUP_NAMES,
 };
 use longtail_eval::{ctr_metrics, Metrics, ScoredSlice};
 use serde::{Deserialize, Serialize};
@@ -105,7 +105,7 @@ pub fn fit(
     let mut logs = Vec::with_capacity(cfg.epochs);
     for epoch in 1..=cfg.epochs {
         let shuffle = seed::derive_seed(seed_base, &format!("shuffle/epoch{epoch}"));
-        let batches = BatchIter::try_new(
+        let mut batches = BatchIter::try_new(
             &data.train,
             &data.sequences,
             cfg.batch_size,
@@ -113,6 +113,9 @@ pub fn fit(
             Some(shuffle),
             Some(&logq),
         )?;
+        if let Some(s) = &data.sessions {
+            batches = batches.with_sessions(s, &data.negative_feedback);
+        }
         let pb = progress_bar(
             cfg.progress,
             batches.len() as u64,
@@ -179,7 +182,7 @@ pub fn fit(
             evaluate_ctr(
                 model,
                 &data.valid,
-                &data.sequences,
+                data,
                 max_len,
                 cfg.eval_batch_size,
                 device,
@@ -227,12 +230,15 @@ fn progress_bar(show: bool, len: u64, prefix: &str) -> ProgressBar {
 pub fn score_samples(
     model: &dyn Model,
     samples: &CtrSamples,
-    seqs: &UserSequences,
+    data: &CtrDataset,
     max_len: usize,
     batch_size: usize,
     device: Device,
 ) -> Result<Vec<f32>> {
-    let iter = BatchIter::try_new(samples, seqs, batch_size, max_len, None, None)?;
+    let mut iter = BatchIter::try_new(samples, &data.sequences, batch_size, max_len, None, None)?;
+    if let Some(s) = &data.sessions {
+        iter = iter.with_sessions(s, &data.negative_feedback);
+    }
     let mut out = Vec::with_capacity(samples.len());
     for host in iter {
         let batch = DeviceBatch::from_host(&host, device)?;
@@ -247,12 +253,12 @@ pub fn score_samples(
 pub fn evaluate_ctr(
     model: &dyn Model,
     samples: &CtrSamples,
-    seqs: &UserSequences,
+    data: &CtrDataset,
     max_len: usize,
     batch_size: usize,
     device: Device,
 ) -> Result<Metrics> {
-    let scores = score_samples(model, samples, seqs, max_len, batch_size, device)?;
+    let scores = score_samples(model, samples, data, max_len, batch_size, device)?;
     let slice = ScoredSlice::new(&scores, &samples.label)
         .with_users(&samples.user)
         .with_user_group(&samples.user_group)
