@@ -18,33 +18,68 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             config,
             experiment,
             model,
+            seeds,
             run,
         } => {
             // An unknown model fails before the config is read or any data is touched.
             if let Some(m) = &model {
                 registry.check(m)?;
             }
-            let mut cfg = match &config {
+            let mut cfgs = match &config {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)
                         .with_context(|| format!("cannot read config {}", path.display()))?;
-                    longtail_train::load_experiment(
-                        &text,
-                        &path.display().to_string(),
-                        experiment.as_deref(),
-                    )?
+                    let origin = path.display().to_string();
+                    let names: Vec<String> = match experiment.as_deref() {
+                        Some("all") => longtail_train::experiment_names(&text),
+                        Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+                        None => Vec::new(),
+                    };
+                    if names.is_empty() {
+                        vec![longtail_train::load_experiment(&text, &origin, None)?]
+                    } else {
+                        // Every block is parsed before the first one runs, so a typo in the
+                        // last block does not surface an hour into the batch.
+                        names
+                            .iter()
+                            .map(|n| longtail_train::load_experiment(&text, &origin, Some(n)))
+                            .collect::<std::result::Result<Vec<_>, _>>()?
+                    }
                 }
                 None if experiment.is_some() => bail!("--experiment needs --config FILE"),
-                None => ExperimentConfig::demo(),
+                None => vec![ExperimentConfig::demo()],
             };
-            if let Some(m) = model {
-                if m != cfg.model.name {
-                    cfg.model.params = toml::Table::new();
+            for cfg in &mut cfgs {
+                if let Some(m) = &model {
+                    if *m != cfg.model.name {
+                        cfg.model.params = toml::Table::new();
+                    }
+                    cfg.model.name = m.clone();
                 }
-                cfg.model.name = m;
+                registry.check(&cfg.model.name)?;
             }
             let command = std::env::args().collect::<Vec<_>>().join(" ");
-            train_and_print(registry, cfg, &run, &command)
+            let seeds: Vec<Option<u64>> = if seeds.is_empty() {
+                vec![run.seed]
+            } else {
+                seeds.into_iter().map(Some).collect()
+            };
+            let total = cfgs.len() * seeds.len();
+            let mut k = 0;
+            for cfg in cfgs {
+                for &seed in &seeds {
+                    k += 1;
+                    if total > 1 {
+                        eprintln!("== [{k}/{total}] {} (model {})", cfg.name, cfg.model.name);
+                    }
+                    let run = RunArgs {
+                        seed,
+                        ..run.clone()
+                    };
+                    train_and_print(registry, cfg.clone(), &run, &command)?;
+                }
+            }
+            Ok(())
         }
         Command::Synth {
             out,

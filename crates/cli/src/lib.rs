@@ -56,12 +56,16 @@ pub enum Command {
         /// The experiment config (TOML; unknown keys are errors).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// A named block `[experiments.NAME]` of the config file (merged over its `[base]`).
+        /// A named block `[experiments.NAME]` of the config file (merged over its `[base]`);
+        /// several as `a,b,c`, or `all` for every block in file order.
         #[arg(long)]
         experiment: Option<String>,
         /// Model to train; overrides the config's [model].name. Checked before anything else.
         #[arg(long)]
         model: Option<String>,
+        /// Run every chosen experiment once per seed, e.g. `--seeds 1,2,3` (overrides --seed).
+        #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
+        seeds: Vec<u64>,
         #[command(flatten)]
         run: RunArgs,
     },

@@ -166,3 +166,62 @@ fn no_input_at_or_after_the_target_time() {
         }
     }
 }
+
+/// Batches carry the sessions of each row's own user and time (so they inherit the property).
+#[test]
+fn batch_sessions_are_each_rows_sessions() {
+    let t = random_table(11, 80, 30, 20);
+    let cfg = CtrConfig {
+        neg_per_pos: 2,
+        positive_threshold: Some(3.0),
+        split: SplitRule::Random {
+            valid: 0.1,
+            test: 0.2,
+        },
+        ..Default::default()
+    };
+    let mut d = build_ctr_dataset(&t, "rand", &cfg, 3).unwrap();
+    let sc = SessionConfig {
+        windows: vec!["3d".into(), "1m".into(), "all".into()],
+        top_n: 3,
+    };
+    d.with_sessions(&sc).unwrap();
+    assert_eq!(
+        d.feature_map.get("sessions").unwrap().dims,
+        Some(vec![3, 3])
+    );
+    let sessions = d.sessions.as_ref().unwrap();
+    let it = longtail_data::BatchIter::new(&d.train, &d.sequences, 16, 10, Some(5), None)
+        .with_sessions(sessions, &d.negative_feedback);
+    let mut slots = sessions.new_slots();
+    let w = sessions.slot_len();
+    for b in 0..it.num_batches() {
+        let batch = it.batch(b).unwrap();
+        batch.validate().unwrap();
+        let sb = batch.sessions.as_ref().unwrap();
+        for r in 0..batch.valid {
+            // The row's sample is one of those with its (user, item, label); one must match.
+            let u = batch.user[r] as u32;
+            let hits: Vec<usize> = (0..d.train.len())
+                .filter(|&i| {
+                    d.train.user[i] == u
+                        && i64::from(d.train.item[i]) == batch.item[r]
+                        && d.train.label[i] == batch.label[r]
+                })
+                .collect();
+            let ok = hits.iter().any(|&i| {
+                sessions.fill(
+                    d.sequences.seq(u),
+                    d.sequences.seq_ts(u),
+                    d.negative_feedback.seq(u),
+                    d.negative_feedback.seq_ts(u),
+                    d.train.ts[i],
+                    &mut slots,
+                );
+                sb.pos_items[r * w..(r + 1) * w] == slots.pos_items[..]
+                    && sb.neg_counts[r * w..(r + 1) * w] == slots.neg_counts[..]
+            });
+            assert!(ok, "batch {b} row {r}: sessions are not the row's own");
+        }
+    }
+}
