@@ -464,7 +464,10 @@ fn bench(
     let data = generate(&synth, 1)?;
     let synth_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let ds = build_ctr_dataset(&data.interactions, "bench", &cfg.samples, 1)?;
+    let mut ds = build_ctr_dataset(&data.interactions, "bench", &cfg.samples, 1)?;
+    // Every batch carries HIM sessions (default windows), so session-based models can be
+    // benchmarked too; other models ignore them.
+    ds.with_sessions(&longtail_data::SessionConfig::default())?;
     let prep_s = t.elapsed().as_secs_f64();
     let prep_rows = ds.train.len() + ds.valid.len() + ds.test.len();
 
@@ -485,6 +488,10 @@ fn bench(
         Some(1),
         Some(&logq),
     )?;
+    let iter = match &ds.sessions {
+        Some(s) => iter.with_sessions(s, &ds.negative_feedback),
+        None => iter,
+    };
     let hosts: Vec<_> = iter.collect();
     if hosts.is_empty() {
         bail!("no training batches");

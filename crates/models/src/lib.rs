@@ -2,12 +2,24 @@
 //! [`register_builtin`] adds them all to a registry.
 
 pub mod basemodel;
+pub mod dien;
+pub mod din;
+pub mod gru4rec;
+pub mod him;
+pub mod lr;
+pub mod popularity;
 
 use longtail_core::{Registry, Result};
 
 /// Adds every built-in model to `registry`.
 pub fn register_builtin(registry: &mut Registry) -> Result<()> {
     basemodel::register(registry)?;
+    popularity::register(registry)?;
+    lr::register(registry)?;
+    gru4rec::register(registry)?;
+    din::register(registry)?;
+    dien::register(registry)?;
+    him::register(registry)?;
     Ok(())
 }
 

@@ -19,5 +19,15 @@ fn basemodel_without_user_embedding_conformance() {
 #[test]
 fn every_builtin_model_is_listed() {
     let r = longtail_models::builtin_registry().unwrap();
-    assert!(r.names().contains(&"basemodel".to_string()));
+    for name in [
+        "basemodel",
+        "popularity",
+        "lr",
+        "gru4rec",
+        "din",
+        "dien",
+        "him",
+    ] {
+        assert!(r.names().contains(&name.to_string()), "{name} not registered");
+    }
 }
