@@ -326,7 +326,10 @@ fn run_in(
                 inter = filtered.interactions;
                 filter_report = Some(filtered.report);
             }
-            let data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
+            let mut data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
+            if let Some(s) = &cfg.sessions {
+                data.with_sessions(s)?;
+            }
             (data, inter.content_hash(), inter.len(), filter_report)
         };
     for w in &data.warnings {

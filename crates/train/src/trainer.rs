@@ -32,6 +32,12 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Show a progress bar (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Stop when the validation metric (`early_stopping_metric`, higher is better) has not
+    /// improved for this many epochs, and keep the parameters of the best epoch; 0 = off: train
+    /// every epoch and keep the last parameters [0].
+    pub early_stopping_patience: usize,
+    /// The validation metric early stopping watches ["auc"].
+    pub early_stopping_metric: String,
 }
 
 impl Default for TrainConfig {
@@ -44,6 +50,8 @@ impl Default for TrainConfig {
             log_every: 50,
             eval_batch_size: 1024,
             progress: true,
+            early_stopping_patience: 0,
+            early_stopping_metric: "auc".into(),
         }
     }
 }
@@ -81,6 +89,10 @@ pub struct EpochLog {
     pub train_wall_s: f64,
     pub eval_wall_s: f64,
     pub samples_per_s: f64,
+    /// Whether these parameters are the ones kept (the best epoch under early stopping, else
+    /// the last).
+    #[serde(default)]
+    pub kept: bool,
     /// Validation metrics after the epoch (flat keys, as in metrics.json).
     pub valid: Metrics,
 }
@@ -103,6 +115,8 @@ pub fn fit(
     let mut opt = nn::Adam::default().build(model.var_store(), cfg.lr)?;
     let weight = |n: &str| cfg.loss_weights.get(n).copied().unwrap_or(1.0);
     let mut logs = Vec::with_capacity(cfg.epochs);
+    // Early stopping: (best value, its epoch, its parameters).
+    let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
     for epoch in 1..=cfg.epochs {
         let shuffle = seed::derive_seed(seed_base, &format!("shuffle/epoch{epoch}"));
         let mut batches = BatchIter::try_new(
@@ -194,6 +208,7 @@ pub fn fit(
             train_wall_s,
             eval_wall_s: eval_start.elapsed().as_secs_f64(),
             samples_per_s: seen as f64 / train_wall_s.max(1e-9),
+            kept: false,
             valid,
         };
         if cfg.progress {
@@ -207,7 +222,66 @@ pub fn fit(
                 cfg.epochs, total, log.train_wall_s, log.samples_per_s
             );
         }
+        let watched = log.valid.get(&cfg.early_stopping_metric).copied();
         logs.push(log);
+        if cfg.early_stopping_patience == 0 {
+            continue;
+        }
+        let Some(v) = watched.filter(|v| v.is_finite()) else {
+            return Err(TrainError::Config {
+                key: "train.early_stopping_metric".into(),
+                message: format!(
+                    "validation has no finite '{}' (is the valid split empty?)",
+                    cfg.early_stopping_metric
+                ),
+            });
+        };
+        if best.as_ref().is_none_or(|(b, _, _)| v > *b) {
+            // A copy of every parameter, restored if later epochs do not beat it.
+            let snapshot: Vec<(String, Tensor)> = tch::no_grad(|| {
+                model
+                    .var_store()
+                    .variables()
+                    .into_iter()
+                    .map(|(n, t)| (n, t.copy()))
+                    .collect()
+            });
+            best = Some((v, epoch, snapshot));
+        } else if best
+            .as_ref()
+            .is_some_and(|(_, e, _)| epoch - e >= cfg.early_stopping_patience)
+        {
+            if cfg.progress {
+                eprintln!(
+                    "early stopping after epoch {epoch}: best valid {} {:.4} at epoch {}",
+                    cfg.early_stopping_metric,
+                    best.as_ref().map_or(f64::NAN, |b| b.0),
+                    best.as_ref().map_or(0, |b| b.1)
+                );
+            }
+            break;
+        }
+    }
+    match best {
+        Some((_, epoch, snapshot)) => {
+            let vars = model.var_store().variables();
+            tch::no_grad(|| {
+                for (name, saved) in &snapshot {
+                    if let Some(t) = vars.get(name) {
+                        let mut t = t.shallow_clone();
+                        t.copy_(saved);
+                    }
+                }
+            });
+            if let Some(l) = logs.iter_mut().find(|l| l.epoch == epoch) {
+                l.kept = true;
+            }
+        }
+        None => {
+            if let Some(l) = logs.last_mut() {
+                l.kept = true;
+            }
+        }
     }
     Ok(logs)
 }

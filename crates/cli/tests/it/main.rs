@@ -873,3 +873,70 @@ fn movietweetings_stats_and_prepare() {
     assert_eq!(m["interactions"].as_u64(), Some(100_000));
     assert!(dir.path().join("mt/sessions/test.parquet").is_file());
 }
+
+/// HIM trains end to end from a config with `[sessions]` (both loss terms logged per epoch), and
+/// early stopping keeps the best validation epoch.
+#[test]
+fn him_trains_with_sessions_and_early_stopping_keeps_the_best_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = r#"
+name = "him-synth"
+dataset = "synthetic-small"
+seed = 3
+[data]
+kind = "synth"
+synth = { users = 300, items = 60, clusters = 6 }
+[samples]
+neg_per_pos = 2
+max_hist_len = 10
+[sessions]
+windows = ["2d", "10d", "all"]
+top_n = 4
+[model]
+name = "him"
+params = { hidden = [16] }
+[train]
+epochs = 30
+lr = 0.01
+loss_weights = { group = 0.001 }
+early_stopping_patience = 2
+"#;
+    std::fs::write(dir.path().join("him.toml"), cfg).unwrap();
+    let o = longtail(
+        &[
+            "train", "--config", "him.toml", "--device", "cpu", "--out", "runs",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("runs/him-synth-him-seed3/run.json")).unwrap(),
+    )
+    .unwrap();
+    let epochs = run["epochs"].as_array().unwrap();
+    for e in epochs {
+        let l = &e["losses"];
+        assert!(
+            l["ctr"].as_f64().unwrap().is_finite() && l["group"].as_f64().is_some(),
+            "{l}"
+        );
+    }
+    let aucs: Vec<f64> = epochs
+        .iter()
+        .map(|e| e["valid"]["auc"].as_f64().unwrap())
+        .collect();
+    let kept: Vec<usize> = (0..epochs.len())
+        .filter(|&i| epochs[i]["kept"].as_bool() == Some(true))
+        .collect();
+    assert_eq!(kept.len(), 1, "exactly one kept epoch");
+    let best = (0..aucs.len())
+        .max_by(|&a, &b| aucs[a].partial_cmp(&aucs[b]).unwrap().then(b.cmp(&a)))
+        .unwrap();
+    assert_eq!(kept[0], best, "kept epoch is the best valid AUC: {aucs:?}");
+    // It stopped `patience` epochs after the best one (or ran to the end).
+    assert!(
+        epochs.len() == 30 || epochs.len() == best + 1 + 2,
+        "{} epochs, best {best}",
+        epochs.len()
+    );
+}

@@ -28,6 +28,9 @@ fn every_builtin_model_is_listed() {
         "dien",
         "him",
     ] {
-        assert!(r.names().contains(&name.to_string()), "{name} not registered");
+        assert!(
+            r.names().contains(&name.to_string()),
+            "{name} not registered"
+        );
     }
 }
