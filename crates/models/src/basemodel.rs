@@ -19,6 +19,9 @@ pub const NAME: &str = "basemodel";
 #[serde(deny_unknown_fields, default)]
 pub struct BaseModelParams {
     pub embedding_dim: i64,
+    /// Standard deviation of the normal initialisation of id embeddings [0.01] (small, as in
+    /// the TensorFlow implementations of the papers; libtorch's N(0, 1) overfits sparse ids).
+    pub embedding_std: f64,
     pub hidden: Vec<i64>,
     pub dropout: f64,
     /// Include a user-id embedding (the paper's user profile features); off gives a pure
@@ -30,6 +33,7 @@ impl Default for BaseModelParams {
     fn default() -> Self {
         Self {
             embedding_dim: 8,
+            embedding_std: 0.01,
             hidden: vec![256, 128, 32],
             dropout: 0.0,
             user_embedding: true,
@@ -55,6 +59,10 @@ impl BaseModel {
         let root = vs.root();
         let cfg = nn::EmbeddingConfig {
             padding_idx: 0,
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: p.embedding_std,
+            },
             ..Default::default()
         };
         let user = if p.user_embedding {

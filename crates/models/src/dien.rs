@@ -56,6 +56,9 @@ pub const NAME: &str = "dien";
 #[serde(deny_unknown_fields, default)]
 pub struct DienParams {
     pub embedding_dim: i64,
+    /// Standard deviation of the normal initialisation of id embeddings [0.01] (small, as in
+    /// the TensorFlow implementations of the papers; libtorch's N(0, 1) overfits sparse ids).
+    pub embedding_std: f64,
     /// Hidden size of the interest extractor GRU and the AUGRU; unset = `embedding_dim`.
     pub hidden_size: Option<i64>,
     pub hidden: Vec<i64>,
@@ -68,6 +71,7 @@ impl Default for DienParams {
     fn default() -> Self {
         Self {
             embedding_dim: 8,
+            embedding_std: 0.01,
             hidden_size: None,
             hidden: vec![256, 128, 32],
             dropout: 0.0,
@@ -166,6 +170,10 @@ impl Dien {
         let root = vs.root();
         let cfg = nn::EmbeddingConfig {
             padding_idx: 0,
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: p.embedding_std,
+            },
             ..Default::default()
         };
         let d = p.embedding_dim;

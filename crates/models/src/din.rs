@@ -42,6 +42,9 @@ pub const NAME: &str = "din";
 #[serde(deny_unknown_fields, default)]
 pub struct DinParams {
     pub embedding_dim: i64,
+    /// Standard deviation of the normal initialisation of id embeddings [0.01] (small, as in
+    /// the TensorFlow implementations of the papers; libtorch's N(0, 1) overfits sparse ids).
+    pub embedding_std: f64,
     /// Hidden layers of the activation unit (PReLU); empty = one linear layer.
     pub attention_hidden: Vec<i64>,
     pub hidden: Vec<i64>,
@@ -54,6 +57,7 @@ impl Default for DinParams {
     fn default() -> Self {
         Self {
             embedding_dim: 8,
+            embedding_std: 0.01,
             attention_hidden: vec![36],
             hidden: vec![256, 128, 32],
             dropout: 0.0,
@@ -128,6 +132,10 @@ impl Din {
         let root = vs.root();
         let cfg = nn::EmbeddingConfig {
             padding_idx: 0,
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: p.embedding_std,
+            },
             ..Default::default()
         };
         let user = if p.user_embedding {

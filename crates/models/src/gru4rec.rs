@@ -34,6 +34,9 @@ pub const NAME: &str = "gru4rec";
 #[serde(deny_unknown_fields, default)]
 pub struct Gru4RecParams {
     pub embedding_dim: i64,
+    /// Standard deviation of the normal initialisation of id embeddings [0.01] (small, as in
+    /// the TensorFlow implementations of the papers; libtorch's N(0, 1) overfits sparse ids).
+    pub embedding_std: f64,
     /// Hidden size of the GRU; unset = `embedding_dim`.
     pub hidden_size: Option<i64>,
     pub hidden: Vec<i64>,
@@ -46,6 +49,7 @@ impl Default for Gru4RecParams {
     fn default() -> Self {
         Self {
             embedding_dim: 8,
+            embedding_std: 0.01,
             hidden_size: None,
             hidden: vec![256, 128, 32],
             dropout: 0.0,
@@ -83,6 +87,10 @@ impl Gru4Rec {
         let root = vs.root();
         let cfg = nn::EmbeddingConfig {
             padding_idx: 0,
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: p.embedding_std,
+            },
             ..Default::default()
         };
         let user = if p.user_embedding {

@@ -106,6 +106,9 @@ impl UbpMode {
 #[serde(deny_unknown_fields, default)]
 pub struct HimParams {
     pub embedding_dim: i64,
+    /// Standard deviation of the normal initialisation of id embeddings [0.01] (small, as in
+    /// the TensorFlow implementations of the papers; libtorch's N(0, 1) overfits sparse ids).
+    pub embedding_std: f64,
     /// d_g, the group embedding size.
     pub group_dim: i64,
     /// k, the number of user groups per session.
@@ -129,6 +132,7 @@ impl Default for HimParams {
     fn default() -> Self {
         Self {
             embedding_dim: 8,
+            embedding_std: 0.01,
             group_dim: 16,
             groups: 5,
             negative_users: 4,
@@ -290,6 +294,10 @@ impl Him {
         let root = vs.root();
         let cfg = nn::EmbeddingConfig {
             padding_idx: 0,
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: p.embedding_std,
+            },
             ..Default::default()
         };
         let d = p.embedding_dim;
