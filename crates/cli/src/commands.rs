@@ -125,17 +125,38 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             println!("wrote {}", out.join("metrics.json").display());
             Ok(())
         }
-        Command::Report { runs, out, base } => {
+        Command::Report {
+            runs,
+            out,
+            base,
+            name,
+            preamble,
+            copy_manifests,
+        } => {
             if runs.is_empty() {
                 bail!("give at least one run folder (or a folder of run folders)");
             }
-            let rows = longtail_train::write_report(&runs, &out, base.as_deref())?;
+            let preamble = match &preamble {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read --preamble {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let opts = longtail_train::ReportOptions {
+                base,
+                name: name.clone(),
+                preamble,
+                copy_manifests,
+            };
+            let rows = longtail_train::write_report(&runs, &out, &opts)?;
+            let stem = name.as_deref().unwrap_or("report");
             println!(
                 "{} rows over {} run folder(s); wrote {} and {}",
                 rows.len(),
                 runs.len(),
-                out.join("report.md").display(),
-                out.join("report.json").display()
+                out.join(format!("{stem}.md")).display(),
+                out.join(format!("{stem}.json")).display()
             );
             Ok(())
         }

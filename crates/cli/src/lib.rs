@@ -151,6 +151,15 @@ pub enum Command {
         /// Base model for RelaImpr (MFN eq. 13): `MODEL` or `MODEL:VARIANT`.
         #[arg(long)]
         base: Option<String>,
+        /// Output file stem: OUT/NAME.md and OUT/NAME.json (default "report").
+        #[arg(long)]
+        name: Option<String>,
+        /// A markdown file put before the tables (e.g. a results page's discussion).
+        #[arg(long)]
+        preamble: Option<PathBuf>,
+        /// Copy every run's run.json and metrics.json to OUT/NAME-runs/ and link them.
+        #[arg(long)]
+        copy_manifests: bool,
     },
     /// Measure training samples/s and data-preparation rows/s; prints JSON.
     Bench {

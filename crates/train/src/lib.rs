@@ -15,5 +15,5 @@ pub use experiment::{
     RunOutcome,
 };
 pub use manifest::RunManifest;
-pub use report::{aggregate, load_runs, write_report, ReportRow};
+pub use report::{aggregate, load_runs, write_report, ReportOptions, ReportRow};
 pub use trainer::{evaluate_ctr, fit, score_samples, EpochLog, TrainConfig};

@@ -299,16 +299,74 @@ pub fn write_plots(
 
 /// Loads runs, aggregates (with RelaImpr against `base` when given), and writes
 /// `out/report.json`, `out/report.md` and the plots.
-pub fn write_report(dirs: &[PathBuf], out: &Path, base: Option<&str>) -> Result<Vec<ReportRow>> {
+/// How [`write_report`] names and fills its output.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// Base model for RelaImpr (`MODEL` or `MODEL:VARIANT`).
+    pub base: Option<String>,
+    /// File stem: `OUT/NAME.md`, `OUT/NAME.json` ["report"].
+    pub name: Option<String>,
+    /// Markdown put before the tables (the discussion of a results page).
+    pub preamble: Option<String>,
+    /// Copy each run's `run.json` and `metrics.json` to `OUT/NAME-runs/RUN/` and list them with
+    /// links, so a results page carries its manifests.
+    pub copy_manifests: bool,
+}
+
+/// Aggregates the runs under `dirs` and writes `OUT/NAME.md`, `OUT/NAME.json` and the plots.
+pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Result<Vec<ReportRow>> {
     let runs = load_runs(dirs)?;
     let mut rows = aggregate(&runs);
-    if let Some(b) = base {
+    if let Some(b) = &opts.base {
         add_rela_impr(&mut rows, b)?;
     }
+    let name = opts.name.as_deref().unwrap_or("report");
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let json = serde_json::to_vec_pretty(&rows).map_err(|e| io(out, std::io::Error::other(e)))?;
-    write_atomic(&out.join("report.json"), &json)?;
-    write_atomic(&out.join("report.md"), markdown(&rows).as_bytes())?;
+    write_atomic(&out.join(format!("{name}.json")), &json)?;
+    let mut md = String::new();
+    if let Some(p) = &opts.preamble {
+        md.push_str(p.trim_end());
+        md.push_str("\n\n");
+    }
+    md.push_str(&markdown(&rows));
+    if opts.copy_manifests {
+        let runs_dir = out.join(format!("{name}-runs"));
+        md.push_str(
+            "\n## Runs\n\nEvery run's manifest (config, data hash, versions, device, per-epoch \
+             losses and validation metrics) and test metrics, copied from its run folder.\n\n\
+             | dataset | model | variant | seed | manifest | metrics |\n| --- | --- | --- | ---: | --- | --- |\n",
+        );
+        let mut listed: Vec<(String, String, String, u64, String)> = Vec::new();
+        for (path, m) in &runs {
+            let run = path
+                .parent()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "run".into());
+            let dest = runs_dir.join(&run);
+            std::fs::create_dir_all(&dest).map_err(|e| io(&dest, e))?;
+            for f in ["run.json", "metrics.json"] {
+                let src = path.with_file_name(f);
+                let bytes = std::fs::read(&src).map_err(|e| io(&src, e))?;
+                write_atomic(&dest.join(f), &bytes)?;
+            }
+            listed.push((
+                m.dataset.name.clone(),
+                m.model.clone(),
+                m.variant.clone(),
+                m.seed,
+                run,
+            ));
+        }
+        listed.sort();
+        for (dataset, model, variant, seed, run) in listed {
+            md.push_str(&format!(
+                "| {dataset} | {model} | {variant} | {seed} | [run.json]({name}-runs/{run}/run.json) | [metrics.json]({name}-runs/{run}/metrics.json) |\n"
+            ));
+        }
+    }
+    write_atomic(&out.join(format!("{name}.md")), md.as_bytes())?;
     write_plots(&runs, &rows, out)?;
     Ok(rows)
 }

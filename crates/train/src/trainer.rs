@@ -15,6 +15,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
+/// A copy of every named parameter (early stopping keeps the best epoch's).
+type Snapshot = Vec<(String, Tensor)>;
+
 /// Training batches built ahead of the step by the prefetch thread.
 const PREFETCH: usize = 4;
 
@@ -116,7 +119,7 @@ pub fn fit(
     let weight = |n: &str| cfg.loss_weights.get(n).copied().unwrap_or(1.0);
     let mut logs = Vec::with_capacity(cfg.epochs);
     // Early stopping: (best value, its epoch, its parameters).
-    let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+    let mut best: Option<(f64, usize, Snapshot)> = None;
     for epoch in 1..=cfg.epochs {
         let shuffle = seed::derive_seed(seed_base, &format!("shuffle/epoch{epoch}"));
         let mut batches = BatchIter::try_new(
@@ -238,7 +241,7 @@ pub fn fit(
         };
         if best.as_ref().is_none_or(|(b, _, _)| v > *b) {
             // A copy of every parameter, restored if later epochs do not beat it.
-            let snapshot: Vec<(String, Tensor)> = tch::no_grad(|| {
+            let snapshot: Snapshot = tch::no_grad(|| {
                 model
                     .var_store()
                     .variables()
