@@ -280,6 +280,23 @@ pub fn run_experiment(
     seed_everything(cfg.seed);
 
     let dir = out_root.join(format!("{}-{}-seed{}", cfg.name, cfg.model.name, cfg.seed));
+    // Re-running an experiment replaces its run; a run of another dataset with the same name
+    // (e.g. the same block in two dataset configs) is never silently overwritten.
+    if let Ok(text) = std::fs::read_to_string(dir.join("run.json")) {
+        let other = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["dataset"]["name"].as_str().map(str::to_string));
+        if let Some(other) = other.filter(|o| *o != cfg.dataset) {
+            return Err(TrainError::Config {
+                key: "out".into(),
+                message: format!(
+                    "{} holds a run on dataset '{other}', not '{}'; use another --out folder",
+                    dir.display(),
+                    cfg.dataset
+                ),
+            });
+        }
+    }
     let existed = dir.exists();
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     let result = run_in(

@@ -100,6 +100,36 @@ fn same_seed_same_cpu_results() {
         .unwrap()
     };
     assert_eq!(read("a"), read("b"));
+    // The same experiment name on another dataset does not overwrite that run.
+    let cfg = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/demo.toml"
+    ))
+    .unwrap()
+    .replace("dataset = \"synthetic-demo\"", "dataset = \"another\"");
+    assert!(cfg.contains("\"another\""));
+    std::fs::write(dir.path().join("other.toml"), cfg).unwrap();
+    let o = longtail(
+        &[
+            "train",
+            "--config",
+            "other.toml",
+            "--out",
+            "a",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("holds a run on dataset 'synthetic-demo'"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(read("a"), read("b"), "the earlier run is untouched");
 }
 
 #[test]
