@@ -946,10 +946,14 @@ early_stopping_patience = 2
     let epochs = run["epochs"].as_array().unwrap();
     for e in epochs {
         let l = &e["losses"];
-        assert!(
-            l["ctr"].as_f64().unwrap().is_finite() && l["group"].as_f64().is_some(),
-            "{l}"
+        let (ctr, group, total) = (
+            l["ctr"].as_f64().unwrap(),
+            l["group"].as_f64().unwrap(),
+            l["total"].as_f64().unwrap(),
         );
+        assert!(ctr.is_finite() && group > 0.0, "{l}");
+        // The joint loss (HIM eq. 12): total = alpha * L_g + L_c with alpha = loss_weights.group.
+        assert!((total - (ctr + 0.001 * group)).abs() < 1e-5, "{l}");
     }
     let aucs: Vec<f64> = epochs
         .iter()
