@@ -1,4 +1,4 @@
-//! HIM: Hybrid Interest Modeling (Chen et al., "Hybrid Interest Modeling for Long-tailed Users",
+//! HIM: Hybrid Interest Modeling (Deng et al., "Hybrid Interest Modeling for Long-tailed Users",
 //! §3, eqs. 1-12; settings of §4.1). Registry name `"him"`.
 //!
 //! Inputs: the reorganization layer (§3.1) is done by the data pipeline: `batch.sessions` holds,
