@@ -88,3 +88,41 @@ pub trait Model {
         Ok(None)
     }
 }
+
+/// The plain CTR model shape: one logit per row, the `ctr` binary cross-entropy loss, the sigmoid
+/// as score. Implement this (a name, the var store, the logits) and [`Model`] comes with it.
+pub trait CtrLogits {
+    /// The registry name.
+    fn ctr_name(&self) -> &str;
+    fn ctr_var_store(&self) -> &nn::VarStore;
+    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore;
+    /// `[B]` logits; `train` switches dropout.
+    fn ctr_logits(&self, batch: &DeviceBatch, train: bool) -> Tensor;
+}
+
+impl<T: CtrLogits> Model for T {
+    fn name(&self) -> &str {
+        self.ctr_name()
+    }
+    fn task(&self) -> Task {
+        Task::Ctr
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        self.ctr_var_store()
+    }
+    fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        self.ctr_var_store_mut()
+    }
+    fn forward(&self, batch: &DeviceBatch, train: bool) -> Result<Output> {
+        Ok(Output::new(self.ctr_logits(batch, train)))
+    }
+    fn losses(&self, out: &Output, batch: &DeviceBatch) -> Result<Losses> {
+        Ok(Losses::one(
+            "ctr",
+            crate::losses::bce_with_logits(&out.logits, batch),
+        ))
+    }
+    fn score(&self, batch: &DeviceBatch) -> Result<Tensor> {
+        Ok(self.ctr_logits(batch, false).sigmoid())
+    }
+}

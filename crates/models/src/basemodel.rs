@@ -4,12 +4,9 @@
 //! trained with cross-entropy. It uses no negative feedback and no group interest.
 
 use longtail_core::layers::{masked_sum, Mlp};
-use longtail_core::losses::bce_with_logits;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
-};
+use longtail_core::{params, BuildContext, CtrLogits, DeviceBatch, Model, Registry, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "basemodel";
@@ -95,27 +92,18 @@ impl BaseModel {
     }
 }
 
-impl Model for BaseModel {
-    fn name(&self) -> &str {
+impl CtrLogits for BaseModel {
+    fn ctr_name(&self) -> &str {
         NAME
     }
-    fn task(&self) -> Task {
-        Task::Ctr
-    }
-    fn var_store(&self) -> &nn::VarStore {
+    fn ctr_var_store(&self) -> &nn::VarStore {
         &self.vs
     }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
+    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
         &mut self.vs
     }
-    fn forward(&self, b: &DeviceBatch, train: bool) -> Result<Output> {
-        Ok(Output::new(self.logits(b, train)))
-    }
-    fn losses(&self, out: &Output, b: &DeviceBatch) -> Result<Losses> {
-        Ok(Losses::one("ctr", bce_with_logits(&out.logits, b)))
-    }
-    fn score(&self, b: &DeviceBatch) -> Result<Tensor> {
-        Ok(self.logits(b, false).sigmoid())
+    fn ctr_logits(&self, b: &DeviceBatch, train: bool) -> Tensor {
+        self.logits(b, train)
     }
 }
 

@@ -20,12 +20,9 @@
 //! - **Initialisation**: all weights and the bias start at 0 (the usual LR start, and it keeps the
 //!   padding rows at 0); trained with the weighted BCE `"ctr"` term; `score = σ(logit)`.
 
-use longtail_core::losses::bce_with_logits;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
-};
+use longtail_core::{params, BuildContext, CtrLogits, DeviceBatch, Model, Registry, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "lr";
@@ -112,27 +109,18 @@ impl Lr {
     }
 }
 
-impl Model for Lr {
-    fn name(&self) -> &str {
+impl CtrLogits for Lr {
+    fn ctr_name(&self) -> &str {
         NAME
     }
-    fn task(&self) -> Task {
-        Task::Ctr
-    }
-    fn var_store(&self) -> &nn::VarStore {
+    fn ctr_var_store(&self) -> &nn::VarStore {
         &self.vs
     }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
+    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
         &mut self.vs
     }
-    fn forward(&self, b: &DeviceBatch, _train: bool) -> Result<Output> {
-        Ok(Output::new(self.logits(b)))
-    }
-    fn losses(&self, out: &Output, b: &DeviceBatch) -> Result<Losses> {
-        Ok(Losses::one("ctr", bce_with_logits(&out.logits, b)))
-    }
-    fn score(&self, b: &DeviceBatch) -> Result<Tensor> {
-        Ok(self.logits(b).sigmoid())
+    fn ctr_logits(&self, b: &DeviceBatch, _train: bool) -> Tensor {
+        self.logits(b)
     }
 }
 

@@ -16,12 +16,9 @@
 //! - **Params**: none besides `dropout` (accepted for a uniform config, unused: there is no hidden
 //!   layer). `score = σ(logit)`.
 
-use longtail_core::losses::bce_with_logits;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
-};
+use longtail_core::{params, BuildContext, CtrLogits, DeviceBatch, Model, Registry, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "popularity";
@@ -63,27 +60,18 @@ impl Popularity {
     }
 }
 
-impl Model for Popularity {
-    fn name(&self) -> &str {
+impl CtrLogits for Popularity {
+    fn ctr_name(&self) -> &str {
         NAME
     }
-    fn task(&self) -> Task {
-        Task::Ctr
-    }
-    fn var_store(&self) -> &nn::VarStore {
+    fn ctr_var_store(&self) -> &nn::VarStore {
         &self.vs
     }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
+    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
         &mut self.vs
     }
-    fn forward(&self, b: &DeviceBatch, _train: bool) -> Result<Output> {
-        Ok(Output::new(self.logits(b)))
-    }
-    fn losses(&self, out: &Output, b: &DeviceBatch) -> Result<Losses> {
-        Ok(Losses::one("ctr", bce_with_logits(&out.logits, b)))
-    }
-    fn score(&self, b: &DeviceBatch) -> Result<Tensor> {
-        Ok(self.logits(b).sigmoid())
+    fn ctr_logits(&self, b: &DeviceBatch, _train: bool) -> Tensor {
+        self.logits(b)
     }
 }
 
