@@ -89,16 +89,9 @@ impl PrepareConfig {
     /// only `train` uses (`name`, `variant`, `model`, `train`) are ignored, so an experiment
     /// config can be prepared as it is.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let line_of = |e: &toml::de::Error| {
-            e.span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-        };
         let mut table: toml::Table = toml::from_str(text).map_err(|e: toml::de::Error| {
             DataError::config(
-                match line_of(&e) {
-                    Some(l) => format!("{origin}, line {l}"),
-                    None => origin.to_string(),
-                },
+                crate::source::toml_error_origin(text, origin, &e),
                 e.message().trim(),
             )
         })?;

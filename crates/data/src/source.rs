@@ -83,6 +83,17 @@ impl ItemSource {
     }
 }
 
+/// `origin, line N` for a TOML error with a position (else `origin`): where config errors point.
+pub fn toml_error_origin(text: &str, origin: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(s) => {
+            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            format!("{origin}, line {line}")
+        }
+        None => origin.to_string(),
+    }
+}
+
 /// Where real datasets live: `$LONGTAIL_DATA_DIR`, default `../shared/data`.
 pub fn real_data_dir() -> PathBuf {
     std::env::var_os("LONGTAIL_DATA_DIR")

@@ -106,17 +106,9 @@ impl ExperimentConfig {
 
     /// Parses TOML; unknown keys are errors naming the key, the file and the line.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e: toml::de::Error| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            TrainError::ConfigFile {
-                origin: match line {
-                    Some(l) => format!("{origin}, line {l}"),
-                    None => origin.to_string(),
-                },
-                message: e.message().trim().to_string(),
-            }
+        toml::from_str(text).map_err(|e: toml::de::Error| TrainError::ConfigFile {
+            origin: longtail_data::source::toml_error_origin(text, origin, &e),
+            message: e.message().trim().to_string(),
         })
     }
 }
