@@ -344,6 +344,8 @@ pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Resul
                 .and_then(|d| d.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "run".into());
+            // Per dataset: the same block name on two datasets gives the same run folder name.
+            let run = format!("{}/{run}", m.dataset.name);
             let dest = runs_dir.join(&run);
             std::fs::create_dir_all(&dest).map_err(|e| io(&dest, e))?;
             for f in ["run.json", "metrics.json"] {
