@@ -498,18 +498,7 @@ pub fn stream_sample_batches(
     if batch_size == 0 {
         return Err(DataError::config("batch_size", "must be >= 1"));
     }
-    let mut reader = crate::frame::FrameReader::open(
-        path,
-        &[
-            "user",
-            "item",
-            "label",
-            "ts",
-            "hist_end",
-            "user_group",
-            "item_group",
-        ],
-    )?;
+    let mut reader = crate::frame::FrameReader::open(path, &crate::prepare::SAMPLE_COLUMNS)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<HostBatch>>(depth.max(1));
     std::thread::scope(|scope| {
         scope.spawn(move || {
@@ -521,21 +510,7 @@ pub fn stream_sample_batches(
             };
             loop {
                 let chunk = match reader.next_chunk() {
-                    Ok(Some(mut f)) => {
-                        let take = |f: &mut crate::frame::Frame| -> Result<CtrSamples> {
-                            use crate::frame::{take_f32, take_i64, take_u32, take_u8};
-                            Ok(CtrSamples {
-                                user: take_u32(f, "user", path)?,
-                                item: take_u32(f, "item", path)?,
-                                label: take_f32(f, "label", path)?,
-                                ts: take_i64(f, "ts", path)?,
-                                hist_end: take_u32(f, "hist_end", path)?,
-                                user_group: take_u8(f, "user_group", path)?,
-                                item_group: take_u8(f, "item_group", path)?,
-                            })
-                        };
-                        take(&mut f)
-                    }
+                    Ok(Some(mut f)) => crate::prepare::samples_from_frame(&mut f, path),
                     Ok(None) => break,
                     Err(e) => Err(e),
                 };

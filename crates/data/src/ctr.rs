@@ -379,31 +379,14 @@ pub fn build_ctr_dataset(
         ));
     }
 
-    let positive: Vec<bool> = match cfg.positive_threshold {
-        None => vec![true; inter.len()],
-        Some(t) => {
-            let values = inter.rating.as_ref().or(inter.label.as_ref()).ok_or_else(|| {
-                DataError::config(
-                    "positive_threshold",
-                    format!("dataset '{dataset_name}' has neither a rating nor a label column to threshold"),
-                )
-            })?;
-            values.iter().map(|&v| v > t).collect()
-        }
-    };
-    let seqs = UserSequences::from_interactions(inter, &positive);
+    let (seqs, negative_feedback) =
+        feedback_sequences(inter, cfg.positive_threshold, dataset_name)?;
     if seqs.items.is_empty() {
         return Err(DataError::Invalid(format!(
             "dataset '{dataset_name}': no positive interactions (positive_threshold {:?})",
             cfg.positive_threshold
         )));
     }
-    let negative_feedback = if cfg.positive_threshold.is_some() {
-        let rest: Vec<bool> = positive.iter().map(|&p| !p).collect();
-        UserSequences::from_interactions(inter, &rest)
-    } else {
-        UserSequences::default()
-    };
 
     let (split, cuts) = split_positives(&seqs, cfg.split, seed);
     let count = |x: u8| split.iter().filter(|&&s| s == x).count();
@@ -527,6 +510,38 @@ pub fn build_ctr_dataset(
         warnings,
         sessions: None,
     })
+}
+
+/// The label rule in one place: every user's positives (all rows without a threshold, else the
+/// rows whose `rating`, or without one `label`, is > `threshold`) and the other rows as negative
+/// feedback (empty without a threshold), both oldest first.
+pub fn feedback_sequences(
+    inter: &Interactions,
+    threshold: Option<f32>,
+    dataset_name: &str,
+) -> Result<(UserSequences, UserSequences)> {
+    let Some(t) = threshold else {
+        let all = UserSequences::from_interactions(inter, &vec![true; inter.len()]);
+        return Ok((all, UserSequences::default()));
+    };
+    let values = inter
+        .rating
+        .as_ref()
+        .or(inter.label.as_ref())
+        .ok_or_else(|| {
+            DataError::config(
+                "positive_threshold",
+                format!(
+                    "dataset '{dataset_name}' has neither a rating nor a label column to threshold"
+                ),
+            )
+        })?;
+    let positive: Vec<bool> = values.iter().map(|&v| v > t).collect();
+    let rest: Vec<bool> = positive.iter().map(|&p| !p).collect();
+    Ok((
+        UserSequences::from_interactions(inter, &positive),
+        UserSequences::from_interactions(inter, &rest),
+    ))
 }
 
 /// The split of every positive (in the CSR layout of `seqs`) and, for a temporal split, the

@@ -3,14 +3,13 @@
 //! with a content hash; models size themselves from it and fail at build time, with a message that
 //! names the model and the missing feature, when a feature they need is absent.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{DataError, Result};
-use crate::table::{hex, write_atomically};
+use crate::table::hex;
 
 /// What kind of input a feature is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -147,16 +146,7 @@ impl FeatureMap {
 
     /// Writes pretty JSON, atomically (temporary sibling file, then rename).
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| DataError::Schema {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        write_atomically(path, |mut file| {
-            file.write_all(&json)
-                .and_then(|()| file.write_all(b"\n"))
-                .and_then(|()| file.sync_all())
-                .map_err(|e| DataError::io(path, e))
-        })
+        crate::table::write_json_atomically(path, self, true)
     }
 
     /// Reads a feature map and verifies its hash.

@@ -22,7 +22,6 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{DataError, Result};
-use crate::table::write_atomically;
 
 /// Rows per written record batch.
 const WRITE_CHUNK: usize = 1 << 16;
@@ -229,50 +228,9 @@ impl Frame {
 
     /// Writes snappy Parquet atomically (temporary file + rename), in chunks of 65,536 rows.
     pub fn write_parquet(&self, path: &Path) -> Result<()> {
-        self.validate()?;
-        let fields: Vec<Field> = self
-            .columns
-            .iter()
-            .map(|(n, c)| Field::new(n, c.data_type(), false))
-            .collect();
-        let schema = Arc::new(
-            Schema::new(fields).with_metadata(
-                self.metadata
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect::<BTreeMap<_, _>>(),
-            ),
-        );
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .build();
-        let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        write_atomically(path, |file| {
-            let mut w =
-                ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| pq_err(&e))?;
-            let n = self.rows();
-            let mut start = 0;
-            loop {
-                let end = (start + WRITE_CHUNK).min(n);
-                let cols = self
-                    .columns
-                    .iter()
-                    .map(|(_, c)| c.slice(start, end))
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| pq_err(&e))?;
-                let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| pq_err(&e))?;
-                w.write(&batch).map_err(|e| pq_err(&e))?;
-                start = end;
-                if start >= n {
-                    break;
-                }
-            }
-            let file = w.into_inner().map_err(|e| pq_err(&e))?;
-            file.sync_all().map_err(|e| DataError::io(path, e))
-        })
+        let mut w = FrameWriter::create(path, self)?;
+        w.write(self)?;
+        w.finish()
     }
 
     /// Reads a whole file; `required` columns must exist (errors name the file and column).
@@ -539,6 +497,10 @@ mod tests {
         f.write_parquet(&p).unwrap();
         let back = Frame::read_parquet(&p, &["a", "h"]).unwrap();
         assert_eq!(back, f);
+        let empty = Frame::new().with("a", Column::U32(vec![]));
+        let q = dir.path().join("empty.parquet");
+        empty.write_parquet(&q).unwrap();
+        assert_eq!(Frame::read_parquet(&q, &["a"]).unwrap(), empty);
         let mut r = FrameReader::open(&p, &[]).unwrap();
         let first = r.next_chunk().unwrap().unwrap();
         assert!(first.rows() < n, "streams in chunks");

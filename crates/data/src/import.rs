@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -53,7 +53,7 @@ use parquet::arrow::ProjectionMask;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::table::{write_atomically, Interactions};
+use crate::table::{write_json_atomically, Interactions};
 
 /// The longest line an importer accepts (16 MiB): bounds the memory of one line.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
@@ -176,8 +176,8 @@ impl Imported {
     /// never see a half-written file. Returns the (user, item) paths.
     pub fn write_vocab(&self, dir_or_prefix: &Path) -> Result<(PathBuf, PathBuf)> {
         let paths = vocab_paths(dir_or_prefix);
-        write_json_atomically(&paths.0, &self.user_vocab)?;
-        write_json_atomically(&paths.1, &self.item_vocab)?;
+        write_json_atomically(&paths.0, &self.user_vocab, false)?;
+        write_json_atomically(&paths.1, &self.item_vocab, false)?;
         Ok(paths)
     }
 }
@@ -225,21 +225,6 @@ pub fn read_vocab(path: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(vocab)
-}
-
-fn write_json_atomically(path: &Path, vocab: &[String]) -> Result<()> {
-    write_atomically(path, |file| {
-        let mut w = BufWriter::new(file);
-        serde_json::to_writer(&mut w, vocab).map_err(|e| DataError::Schema {
-            path: path.to_path_buf(),
-            message: format!("cannot write JSON: {e}"),
-        })?;
-        w.write_all(b"\n").map_err(|e| DataError::io(path, e))?;
-        let file = w
-            .into_inner()
-            .map_err(|e| DataError::io(path, e.into_error()))?;
-        file.sync_all().map_err(|e| DataError::io(path, e))
-    })
 }
 
 /// The latest accepted timestamp: 2100-01-01T00:00:00Z in unix seconds. Anything later is almost
@@ -1322,6 +1307,7 @@ impl LineReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
         let p = dir.join(name);

@@ -37,7 +37,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::ctr::{build_ctr_dataset, CtrConfig, CtrDataset, CtrSamples, UserSequences};
+use crate::ctr::{build_ctr_dataset, CtrConfig, CtrDataset, CtrSamples};
 use crate::error::{DataError, Result};
 use crate::feature_map::{FeatureKind, FeatureMap, FeatureSpec};
 use crate::filter::{apply_filters, FilterConfig, FilterReport};
@@ -49,7 +49,7 @@ use crate::sequences::{
 };
 use crate::sessions::{SessionConfig, Sessions};
 use crate::source::{load_source, DataSource};
-use crate::table::{write_atomically, Interactions};
+use crate::table::Interactions;
 
 /// Rows of sessions computed and written at a time (bounds memory on large datasets).
 const SESSION_CHUNK: usize = 1 << 15;
@@ -446,19 +446,7 @@ fn remap_vocab(vocab: &[String], map: Option<&[u32]>) -> Vec<String> {
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    write_atomically(path, |file| {
-        let mut w = std::io::BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut w, value).map_err(|e| DataError::Schema {
-            path: path.to_path_buf(),
-            message: format!("cannot write JSON: {e}"),
-        })?;
-        use std::io::Write;
-        w.write_all(b"\n").map_err(|e| DataError::io(path, e))?;
-        let f = w
-            .into_inner()
-            .map_err(|e| DataError::io(path, e.into_error()))?;
-        f.sync_all().map_err(|e| DataError::io(path, e))
-    })
+    crate::table::write_json_atomically(path, value, true)
 }
 
 fn samples_frame(s: &CtrSamples) -> Frame {
@@ -630,29 +618,33 @@ pub fn read_manifest(dir: &Path) -> Result<PrepareManifest> {
     })
 }
 
+/// The columns of a prepared samples file, in file order.
+pub const SAMPLE_COLUMNS: [&str; 7] = [
+    "user",
+    "item",
+    "label",
+    "ts",
+    "hist_end",
+    "user_group",
+    "item_group",
+];
+
+/// Takes the [`SAMPLE_COLUMNS`] out of a frame read from `path` (errors name the file).
+pub fn samples_from_frame(f: &mut Frame, path: &Path) -> Result<CtrSamples> {
+    Ok(CtrSamples {
+        user: take_u32(f, "user", path)?,
+        item: take_u32(f, "item", path)?,
+        label: take_f32(f, "label", path)?,
+        ts: take_i64(f, "ts", path)?,
+        hist_end: take_u32(f, "hist_end", path)?,
+        user_group: take_u8(f, "user_group", path)?,
+        item_group: take_u8(f, "item_group", path)?,
+    })
+}
+
 /// Reads one split's CTR samples.
 pub fn read_samples(path: &Path) -> Result<CtrSamples> {
-    let mut f = Frame::read_parquet(
-        path,
-        &[
-            "user",
-            "item",
-            "label",
-            "ts",
-            "hist_end",
-            "user_group",
-            "item_group",
-        ],
-    )?;
-    Ok(CtrSamples {
-        user: take_u32(&mut f, "user", path)?,
-        item: take_u32(&mut f, "item", path)?,
-        label: take_f32(&mut f, "label", path)?,
-        ts: take_i64(&mut f, "ts", path)?,
-        hist_end: take_u32(&mut f, "hist_end", path)?,
-        user_group: take_u8(&mut f, "user_group", path)?,
-        item_group: take_u8(&mut f, "item_group", path)?,
-    })
+    samples_from_frame(&mut Frame::read_parquet(path, &SAMPLE_COLUMNS)?, path)
 }
 
 /// A prepared folder as the [`CtrDataset`] that [`build_ctr_dataset`] had built, and its
@@ -670,22 +662,11 @@ pub fn load_prepared_ctr(dir: &Path) -> Result<(CtrDataset, PrepareManifest)> {
         });
     }
     let feature_map = FeatureMap::read_json(&dir.join("feature_map.json"))?;
-    let positive: Vec<bool> = match m.config.samples.positive_threshold {
-        None => vec![true; inter.len()],
-        Some(t) => inter
-            .rating
-            .as_ref()
-            .or(inter.label.as_ref())
-            .map(|v| v.iter().map(|&x| x > t).collect())
-            .unwrap_or_else(|| vec![true; inter.len()]),
-    };
-    let sequences = UserSequences::from_interactions(&inter, &positive);
-    let negative_feedback = if m.config.samples.positive_threshold.is_some() {
-        let rest: Vec<bool> = positive.iter().map(|&p| !p).collect();
-        UserSequences::from_interactions(&inter, &rest)
-    } else {
-        UserSequences::default()
-    };
+    let (sequences, negative_feedback) = crate::ctr::feedback_sequences(
+        &inter,
+        m.config.samples.positive_threshold,
+        &m.config.dataset,
+    )?;
     let mut parts = Vec::new();
     for name in SPLITS {
         let p = dir.join("samples").join(format!("{name}.parquet"));

@@ -335,6 +335,33 @@ pub(crate) fn open_columns(
     Ok((reader, present))
 }
 
+/// Writes `value` as JSON (pretty or compact) plus a final newline, atomically and synced: the
+/// one JSON writer of the crate (vocabularies, feature maps, prepare manifests).
+pub(crate) fn write_json_atomically<T: serde::Serialize + ?Sized>(
+    path: &Path,
+    value: &T,
+    pretty: bool,
+) -> Result<()> {
+    use std::io::Write;
+    write_atomically(path, |file| {
+        let mut w = std::io::BufWriter::new(file);
+        let written = if pretty {
+            serde_json::to_writer_pretty(&mut w, value)
+        } else {
+            serde_json::to_writer(&mut w, value)
+        };
+        written.map_err(|e| DataError::Schema {
+            path: path.to_path_buf(),
+            message: format!("cannot write JSON: {e}"),
+        })?;
+        w.write_all(b"\n").map_err(|e| DataError::io(path, e))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| DataError::io(path, e.into_error()))?;
+        file.sync_all().map_err(|e| DataError::io(path, e))
+    })
+}
+
 /// Writes through `write` into a temporary sibling of `path`, then renames it over `path`.
 /// On any error the temporary file is removed and `path` is left untouched.
 pub(crate) fn write_atomically(path: &Path, write: impl FnOnce(File) -> Result<()>) -> Result<()> {
