@@ -59,6 +59,20 @@ pub fn masked_softmax(scores: &Tensor, mask: &Tensor, dim: i64) -> Tensor {
     neg.softmax(dim, Kind::Float) * mask
 }
 
+/// The id-embedding config every model uses: id 0 is padding (a zero row that gets no gradient),
+/// weights from N(0, `std`) (small, as in the papers' TensorFlow code; libtorch's N(0, 1) default
+/// overfits sparse ids).
+pub fn id_embedding_config(std: f64) -> nn::EmbeddingConfig {
+    nn::EmbeddingConfig {
+        padding_idx: 0,
+        ws_init: nn::Init::Randn {
+            mean: 0.0,
+            stdev: std,
+        },
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

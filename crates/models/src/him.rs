@@ -292,14 +292,7 @@ impl Him {
         let items = fm.require("item", NAME)?.vocab as i64;
         let vs = nn::VarStore::new(ctx.device);
         let root = vs.root();
-        let cfg = nn::EmbeddingConfig {
-            padding_idx: 0,
-            ws_init: nn::Init::Randn {
-                mean: 0.0,
-                stdev: p.embedding_std,
-            },
-            ..Default::default()
-        };
+        let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);
         let d = p.embedding_dim;
         let user = if p.user_embedding {
             let users = fm.require("user", NAME)?.vocab as i64;
