@@ -494,11 +494,7 @@ fn bench(
 
     longtail_core::seed::seed_everything(1);
     let params = toml::Table::new();
-    let ctx = longtail_core::BuildContext {
-        feature_map: &ds.feature_map,
-        params: &params,
-        device,
-    };
+    let ctx = longtail_core::BuildContext::new(&ds.feature_map, &params, device);
     let mut m = registry.build(model, &ctx)?;
     let logq = item_logq(&ds.item_freq);
     let iter = BatchIter::try_new(

@@ -2,7 +2,8 @@
 
 use crate::error::{CoreError, Result};
 use crate::model::Model;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
 
 fn ckpt_err(path: &Path, message: impl ToString) -> CoreError {
     CoreError::Checkpoint {
@@ -41,4 +42,56 @@ pub fn load(model: &mut dyn Model, path: &Path) -> Result<()> {
         .var_store_mut()
         .load(path)
         .map_err(|e| ckpt_err(path, e))
+}
+
+/// The named tensors of a saved model, read back to seed another model (the two-stage pipeline:
+/// a vanilla stage-1 model gives MFN its fixed behavior embeddings).
+#[derive(Debug)]
+pub struct Pretrained {
+    pub path: PathBuf,
+    tensors: Vec<(String, Tensor)>,
+}
+
+impl Pretrained {
+    /// Reads every tensor of a safetensors checkpoint (on the CPU).
+    pub fn load(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(ckpt_err(path, "no such file"));
+        }
+        let tensors = Tensor::read_safetensors(path).map_err(|e| ckpt_err(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+        })
+    }
+
+    /// Wraps tensors already in memory (tests, tools).
+    pub fn from_tensors(path: impl Into<PathBuf>, tensors: Vec<(String, Tensor)>) -> Self {
+        Self {
+            path: path.into(),
+            tensors,
+        }
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.tensors.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// The tensor `name`, or an error naming the checkpoint, the model that needs it and what the
+    /// checkpoint holds.
+    pub fn require(&self, name: &str, model: &str) -> Result<&Tensor> {
+        self.get(name).ok_or_else(|| {
+            ckpt_err(
+                &self.path,
+                format!(
+                    "model '{model}' needs tensor '{name}' from the stage-1 checkpoint; it holds: {}",
+                    self.names().join(", ")
+                ),
+            )
+        })
+    }
 }

@@ -45,8 +45,56 @@ pub fn tiny_feature_map() -> FeatureMap {
         table: "item".into(),
         dims: Some(vec![SESSIONS, SESSION_ITEMS]),
     });
+    fm.features.extend(tiny_item_features().feature_specs());
     fm.hash = fm.compute_hash();
     fm
+}
+
+/// Genre values in the tiny item features (padding 0 included).
+pub const GENRES: usize = 5;
+/// Embedding width of the tiny stage-1 checkpoint ([`tiny_pretrained`]).
+pub const PRETRAINED_DIM: i64 = 8;
+
+/// Tiny item side features: a `genre` list (1 + item % 4, and genre 4 on every third item) and a
+/// categorical `parity` field, so models with fine-grained inputs see both kinds.
+pub fn tiny_item_features() -> longtail_data::ItemFeatures {
+    let mut f = longtail_data::ItemFeatures::new(ITEMS);
+    let genres: Vec<Vec<String>> = (0..ITEMS)
+        .map(|i| {
+            if i == 0 {
+                return Vec::new();
+            }
+            let mut g = vec![format!("g{}", 1 + i % 4)];
+            if i % 3 == 0 {
+                g.push("g4".into());
+            }
+            g
+        })
+        .collect();
+    let parity: Vec<Option<String>> = (0..ITEMS)
+        .map(|i| (i > 0).then(|| format!("p{}", i % 2)))
+        .collect();
+    // Both calls validate fixed, well-formed rows.
+    f.push_list("genre", &genres)
+        .expect("tiny genres are valid");
+    f.push_categorical("parity", &parity)
+        .expect("tiny parity is valid");
+    f
+}
+
+/// A stage-1 checkpoint for the tiny feature map: `item.weight` `[ITEMS, 8]` (row 0 zero), fixed
+/// values, so two-stage models (MFN) build in conformance as in a real run.
+pub fn tiny_pretrained() -> crate::checkpoint::Pretrained {
+    let n = ITEMS as i64;
+    let w = (Tensor::arange(n * PRETRAINED_DIM, (Kind::Float, Device::Cpu)) * 0.37)
+        .sin()
+        .view([n, PRETRAINED_DIM])
+        * 0.1;
+    let w = w.index_fill(0, &Tensor::from_slice(&[0i64]), 0.0);
+    crate::checkpoint::Pretrained::from_tensors(
+        "conformance-stage1",
+        vec![("item.weight".into(), w)],
+    )
 }
 
 /// A fixed, learnable batch: user `u` likes items of parity `u % 2`; rows alternate labels.
@@ -161,15 +209,25 @@ pub fn check_with(registry: &Registry, name: &str, params: &toml::Table) -> Resu
     registry.check(name)?;
     let fm = tiny_feature_map();
     let device = Device::Cpu;
-    let ctx = BuildContext {
-        feature_map: &fm,
-        params,
-        device,
-    };
+    let items = tiny_item_features();
+    let stage1 = tiny_pretrained();
+    let ctx = BuildContext::new(&fm, params, device)
+        .with_items(Some(&items))
+        .with_pretrained(Some(&stage1));
     seed_everything(7);
-    let model = registry.build(name, &ctx)?;
+    let mut model = registry.build(name, &ctx)?;
     let host = tiny_batch()?;
     let batch = DeviceBatch::from_host(&host, device)?;
+    // A model's own pre-training step (if any) sees the fixed batch a few times.
+    let mut batches = (0..5).map(|_| DeviceBatch::from_host(&host, device));
+    if let Some(log) = model.pretrain(&mut batches)? {
+        if !(log.loss_first.is_finite() && log.loss_last.is_finite()) {
+            return Err(fail(
+                name,
+                format!("pre-training loss is not finite: {log:?}"),
+            ));
+        }
+    }
 
     if model.task() == Task::Retrieval {
         check_retrieval_shapes(model.as_ref(), &batch)?;

@@ -17,9 +17,10 @@ pub mod runtime;
 pub mod seed;
 
 pub use batch::{DeviceBatch, DeviceSessions};
+pub use checkpoint::Pretrained;
 pub use device::DeviceSpec;
 pub use error::{CoreError, Result};
-pub use model::{BuildContext, CtrLogits, Losses, Model, Output, Task};
+pub use model::{BuildContext, CtrLogits, Losses, Model, Output, PretrainLog, Task};
 pub use registry::{ModelBuilder, Registry};
 
 /// Re-exported so model crates see the same data types (feature map, host batch).

@@ -1,8 +1,10 @@
 //! The `Model` contract shared by pointwise CTR models and softmax two-tower retrieval models.
 
 use crate::batch::DeviceBatch;
+use crate::checkpoint::Pretrained;
 use crate::error::Result;
-use longtail_data::FeatureMap;
+use longtail_data::{FeatureMap, ItemFeatures};
+use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 
 /// What a model predicts, which decides its scoring and evaluation protocol.
@@ -56,11 +58,51 @@ impl Losses {
     }
 }
 
-/// What a builder receives: the dataset's feature map, the model's own config table and the device.
+/// What a builder receives: the dataset's feature map, the model's own config table, the device,
+/// and, when the experiment has them, the item side features and a stage-1 model's tensors.
 pub struct BuildContext<'a> {
     pub feature_map: &'a FeatureMap,
     pub params: &'a toml::Table,
     pub device: Device,
+    /// Item side features (index = item id), e.g. MovieLens genres (MFN's fine-grained inputs).
+    pub items: Option<&'a ItemFeatures>,
+    /// The tensors of a stage-1 model trained first (`[pretrain]` in the experiment), e.g. the
+    /// fixed behavior embeddings MFN attends with.
+    pub pretrained: Option<&'a Pretrained>,
+}
+
+impl<'a> BuildContext<'a> {
+    /// A context without item features or stage-1 tensors.
+    pub fn new(feature_map: &'a FeatureMap, params: &'a toml::Table, device: Device) -> Self {
+        Self {
+            feature_map,
+            params,
+            device,
+            items: None,
+            pretrained: None,
+        }
+    }
+    pub fn with_items(mut self, items: Option<&'a ItemFeatures>) -> Self {
+        self.items = items;
+        self
+    }
+    pub fn with_pretrained(mut self, pretrained: Option<&'a Pretrained>) -> Self {
+        self.pretrained = pretrained;
+        self
+    }
+}
+
+/// What a model's own pre-training step did (e.g. MFN's interest centers, Algorithm 1); the
+/// trainer records it in `run.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainLog {
+    /// What was pre-trained, e.g. `interest_centers`.
+    pub what: String,
+    pub steps: usize,
+    pub loss_first: f64,
+    pub loss_last: f64,
+    /// Why it stopped: `max_steps` or `tolerance`.
+    pub stopped_by: String,
 }
 
 /// A trainable model. Parameters live in its own `VarStore`, named after struct fields so a
@@ -85,6 +127,14 @@ pub trait Model {
     /// Retrieval models: representations `[N, D]` of the item ids `items [N]`, so evaluation can
     /// rank the catalogue in chunks.
     fn item_repr(&self, _items: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+    /// A model's own step before training (e.g. MFN's interest centers, Algorithm 1), fed with
+    /// shuffled training batches for as long as it pulls them; most models have none.
+    fn pretrain(
+        &mut self,
+        _batches: &mut dyn Iterator<Item = Result<DeviceBatch>>,
+    ) -> Result<Option<PretrainLog>> {
         Ok(None)
     }
 }

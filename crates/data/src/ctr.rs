@@ -313,6 +313,8 @@ pub struct CtrDataset {
     pub warnings: Vec<String>,
     /// HIM sessions that batches carry ([`CtrDataset::with_sessions`]); None without.
     pub sessions: Option<crate::sessions::Sessions>,
+    /// Item side features (index = item id), when the source has them ([`CtrDataset::with_items`]).
+    pub items: Option<crate::items::ItemFeatures>,
 }
 
 impl CtrDataset {
@@ -334,6 +336,27 @@ impl CtrDataset {
             });
         self.feature_map.hash = self.feature_map.compute_hash();
         self.sessions = Some(s);
+        Ok(())
+    }
+
+    /// Attaches item side features and records each field in the feature map (`item_<name>`,
+    /// see [`crate::items::ItemFeatures::feature_specs`]). The rows must match the item vocabulary.
+    pub fn with_items(&mut self, items: crate::items::ItemFeatures) -> Result<()> {
+        items.validate()?;
+        if items.num_items != self.num_items() {
+            return Err(crate::error::DataError::Invalid(format!(
+                "item features have {} rows but the dataset has {} item ids",
+                items.num_items,
+                self.num_items()
+            )));
+        }
+        let specs = items.feature_specs();
+        self.feature_map
+            .features
+            .retain(|f| !specs.iter().any(|s| s.name == f.name));
+        self.feature_map.features.extend(specs);
+        self.feature_map.hash = self.feature_map.compute_hash();
+        self.items = Some(items);
         Ok(())
     }
 }
@@ -509,6 +532,7 @@ pub fn build_ctr_dataset(
         activeness,
         warnings,
         sessions: None,
+        items: None,
     })
 }
 

@@ -196,6 +196,78 @@ impl ItemFeatures {
     }
 
     /// The categorical field called `name`.
+    /// The features of a filtered id space: row `new` is row `map[new]` of `self`.
+    pub fn select(&self, map: &[u32]) -> ItemFeatures {
+        let mut out = ItemFeatures {
+            num_items: map.len(),
+            fields: Vec::new(),
+            lists: Vec::new(),
+        };
+        for c in &self.fields {
+            let mut c2 = c.clone();
+            c2.values = map
+                .iter()
+                .map(|&old| c.values.get(old as usize).copied().unwrap_or(0))
+                .collect();
+            out.fields.push(c2);
+        }
+        for l in &self.lists {
+            let mut l2 = l.clone();
+            l2.offsets = vec![0];
+            l2.values = Vec::new();
+            for &old in map {
+                l2.values.extend_from_slice(l.row(old as usize));
+                l2.offsets.push(l2.values.len());
+            }
+            out.lists.push(l2);
+        }
+        out
+    }
+
+    /// The feature-map entries of these features: `item_<name>`, categorical for a single-valued
+    /// field, a sequence (max length = the most values of one item) for a list field; each looks
+    /// up its own table named after the field.
+    pub fn feature_specs(&self) -> Vec<crate::feature_map::FeatureSpec> {
+        use crate::feature_map::{FeatureKind, FeatureSpec};
+        let cats = self.fields.iter().map(|c| FeatureSpec {
+            name: format!("item_{}", c.name),
+            kind: FeatureKind::Categorical,
+            vocab: c.vocab.len(),
+            max_len: None,
+            table: c.name.clone(),
+            dims: None,
+        });
+        let lists = self.lists.iter().map(|l| FeatureSpec {
+            name: format!("item_{}", l.name),
+            kind: FeatureKind::Sequence,
+            vocab: l.vocab.len(),
+            max_len: Some(l.max_len().max(1)),
+            table: l.name.clone(),
+            dims: None,
+        });
+        cats.chain(lists).collect()
+    }
+
+    /// Every item's values of field or list `name` as a padded `[num_items, width]` row-major
+    /// table (0 = none), with `width` = 1 for a categorical field and the longest row for a
+    /// list; `None` when there is no such field. Models turn it into a lookup tensor.
+    pub fn padded(&self, name: &str) -> Option<(Vec<i64>, usize)> {
+        if let Some(c) = self.field(name) {
+            let mut v: Vec<i64> = c.values.iter().map(|&x| i64::from(x)).collect();
+            v.resize(self.num_items, 0);
+            return Some((v, 1));
+        }
+        let l = self.list(name)?;
+        let width = l.max_len().max(1);
+        let mut v = vec![0i64; self.num_items * width];
+        for i in 0..self.num_items {
+            for (k, &x) in l.row(i).iter().enumerate() {
+                v[i * width + k] = i64::from(x);
+            }
+        }
+        Some((v, width))
+    }
+
     pub fn field(&self, name: &str) -> Option<&CategoricalField> {
         self.fields.iter().find(|f| f.name == name)
     }

@@ -187,7 +187,7 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
         None => (loaded.interactions, None, None, None),
     };
     let items = match (&loaded.items, &item_map) {
-        (Some(f), Some(m)) => Some(select_items(f, m)),
+        (Some(f), Some(m)) => Some(f.select(m)),
         (Some(f), None) => Some(f.clone()),
         _ => None,
     };
@@ -219,28 +219,8 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
         });
     }
     if let Some(f) = &items {
-        // Item side features: a categorical input per field, a list input per list field; MFN's
-        // attribute histories look them up per history item.
-        for c in &f.fields {
-            data.feature_map.features.push(FeatureSpec {
-                name: format!("item_{}", c.name),
-                kind: FeatureKind::Categorical,
-                vocab: c.vocab.len(),
-                max_len: None,
-                table: c.name.clone(),
-                dims: None,
-            });
-        }
-        for l in &f.lists {
-            data.feature_map.features.push(FeatureSpec {
-                name: format!("item_{}", l.name),
-                kind: FeatureKind::Sequence,
-                vocab: l.vocab.len(),
-                max_len: Some(l.max_len().max(1)),
-                table: l.name.clone(),
-                dims: None,
-            });
-        }
+        // Item side features: a categorical input per field, a list input per list field.
+        data.with_items(f.clone())?;
     }
     data.feature_map.hash = data.feature_map.compute_hash();
 
@@ -373,37 +353,6 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
             Err(e)
         }
     }
-}
-
-/// The item features of the filtered ids: row `new` is row `map[new]` of `f`.
-fn select_items(f: &ItemFeatures, map: &[u32]) -> ItemFeatures {
-    let mut out = ItemFeatures {
-        num_items: map.len(),
-        fields: Vec::new(),
-        lists: Vec::new(),
-    };
-    for c in &f.fields {
-        let mut c2 = c.clone();
-        c2.values = map
-            .iter()
-            .map(|&old| c.values.get(old as usize).copied().unwrap_or(0))
-            .collect();
-        out.fields.push(c2);
-    }
-    for l in &f.lists {
-        let mut l2 = l.clone();
-        l2.offsets = vec![0];
-        l2.values = Vec::new();
-        for &old in map {
-            let old = old as usize;
-            if old + 1 < l.offsets.len() {
-                l2.values.extend_from_slice(l.row(old));
-            }
-            l2.offsets.push(l2.values.len());
-        }
-        out.lists.push(l2);
-    }
-    out
 }
 
 /// The item features of a prepared folder (`items.parquet`), if it has them.
@@ -710,8 +659,12 @@ pub fn load_prepared_ctr(dir: &Path) -> Result<(CtrDataset, PrepareManifest)> {
         activeness: m.activeness,
         warnings: m.warnings.clone(),
         sessions: None,
+        items: None,
     };
     let mut data = data;
+    if let Some(items) = load_prepared_items(dir)? {
+        data.items = Some(items);
+    }
     if let Some(c) = &m.config.sessions {
         // Same config, same sessions: they are recomputed per batch rather than read back.
         let hash = data.feature_map.hash.clone();

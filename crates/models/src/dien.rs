@@ -326,11 +326,7 @@ mod tests {
 
     fn build(fm: &FeatureMap, params: &toml::Table) -> Dien {
         longtail_core::seed::seed_everything(3);
-        let ctx = BuildContext {
-            feature_map: fm,
-            params,
-            device: Device::Cpu,
-        };
+        let ctx = BuildContext::new(fm, params, Device::Cpu);
         Dien::new(&ctx).unwrap()
     }
 
@@ -362,11 +358,7 @@ mod tests {
     fn unknown_param_is_rejected() {
         let fm = conformance::tiny_feature_map();
         let t: toml::Table = toml::from_str("hiden_size = 4").unwrap();
-        let ctx = BuildContext {
-            feature_map: &fm,
-            params: &t,
-            device: Device::Cpu,
-        };
+        let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         let err = Dien::new(&ctx).err().unwrap().to_string();
         assert!(err.contains("hiden_size"), "{err}");
     }

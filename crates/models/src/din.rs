@@ -220,11 +220,7 @@ mod tests {
     fn model(params: &str) -> Din {
         let fm = conformance::tiny_feature_map();
         let t = table(params);
-        let ctx = BuildContext {
-            feature_map: &fm,
-            params: &t,
-            device: Device::Cpu,
-        };
+        let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(5);
         Din::new(&ctx).unwrap()
     }
@@ -260,11 +256,7 @@ mod tests {
             ("attn = 3", "attn"),
         ] {
             let t = table(params);
-            let ctx = BuildContext {
-                feature_map: &fm,
-                params: &t,
-                device: Device::Cpu,
-            };
+            let ctx = BuildContext::new(&fm, &t, Device::Cpu);
             let err = Din::new(&ctx).err().unwrap().to_string();
             assert!(err.contains(key), "{err}");
         }

@@ -171,11 +171,7 @@ mod tests {
     fn model(params: &str) -> Gru4Rec {
         let fm = conformance::tiny_feature_map();
         let t = table(params);
-        let ctx = BuildContext {
-            feature_map: &fm,
-            params: &t,
-            device: Device::Cpu,
-        };
+        let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(3);
         Gru4Rec::new(&ctx).unwrap()
     }
@@ -206,11 +202,7 @@ mod tests {
     fn bad_size_is_rejected() {
         let fm = conformance::tiny_feature_map();
         let t = table("hidden_size = 0");
-        let ctx = BuildContext {
-            feature_map: &fm,
-            params: &t,
-            device: Device::Cpu,
-        };
+        let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         let err = Gru4Rec::new(&ctx).err().unwrap().to_string();
         assert!(err.contains("hidden_size"), "{err}");
     }

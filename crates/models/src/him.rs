@@ -545,11 +545,7 @@ mod tests {
 
     fn build(fm: &FeatureMap, params: &toml::Table) -> Result<Him> {
         longtail_core::seed::seed_everything(3);
-        let ctx = BuildContext {
-            feature_map: fm,
-            params,
-            device: Device::Cpu,
-        };
+        let ctx = BuildContext::new(fm, params, Device::Cpu);
         Him::new(&ctx)
     }
 

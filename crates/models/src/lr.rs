@@ -155,11 +155,7 @@ mod tests {
     fn logit_matches_hand_computation() {
         let fm = conformance::tiny_feature_map();
         let t = toml::Table::new();
-        let ctx = BuildContext {
-            feature_map: &fm,
-            params: &t,
-            device: Device::Cpu,
-        };
+        let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         let m = Lr::build(&ctx).unwrap();
         let vars = m.var_store().variables();
         let set = |name: &str, id: i64, v: f64| {

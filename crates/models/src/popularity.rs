@@ -100,11 +100,7 @@ mod tests {
     fn ignores_user_and_history() {
         let fm = conformance::tiny_feature_map();
         let t = toml::Table::new();
-        let ctx = BuildContext {
-            feature_map: &fm,
-            params: &t,
-            device: Device::Cpu,
-        };
+        let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         let m = Popularity::build(&ctx).unwrap();
         let vars = m.var_store().variables();
         longtail_core::tch::no_grad(|| {

@@ -346,11 +346,7 @@ fn run_in(
     }
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
 
-    let ctx = BuildContext {
-        feature_map: &data.feature_map,
-        params: &cfg.model.params,
-        device,
-    };
+    let ctx = BuildContext::new(&data.feature_map, &cfg.model.params, device);
     let mut model = registry.build(&cfg.model.name, &ctx)?;
     let epochs = fit(model.as_mut(), &data, &cfg.train, cfg.seed, device)?;
     // The feature map is the truth for history length (a prepared folder fixes it).

@@ -52,11 +52,7 @@ fn build_tiny(
     params: &str,
 ) -> longtail_core::Result<Box<dyn longtail_core::Model>> {
     let params: toml::Table = toml::from_str(params).unwrap();
-    let ctx = longtail_core::BuildContext {
-        feature_map: fm,
-        params: &params,
-        device: tch::Device::Cpu,
-    };
+    let ctx = longtail_core::BuildContext::new(fm, &params, tch::Device::Cpu);
     registry().build("tiny-ctr", &ctx)
 }
 
