@@ -3,6 +3,7 @@
 //! Devices, the device batch, layers and loss kernels, the [`Model`] trait, the [`Registry`],
 //! checkpoints in safetensors and the [`conformance`] check any model runs in one line.
 
+pub mod attention;
 pub mod batch;
 pub mod checkpoint;
 pub mod conformance;

@@ -2,12 +2,17 @@
 //! [`register_builtin`] adds them all to a registry.
 
 pub mod basemodel;
+pub mod comirec;
 pub mod dien;
 pub mod din;
 pub mod gru4rec;
 pub mod him;
 pub mod lr;
+pub mod mfn;
+pub mod mind;
 pub mod popularity;
+pub mod routing;
+pub mod transformerrec;
 
 use longtail_core::{Registry, Result};
 
@@ -20,6 +25,10 @@ pub fn register_builtin(registry: &mut Registry) -> Result<()> {
     din::register(registry)?;
     dien::register(registry)?;
     him::register(registry)?;
+    mind::register(registry)?;
+    comirec::register(registry)?;
+    transformerrec::register(registry)?;
+    mfn::register(registry)?;
     Ok(())
 }
 

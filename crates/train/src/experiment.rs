@@ -3,15 +3,15 @@
 
 use crate::error::{io, Result, TrainError};
 use crate::evaluate::{evaluate_scores, TEST_SCORES};
-use crate::manifest::{hash_json, DatasetInfo, RunManifest};
+use crate::manifest::{hash_json, DatasetInfo, RunManifest, StageRecord};
 use crate::trainer::{fit, score_samples, TrainConfig};
 use longtail_core::{
     checkpoint, device::device_name, runtime, seed::seed_everything, BuildContext, DeviceSpec,
-    Registry,
+    Pretrained, Registry,
 };
 use longtail_data::{
-    apply_filters, build_ctr_dataset, CtrConfig, FilterConfig, Interactions, ScoresTable,
-    SessionConfig, SynthConfig,
+    apply_filters, build_ctr_dataset, CtrConfig, FilterConfig, Interactions, ItemFeatures,
+    ScoresTable, SessionConfig, SynthConfig,
 };
 use longtail_eval::{write_metrics_json, Metrics};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,19 @@ pub struct ModelSection {
     pub name: String,
     #[serde(default)]
     pub params: toml::Table,
+}
+
+/// `[pretrain]`: stage 1 of a two-stage pipeline. A vanilla model (e.g. `basemodel`) is trained
+/// first on the same training split, the auxiliary CTR task; its checkpoint
+/// (`<run>/stage1/model.safetensors`) is handed to the main model's builder, which takes what it
+/// needs from it (MFN: the fixed behavior embeddings `item.weight`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainSection {
+    pub model: ModelSection,
+    /// Stage-1 training; absent = the main `[train]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainConfig>,
 }
 
 /// A whole experiment as one TOML document.
@@ -54,6 +67,9 @@ pub struct ExperimentConfig {
     pub model: ModelSection,
     #[serde(default)]
     pub train: TrainConfig,
+    /// Stage 1 of a two-stage pipeline, trained before the main model; absent = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain: Option<PretrainSection>,
 }
 
 /// BaseModel's params in the demo, spelled out so the run manifest shows them.
@@ -101,6 +117,7 @@ impl ExperimentConfig {
                 lr: 5e-3,
                 ..TrainConfig::default()
             },
+            pretrain: None,
         }
     }
 
@@ -228,6 +245,101 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
     }
 }
 
+/// Trains the stage-1 model of `p` on `data` and writes `dir/stage1/` (checkpoint, test
+/// metrics); returns what the manifest records.
+fn run_stage1(
+    registry: &Registry,
+    p: &PretrainSection,
+    cfg: &ExperimentConfig,
+    data: &longtail_data::CtrDataset,
+    device: tch::Device,
+    dir: &Path,
+) -> Result<StageRecord> {
+    registry.check(&p.model.name)?;
+    let train = p.train.as_ref().unwrap_or(&cfg.train);
+    train.validate()?;
+    let stage_dir = dir.join("stage1");
+    std::fs::create_dir_all(&stage_dir).map_err(|e| io(&stage_dir, e))?;
+    if cfg.train.progress {
+        eprintln!("stage 1: training {}", p.model.name);
+    }
+    let ctx = BuildContext::new(&data.feature_map, &p.model.params, device)
+        .with_items(data.items.as_ref());
+    let seed = longtail_data::seed::derive_seed(cfg.seed, "stage1");
+    seed_everything(seed);
+    let mut model = registry.build(&p.model.name, &ctx)?;
+    let epochs = fit(model.as_mut(), data, train, seed, device)?;
+    let rel = PathBuf::from("stage1").join("model.safetensors");
+    checkpoint::save(model.as_ref(), &dir.join(&rel))?;
+    let max_len = data.feature_map.get("hist").and_then(|f| f.max_len);
+    let scores = score_samples(
+        model.as_ref(),
+        &data.test,
+        data,
+        max_len.unwrap_or(cfg.samples.max_hist_len),
+        train.eval_batch_size,
+        device,
+    )?;
+    let table = ScoresTable {
+        user: data.test.user.clone(),
+        item: data.test.item.clone(),
+        label: data.test.label.clone(),
+        score: scores,
+        user_group: Some(data.test.user_group.clone()),
+        item_group: Some(data.test.item_group.clone()),
+        list: None,
+    };
+    let metrics = evaluate_scores(&table, &[])?;
+    write_metrics_json(&stage_dir.join("metrics.json"), &metrics)?;
+    let bytes = std::fs::read(dir.join(&rel)).map_err(|e| io(&dir.join(&rel), e))?;
+    Ok(StageRecord {
+        model: p.model.name.clone(),
+        checkpoint: rel.to_string_lossy().into_owned(),
+        checkpoint_sha256: crate::manifest::sha256_hex(&bytes),
+        epochs,
+        metrics,
+    })
+}
+
+/// Runs the model's own pre-training step, if it has one, on shuffled passes over the
+/// training samples (a new shuffle per pass, for as long as the model pulls batches).
+pub fn pretrain_model(
+    model: &mut dyn longtail_core::Model,
+    data: &longtail_data::CtrDataset,
+    train: &TrainConfig,
+    seed: u64,
+    device: tch::Device,
+) -> Result<Option<longtail_core::PretrainLog>> {
+    let max_len = data
+        .feature_map
+        .get("hist")
+        .and_then(|f| f.max_len)
+        .unwrap_or(50);
+    let logq = longtail_data::batch::item_logq(&data.item_freq);
+    let mut passes = (0u64..).map(|pass| {
+        let shuffle = longtail_data::seed::derive_seed(seed, &format!("pretrain/pass{pass}"));
+        longtail_data::BatchIter::try_new(
+            &data.train,
+            &data.sequences,
+            train.batch_size,
+            max_len,
+            Some(shuffle),
+            Some(&logq),
+        )
+    });
+    // The first pass is built here so a data error surfaces as an error, not mid-iteration.
+    let first = passes
+        .next()
+        .map(|p| p.map_err(TrainError::from))
+        .transpose()?;
+    let mut batches = first
+        .into_iter()
+        .flatten()
+        .chain(passes.flat_map(|p| p.into_iter().flatten()))
+        .map(|h| longtail_core::DeviceBatch::from_host(&h, device));
+    Ok(model.pretrain(&mut batches)?)
+}
+
 /// What a finished run left behind.
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -239,14 +351,23 @@ pub struct RunOutcome {
 /// written to `data_dir` as Parquet and read back, so the run exercises the same path as real
 /// data.
 pub fn load_interactions(src: &DataSource, seed: u64, data_dir: &Path) -> Result<Interactions> {
+    Ok(load_interactions_and_items(src, seed, data_dir)?.0)
+}
+
+/// [`load_interactions`] with the source's item side features, when it has them.
+pub fn load_interactions_and_items(
+    src: &DataSource,
+    seed: u64,
+    data_dir: &Path,
+) -> Result<(Interactions, Option<ItemFeatures>)> {
     let loaded = longtail_data::load_source(src, seed)?;
     if matches!(src, DataSource::Synth { .. }) {
         std::fs::create_dir_all(data_dir).map_err(|e| io(data_dir, e))?;
         let path = data_dir.join("interactions.parquet");
         loaded.interactions.write_parquet(&path)?;
-        return Ok(Interactions::read_parquet(&path)?);
+        return Ok((Interactions::read_parquet(&path)?, loaded.items));
     }
-    Ok(loaded.interactions)
+    Ok((loaded.interactions, loaded.items))
 }
 
 /// Runs `cfg` and writes `out_root/<name>-<model>-seed<seed>/`. `command` and `git_revision`
@@ -327,17 +448,22 @@ fn run_in(
             let (data, m) = longtail_data::load_prepared_ctr(&path)?;
             (data, m.interactions_hash, m.interactions, m.filters)
         } else {
-            let mut inter = load_interactions(&cfg.data, cfg.seed, &dir.join("data"))?;
+            let (mut inter, mut items) =
+                load_interactions_and_items(&cfg.data, cfg.seed, &dir.join("data"))?;
             let mut filter_report = None;
             if let Some(f) = &cfg.filters {
                 f.validate()?;
                 let filtered = apply_filters(&inter, f)?;
                 inter = filtered.interactions;
                 filter_report = Some(filtered.report);
+                items = items.map(|it| it.select(&filtered.item_map));
             }
             let mut data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
             if let Some(s) = &cfg.sessions {
                 data.with_sessions(s)?;
+            }
+            if let Some(it) = items {
+                data.with_items(it)?;
             }
             (data, inter.content_hash(), inter.len(), filter_report)
         };
@@ -346,8 +472,25 @@ fn run_in(
     }
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
 
-    let ctx = BuildContext::new(&data.feature_map, &cfg.model.params, device);
+    let stage1 = match &cfg.pretrain {
+        Some(p) => Some(run_stage1(registry, p, cfg, &data, device, dir.as_path())?),
+        None => None,
+    };
+    let pretrained = stage1
+        .as_ref()
+        .map(|s| Pretrained::load(&dir.join(&s.checkpoint)))
+        .transpose()?;
+    let ctx = BuildContext::new(&data.feature_map, &cfg.model.params, device)
+        .with_items(data.items.as_ref())
+        .with_pretrained(pretrained.as_ref());
     let mut model = registry.build(&cfg.model.name, &ctx)?;
+    let model_pretrain = pretrain_model(model.as_mut(), &data, &cfg.train, cfg.seed, device)?;
+    if let (Some(log), true) = (&model_pretrain, cfg.train.progress) {
+        eprintln!(
+            "{} pre-training: {} steps, loss {:.4} -> {:.4} (stopped by {})",
+            log.what, log.steps, log.loss_first, log.loss_last, log.stopped_by
+        );
+    }
     let epochs = fit(model.as_mut(), &data, &cfg.train, cfg.seed, device)?;
     // The feature map is the truth for history length (a prepared folder fixes it).
     let max_len = data
@@ -409,6 +552,8 @@ fn run_in(
         wall_s: started.elapsed().as_secs_f64(),
         epochs,
         metrics,
+        stage1,
+        model_pretrain,
     };
     manifest.write(&dir.join("run.json"))?;
     Ok(RunOutcome { dir, manifest })

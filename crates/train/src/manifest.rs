@@ -29,6 +29,23 @@ pub struct RunManifest {
     pub epochs: Vec<EpochLog>,
     /// Test-split metrics, the same flat keys as metrics.json.
     pub metrics: Metrics,
+    /// Stage 1 of a two-stage pipeline (`[pretrain]`), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage1: Option<StageRecord>,
+    /// The model's own pre-training step (e.g. MFN's interest centers), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_pretrain: Option<longtail_core::PretrainLog>,
+}
+
+/// Stage 1 of a two-stage run: the model, its checkpoint (relative to the run folder) and hash,
+/// its epochs and its test metrics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub model: String,
+    pub checkpoint: String,
+    pub checkpoint_sha256: String,
+    pub epochs: Vec<EpochLog>,
+    pub metrics: Metrics,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,11 +64,16 @@ pub struct DatasetInfo {
     pub test_samples: usize,
 }
 
+/// sha256 hex of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(bytes);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// sha256 hex of a value's canonical JSON (serde_json keeps struct field order; maps are sorted).
 pub fn hash_json(v: &serde_json::Value) -> String {
-    let mut h = Sha256::new();
-    h.update(v.to_string().as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(v.to_string().as_bytes())
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, then renames it.
