@@ -601,6 +601,12 @@ mod tests {
                 let v = hard.interests(&b);
                 let t = hard.item.forward(&b.item);
                 let dots = rows(&v.matmul(&t.unsqueeze(-1)).squeeze_dim(-1));
+                let soft_dots = rows(
+                    &soft
+                        .interests(&b)
+                        .matmul(&soft.item.forward(&b.item).unsqueeze(-1))
+                        .squeeze_dim(-1),
+                );
                 let w = rows(&hard.weights(&b));
                 let pooled = rows(&hard.pooled(&b));
                 let vr = rows(&v.view([2, -1]));
@@ -612,8 +618,10 @@ mod tests {
                         (0..4).map(|k| if k == best { 1.0 } else { 0.0 }).collect();
                     assert_eq!(w[r], one_hot, "{name}");
                     assert!(close(&pooled[r], &vr[r][best * 8..best * 8 + 8]), "{name}");
-                    // Softmax weights are the softmax of the same inner products.
-                    let e: Vec<f32> = dots[r].iter().map(|x| x.exp()).collect();
+                    // Softmax weights are the softmax of the soft model's own inner products
+                    // (built separately: tests share libtorch's global RNG across threads, so
+                    // the two models' parameters need not match).
+                    let e: Vec<f32> = soft_dots[r].iter().map(|x| x.exp()).collect();
                     let z: f32 = e.iter().sum();
                     let want: Vec<f32> = e.iter().map(|x| x / z).collect();
                     assert!(close(&rows(&soft.weights(&b))[r], &want), "{name}");

@@ -167,8 +167,10 @@ pub fn markdown(rows: &[ReportRow]) -> String {
             .or_default()
             .insert(&r.metric, r);
     }
-    let mut md =
-        String::from("# longtail report\n\nMean ± standard deviation over seeds (n = runs).\n");
+    let mut md = String::from(
+        "# longtail report\n\nMean ± standard deviation over seeds (n = runs); `relaimpr/*` \
+             columns are RelaImpr (MFN eq. 13) in percent against the base, from the means.\n",
+    );
     for (dataset, models) in by_dataset {
         let cols: Vec<&str> = CTR_SUMMARY
             .iter()
@@ -188,6 +190,10 @@ pub fn markdown(rows: &[ReportRow]) -> String {
             md.push_str(&format!("| {model} | {variant} | {n} |"));
             for c in &cols {
                 match metrics.get(c) {
+                    // RelaImpr is computed from the means: a percentage with no spread.
+                    Some(r) if r.metric.starts_with("relaimpr/") => {
+                        md.push_str(&format!(" {:+.2}% |", r.mean))
+                    }
                     Some(r) => md.push_str(&format!(" {:.4} ± {:.4} |", r.mean, r.std)),
                     None => md.push_str(" – |"),
                 }
@@ -220,13 +226,14 @@ fn file_stem(name: &str) -> String {
         .collect()
 }
 
-/// Per dataset: `auc_by_user_group_<dataset>.png` (bars: all / tail / body / head, one colour per
-/// model and variant, ± std) and `loss_<dataset>.png` (training loss per epoch, one line per run).
-/// Returns the files written.
+/// Per dataset: `<prefix>auc_by_user_group_<dataset>.png` (bars: all / tail / body / head, one
+/// colour per model and variant, ± std) and `<prefix>loss_<dataset>.png` (training loss per
+/// epoch, one line per run). Returns the files written.
 pub fn write_plots(
     runs: &[(PathBuf, RunManifest)],
     rows: &[ReportRow],
     out: &Path,
+    prefix: &str,
 ) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let datasets: std::collections::BTreeSet<&str> =
@@ -254,7 +261,10 @@ pub fn write_plots(
             }
         }
         if !bars.is_empty() {
-            let path = out.join(format!("auc_by_user_group_{}.png", file_stem(dataset)));
+            let path = out.join(format!(
+                "{prefix}auc_by_user_group_{}.png",
+                file_stem(dataset)
+            ));
             let series: Vec<_> = bars.into_iter().collect();
             longtail_eval::plot_group_bars(
                 &series,
@@ -283,7 +293,7 @@ pub fn write_plots(
             .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
             .collect();
         if !curves.is_empty() {
-            let path = out.join(format!("loss_{}.png", file_stem(dataset)));
+            let path = out.join(format!("{prefix}loss_{}.png", file_stem(dataset)));
             longtail_eval::plot_curves(
                 &curves,
                 &title("Training loss", dataset),
@@ -368,8 +378,21 @@ pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Resul
             ));
         }
     }
+    // Several reports can share a folder: named reports prefix their plots with the name.
+    let prefix = match &opts.name {
+        Some(n) => format!("{n}_"),
+        None => String::new(),
+    };
+    let plots = write_plots(&runs, &rows, out, &prefix)?;
+    if !plots.is_empty() {
+        md.push_str("\n## Plots\n\n");
+        for p in &plots {
+            if let Some(f) = p.file_name().map(|f| f.to_string_lossy()) {
+                md.push_str(&format!("![{f}]({f})\n"));
+            }
+        }
+    }
     write_atomic(&out.join(format!("{name}.md")), md.as_bytes())?;
-    write_plots(&runs, &rows, out)?;
     Ok(rows)
 }
 
@@ -405,5 +428,22 @@ mod tests {
             md.contains("| b | default | 1 | 0.8000 ± 0.0000 | – |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn relaimpr_rows_are_percent_from_the_means() {
+        // MFN eq. 13: (0.8 - 0.5) / (0.7 - 0.5) - 1 = +50%; the base itself gets +0%.
+        let mut rows = vec![row("a", "auc", 0.7), row("b", "auc", 0.8)];
+        add_rela_impr(&mut rows, "a").unwrap();
+        let md = markdown(&rows);
+        assert!(
+            md.contains("| b | default | 1 | 0.8000 ± 0.0000 | +50.00% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| a | default | 1 | 0.7000 ± 0.0000 | +0.00% |"),
+            "{md}"
+        );
+        assert!(add_rela_impr(&mut rows, "c").is_err());
     }
 }
