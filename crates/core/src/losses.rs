@@ -43,6 +43,17 @@ pub fn in_batch_softmax(logits: &Tensor, batch: &DeviceBatch, logq_correction: b
     (per * &batch.weight).sum(Kind::Float) / batch.weight_sum()
 }
 
+/// IDW eq. 4: the score of user `b` for candidate `n` is `z_b^T g_n` with
+/// `z_b = Σ_m w_m z_b^(m)`, `w = softmax_m(z_b^(m)T g_n)`: each candidate picks its own mix of
+/// the user's `K` interests. `users [B, K, D]`, `items [N, D]` -> `[B, N]`. With `K = 1` this is
+/// the plain dot product.
+pub fn candidate_aware_scores(users: &Tensor, items: &Tensor) -> Tensor {
+    // a[b, n, k] = z_b^(k) . g_n
+    let a = users.matmul(&items.tr().unsqueeze(0)).transpose(1, 2);
+    let w = a.softmax(-1, Kind::Float);
+    (w * a).sum_dim_intlist(-1, false, Kind::Float)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +76,24 @@ mod tests {
             false,
         );
         assert!((l.double_value(&[]) - 2f64.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn candidate_aware_scores_by_hand() {
+        // One user with interests z1 = (1, 0), z2 = (0, 2); candidate g = (1, 1):
+        // a = (1, 2), w = softmax(a) = (0.268941, 0.731059), score = Σ w_k a_k = 1.731059.
+        // Candidate (1, 0): a = (1, 0), w = (0.731059, 0.268941), score = 0.731059.
+        let u = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 2.0]).view([1, 2, 2]);
+        let g = Tensor::from_slice(&[1.0f32, 1.0, 1.0, 0.0]).view([2, 2]);
+        let s: Vec<f32> = Vec::try_from(candidate_aware_scores(&u, &g).view([-1])).unwrap();
+        assert!(
+            (s[0] - 1.731_058_6).abs() < 1e-6 && (s[1] - 0.731_058_6).abs() < 1e-6,
+            "{s:?}"
+        );
+        // One interest: the dot product.
+        let u1 = Tensor::from_slice(&[3.0f32, -1.0]).view([1, 1, 2]);
+        let s1: Vec<f32> = Vec::try_from(candidate_aware_scores(&u1, &g).view([-1])).unwrap();
+        assert_eq!(s1, vec![2.0, 3.0]);
     }
 
     #[test]

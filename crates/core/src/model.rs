@@ -129,6 +129,17 @@ pub trait Model {
     fn item_repr(&self, _items: &Tensor) -> Result<Option<Tensor>> {
         Ok(None)
     }
+    /// Retrieval models: scores `[B, N]` of user representations `users [B, K, D]` against
+    /// candidate representations `items [N, D]`. Default: the candidate-aware interest weighting
+    /// of IDW eq. 4 ([`crate::losses::candidate_aware_scores`]).
+    fn score_candidates(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
+        Ok(crate::losses::candidate_aware_scores(users, items))
+    }
+    /// Retrieval models: name prefixes of the item tower's variables (e.g. `item_tower`), which
+    /// IDW's user-tower calibration freezes; empty for models without a separate item tower.
+    fn item_tower_prefixes(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// A model's own step before training (e.g. MFN's interest centers, Algorithm 1), fed with
     /// shuffled training batches for as long as it pulls them; most models have none.
     fn pretrain(
