@@ -400,7 +400,12 @@ fn train_and_print(
     );
     println!("{:<16} {:>8}", "metric (test)", "value");
     println!("{:-<16} {:->8}", "", "");
-    for key in longtail_train::report::CTR_SUMMARY {
+    let keys: &[&str] = if manifest.retrieval.is_some() {
+        &longtail_train::retrieval::RETRIEVAL_SUMMARY
+    } else {
+        &longtail_train::report::CTR_SUMMARY
+    };
+    for &key in keys {
         match manifest.metrics.get(key) {
             Some(v) if v.is_finite() => println!("{key:<16} {v:>8.4}"),
             _ => println!("{key:<16} {:>8}", "n/a"),

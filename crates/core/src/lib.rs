@@ -7,6 +7,7 @@ pub mod attention;
 pub mod batch;
 pub mod checkpoint;
 pub mod conformance;
+pub mod density;
 pub mod device;
 pub mod error;
 pub mod layers;

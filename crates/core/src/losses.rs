@@ -45,11 +45,12 @@ pub fn in_batch_softmax(logits: &Tensor, batch: &DeviceBatch, logq_correction: b
 
 /// IDW eq. 4: the score of user `b` for candidate `n` is `z_b^T g_n` with
 /// `z_b = Σ_m w_m z_b^(m)`, `w = softmax_m(z_b^(m)T g_n)`: each candidate picks its own mix of
-/// the user's `K` interests. `users [B, K, D]`, `items [N, D]` -> `[B, N]`. With `K = 1` this is
-/// the plain dot product.
+/// the user's `K` interests. `users [B, K, D]`, `items [N, D]` (shared candidates) or
+/// `[B, N, D]` (each row its own candidates) -> `[B, N]`. With `K = 1` this is the plain dot
+/// product.
 pub fn candidate_aware_scores(users: &Tensor, items: &Tensor) -> Tensor {
     // a[b, n, k] = z_b^(k) . g_n
-    let a = users.matmul(&items.tr().unsqueeze(0)).transpose(1, 2);
+    let a = users.matmul(&items.transpose(-1, -2)).transpose(1, 2);
     let w = a.softmax(-1, Kind::Float);
     (w * a).sum_dim_intlist(-1, false, Kind::Float)
 }
@@ -94,6 +95,10 @@ mod tests {
         let u1 = Tensor::from_slice(&[3.0f32, -1.0]).view([1, 1, 2]);
         let s1: Vec<f32> = Vec::try_from(candidate_aware_scores(&u1, &g).view([-1])).unwrap();
         assert_eq!(s1, vec![2.0, 3.0]);
+        // Per-row candidates [B, N, D] give the same scores as shared ones.
+        let per_row: Vec<f32> =
+            Vec::try_from(candidate_aware_scores(&u, &g.unsqueeze(0)).view([-1])).unwrap();
+        assert!((per_row[0] - s[0]).abs() < 1e-7 && (per_row[1] - s[1]).abs() < 1e-7);
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub trait Model {
         Ok(None)
     }
     /// Retrieval models: scores `[B, N]` of user representations `users [B, K, D]` against
-    /// candidate representations `items [N, D]`. Default: the candidate-aware interest weighting
+    /// candidate representations `items [N, D]` (shared) or `[B, N, D]` (per row). Default: the candidate-aware interest weighting
     /// of IDW eq. 4 ([`crate::losses::candidate_aware_scores`]).
     fn score_candidates(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
         Ok(crate::losses::candidate_aware_scores(users, items))

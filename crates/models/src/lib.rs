@@ -13,6 +13,7 @@ pub mod mind;
 pub mod popularity;
 pub mod routing;
 pub mod transformerrec;
+pub mod twotower;
 
 use longtail_core::{Registry, Result};
 
@@ -29,6 +30,7 @@ pub fn register_builtin(registry: &mut Registry) -> Result<()> {
     comirec::register(registry)?;
     transformerrec::register(registry)?;
     mfn::register(registry)?;
+    twotower::register(registry)?;
     Ok(())
 }
 

@@ -4,6 +4,9 @@
 use crate::error::{io, Result, TrainError};
 use crate::evaluate::{evaluate_scores, TEST_SCORES};
 use crate::manifest::{hash_json, DatasetInfo, RunManifest, StageRecord};
+use crate::retrieval::{
+    full_catalogue_metrics, sampled_metrics, train_retrieval, IdwConfig, RetrievalData,
+};
 use crate::trainer::{fit, score_samples, TrainConfig};
 use longtail_core::{
     checkpoint, device::device_name, runtime, seed::seed_everything, BuildContext, DeviceSpec,
@@ -11,7 +14,7 @@ use longtail_core::{
 };
 use longtail_data::{
     apply_filters, build_ctr_dataset, CtrConfig, FilterConfig, Interactions, ItemFeatures,
-    ScoresTable, SessionConfig, SynthConfig,
+    ScoresTable, SequenceConfig, SessionConfig, SynthConfig,
 };
 use longtail_eval::{write_metrics_json, Metrics};
 use serde::{Deserialize, Serialize};
@@ -70,6 +73,14 @@ pub struct ExperimentConfig {
     /// Stage 1 of a two-stage pipeline, trained before the main model; absent = none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pretrain: Option<PretrainSection>,
+    /// Next-item sequences (IDW §4.1): present = a retrieval run (the model must be a retrieval
+    /// model such as `twotower`), trained with in-batch softmax and evaluated by ranking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequences: Option<SequenceConfig>,
+    /// Iterative Density Weighting (retrieval runs): sleep/wake iterations after the first
+    /// training, then user-tower calibration; absent = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idw: Option<IdwConfig>,
 }
 
 /// BaseModel's params in the demo, spelled out so the run manifest shows them.
@@ -118,6 +129,8 @@ impl ExperimentConfig {
                 ..TrainConfig::default()
             },
             pretrain: None,
+            sequences: None,
+            idw: None,
         }
     }
 
@@ -360,14 +373,57 @@ pub fn load_interactions_and_items(
     seed: u64,
     data_dir: &Path,
 ) -> Result<(Interactions, Option<ItemFeatures>)> {
+    let l = load_run_data(src, None, seed, data_dir)?;
+    Ok((l.interactions, l.items))
+}
+
+/// A run's data after `[filters]`: interactions, item side features and (synthetic data) the
+/// ground-truth item clusters, re-indexed with the filtered ids.
+pub struct RunData {
+    pub interactions: Interactions,
+    pub items: Option<ItemFeatures>,
+    pub item_cluster: Option<Vec<u32>>,
+    pub filter_report: Option<longtail_data::FilterReport>,
+}
+
+/// Loads (or generates) the source and applies the filters. Generated data are written to
+/// `data_dir` as Parquet and read back, so the run exercises the same path as real data.
+pub fn load_run_data(
+    src: &DataSource,
+    filters: Option<&FilterConfig>,
+    seed: u64,
+    data_dir: &Path,
+) -> Result<RunData> {
     let loaded = longtail_data::load_source(src, seed)?;
+    let mut inter = loaded.interactions;
     if matches!(src, DataSource::Synth { .. }) {
         std::fs::create_dir_all(data_dir).map_err(|e| io(data_dir, e))?;
         let path = data_dir.join("interactions.parquet");
-        loaded.interactions.write_parquet(&path)?;
-        return Ok((Interactions::read_parquet(&path)?, loaded.items));
+        inter.write_parquet(&path)?;
+        inter = Interactions::read_parquet(&path)?;
     }
-    Ok((loaded.interactions, loaded.items))
+    let (mut items, mut item_cluster) = (loaded.items, loaded.item_cluster);
+    let mut filter_report = None;
+    if let Some(f) = filters {
+        f.validate()?;
+        let filtered = apply_filters(&inter, f)?;
+        inter = filtered.interactions;
+        filter_report = Some(filtered.report);
+        items = items.map(|it| it.select(&filtered.item_map));
+        item_cluster = item_cluster.map(|c| {
+            filtered
+                .item_map
+                .iter()
+                .map(|&old| c.get(old as usize).copied().unwrap_or(0))
+                .collect()
+        });
+    }
+    Ok(RunData {
+        interactions: inter,
+        items,
+        item_cluster,
+        filter_report,
+    })
 }
 
 /// Runs `cfg` and writes `out_root/<name>-<model>-seed<seed>/`. `command` and `git_revision`
@@ -441,6 +497,27 @@ fn run_in(
     started_unix_s: u64,
 ) -> Result<RunOutcome> {
     let dir = dir.to_path_buf();
+    if let Some(sc) = &cfg.sequences {
+        return run_retrieval_in(
+            registry,
+            cfg,
+            sc,
+            device,
+            &dir,
+            command,
+            git_revision,
+            started,
+            started_unix_s,
+        );
+    }
+    if cfg.idw.is_some() {
+        return Err(TrainError::Config {
+            key: "idw".into(),
+            message: "IDW is a retrieval schedule: add a [sequences] section (and a retrieval \
+                      model such as `twotower`)"
+                .into(),
+        });
+    }
     let (data, inter_hash, n_inter, filter_report) =
         if let DataSource::Prepared { path } = &cfg.data {
             // A prepared folder fixes the data: its samples, splits and groups are used as they are.
@@ -448,16 +525,12 @@ fn run_in(
             let (data, m) = longtail_data::load_prepared_ctr(&path)?;
             (data, m.interactions_hash, m.interactions, m.filters)
         } else {
-            let (mut inter, mut items) =
-                load_interactions_and_items(&cfg.data, cfg.seed, &dir.join("data"))?;
-            let mut filter_report = None;
-            if let Some(f) = &cfg.filters {
-                f.validate()?;
-                let filtered = apply_filters(&inter, f)?;
-                inter = filtered.interactions;
-                filter_report = Some(filtered.report);
-                items = items.map(|it| it.select(&filtered.item_map));
-            }
+            let RunData {
+                interactions: inter,
+                items,
+                filter_report,
+                ..
+            } = load_run_data(&cfg.data, cfg.filters.as_ref(), cfg.seed, &dir.join("data"))?;
             let mut data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
             if let Some(s) = &cfg.sessions {
                 data.with_sessions(s)?;
@@ -554,9 +627,142 @@ fn run_in(
         metrics,
         stage1,
         model_pretrain,
+        retrieval: None,
     };
     manifest.write(&dir.join("run.json"))?;
     Ok(RunOutcome { dir, manifest })
+}
+
+/// A retrieval run (`[sequences]`): sequence samples, the retrieval schedule (plain, weighted or
+/// IDW), sampled and full-catalogue test metrics, and the run folder.
+#[allow(clippy::too_many_arguments)]
+fn run_retrieval_in(
+    registry: &Registry,
+    cfg: &ExperimentConfig,
+    sc: &SequenceConfig,
+    device: tch::Device,
+    dir: &Path,
+    command: &str,
+    git_revision: Option<&str>,
+    started: Instant,
+    started_unix_s: u64,
+) -> Result<RunOutcome> {
+    if matches!(cfg.data, DataSource::Prepared { .. }) {
+        return Err(TrainError::Config {
+            key: "data.kind".into(),
+            message: "retrieval runs ([sequences]) build their sequences from a raw, parquet or \
+                      synth source; a prepared folder's sequences are for other tools"
+                .into(),
+        });
+    }
+    if let Some(i) = &cfg.idw {
+        i.validate()?;
+    }
+    let rd = load_run_data(&cfg.data, cfg.filters.as_ref(), cfg.seed, &dir.join("data"))?;
+    let inter = &rd.interactions;
+    let (positives, _) = longtail_data::ctr::feedback_sequences(
+        inter,
+        cfg.samples.positive_threshold,
+        &cfg.dataset,
+    )?;
+    let seq = longtail_data::build_sequences(&positives, inter.num_items(), sc, cfg.seed)?;
+    let data = RetrievalData::new(
+        &cfg.dataset,
+        &positives,
+        seq,
+        inter.num_items(),
+        cfg.samples.head_item_share,
+        rd.item_cluster.clone(),
+    );
+    data.feature_map.write_json(&dir.join("feature_map.json"))?;
+    let ctx = BuildContext::new(&data.feature_map, &cfg.model.params, device)
+        .with_items(rd.items.as_ref());
+    let mut model = registry.build(&cfg.model.name, &ctx)?;
+    if model.task() != longtail_core::Task::Retrieval {
+        return Err(TrainError::Config {
+            key: "model.name".into(),
+            message: format!(
+                "[sequences] runs need a retrieval model; '{}' is a CTR model (remove \
+                 [sequences] to train it on CTR samples)",
+                cfg.model.name
+            ),
+        });
+    }
+    let log = train_retrieval(
+        model.as_mut(),
+        &data,
+        &cfg.train,
+        cfg.train.item_weighting,
+        cfg.idw.as_ref(),
+        cfg.seed,
+        device,
+    )?;
+    let (mut metrics, scores) = sampled_metrics(
+        model.as_ref(),
+        &data,
+        &data.seq.test,
+        cfg.train.eval_batch_size,
+        device,
+    )?;
+    metrics.extend(full_catalogue_metrics(
+        model.as_ref(),
+        &data,
+        &data.seq.test,
+        cfg.train.eval_batch_size,
+        4096,
+        device,
+    )?);
+    if let Some(s) = log.silhouette {
+        metrics.insert("silhouette".into(), s);
+    }
+    scores.write_parquet(&dir.join(TEST_SCORES))?;
+    checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;
+    write_metrics_json(&dir.join("metrics.json"), &metrics)?;
+    let config = serde_json::to_value(cfg).map_err(|e| TrainError::Config {
+        key: "config".into(),
+        message: e.to_string(),
+    })?;
+    // `epochs` lists every phase's epochs in order (the loss plots read it).
+    let epochs = log
+        .phases
+        .iter()
+        .flat_map(|(_, e)| e.iter().cloned())
+        .collect();
+    let manifest = RunManifest {
+        longtail_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_revision: git_revision.map(str::to_string),
+        command: command.to_string(),
+        experiment: cfg.name.clone(),
+        model: cfg.model.name.clone(),
+        variant: cfg.variant.clone(),
+        dataset: DatasetInfo {
+            name: cfg.dataset.clone(),
+            interactions_hash: inter.content_hash(),
+            feature_map_hash: data.feature_map.hash.clone(),
+            interactions: inter.len(),
+            filters: rd.filter_report.clone(),
+            train_samples: data.seq.train.len(),
+            valid_samples: data.seq.valid.len(),
+            test_samples: data.seq.test.len(),
+        },
+        seed: cfg.seed,
+        device: device_name(device),
+        runtime: runtime::info(),
+        config_hash: hash_json(&config),
+        config,
+        started_unix_s,
+        wall_s: started.elapsed().as_secs_f64(),
+        epochs,
+        metrics,
+        stage1: None,
+        model_pretrain: None,
+        retrieval: Some(log),
+    };
+    manifest.write(&dir.join("run.json"))?;
+    Ok(RunOutcome {
+        dir: dir.to_path_buf(),
+        manifest,
+    })
 }
 
 #[cfg(test)]

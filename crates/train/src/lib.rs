@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod experiment;
 pub mod manifest;
 pub mod report;
+pub mod retrieval;
 pub mod trainer;
 
 pub use error::{Result, TrainError};

@@ -35,6 +35,9 @@ pub struct RunManifest {
     /// The model's own pre-training step (e.g. MFN's interest centers), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_pretrain: Option<longtail_core::PretrainLog>,
+    /// Retrieval runs: the training phases and the IDW iterations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<crate::retrieval::RetrievalLog>,
 }
 
 /// Stage 1 of a two-stage run: the model, its checkpoint (relative to the run folder) and hash,

@@ -39,8 +39,10 @@ pub struct TrainConfig {
     /// improved for this many epochs, and keep the parameters of the best epoch; 0 = off: train
     /// every epoch and keep the last parameters [0].
     pub early_stopping_patience: usize,
-    /// The validation metric early stopping watches ["auc"].
+    /// The validation metric early stopping watches ["auc"; retrieval runs: e.g. "ndcg@20"].
     pub early_stopping_metric: String,
+    /// Retrieval runs: static per-item loss weights (`none`, or `frequency` = IDW eq. 5).
+    pub item_weighting: crate::retrieval::ItemWeighting,
 }
 
 impl Default for TrainConfig {
@@ -55,6 +57,7 @@ impl Default for TrainConfig {
             progress: true,
             early_stopping_patience: 0,
             early_stopping_metric: "auc".into(),
+            item_weighting: Default::default(),
         }
     }
 }
@@ -241,15 +244,7 @@ pub fn fit(
         };
         if best.as_ref().is_none_or(|(b, _, _)| v > *b) {
             // A copy of every parameter, restored if later epochs do not beat it.
-            let snapshot: Snapshot = tch::no_grad(|| {
-                model
-                    .var_store()
-                    .variables()
-                    .into_iter()
-                    .map(|(n, t)| (n, t.copy()))
-                    .collect()
-            });
-            best = Some((v, epoch, snapshot));
+            best = Some((v, epoch, snapshot(model)));
         } else if best
             .as_ref()
             .is_some_and(|(_, e, _)| epoch - e >= cfg.early_stopping_patience)
@@ -266,16 +261,8 @@ pub fn fit(
         }
     }
     match best {
-        Some((_, epoch, snapshot)) => {
-            let vars = model.var_store().variables();
-            tch::no_grad(|| {
-                for (name, saved) in &snapshot {
-                    if let Some(t) = vars.get(name) {
-                        let mut t = t.shallow_clone();
-                        t.copy_(saved);
-                    }
-                }
-            });
+        Some((_, epoch, snap)) => {
+            restore(model, &snap);
             if let Some(l) = logs.iter_mut().find(|l| l.epoch == epoch) {
                 l.kept = true;
             }
@@ -287,6 +274,31 @@ pub fn fit(
         }
     }
     Ok(logs)
+}
+
+/// A copy of every variable of the model (early stopping keeps the best epoch's).
+pub(crate) fn snapshot(model: &dyn Model) -> Snapshot {
+    tch::no_grad(|| {
+        model
+            .var_store()
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.copy()))
+            .collect()
+    })
+}
+
+/// Writes a [`snapshot`] back into the model's variables.
+pub(crate) fn restore(model: &dyn Model, snap: &Snapshot) {
+    let vars = model.var_store().variables();
+    tch::no_grad(|| {
+        for (name, saved) in snap {
+            if let Some(t) = vars.get(name) {
+                let mut t = t.shallow_clone();
+                t.copy_(saved);
+            }
+        }
+    });
 }
 
 fn progress_bar(show: bool, len: u64, prefix: &str) -> ProgressBar {

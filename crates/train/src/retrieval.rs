@@ -1,0 +1,752 @@
+//! The retrieval path (IDW, Saket et al. §3-4): next-item sequence samples, in-batch softmax
+//! training with per-item loss weights (none, frequency balance, or IDW's density weights),
+//! sampled evaluation (the target against 99 negatives), full-catalogue ranking in item chunks,
+//! and Iterative Density Weighting (Algorithms 1-2) with user-tower calibration.
+//!
+//! Item weights are a first-class part of training: every weighting scheme only sets
+//! `w_y` per item, the batch's sample weight becomes `w_y`, and the model's loss (eq. 3, or
+//! focal / margin variants) is the weighted mean `Σ w_i l_i / Σ w_i` over the batch (eq. 10 with
+//! the per-batch normalisation that keeps the loss on eq. 3's scale).
+
+use crate::error::{Result, TrainError};
+use crate::trainer::{EpochLog, TrainConfig};
+use longtail_core::density::{initial_weights, sleep_phase, SleepStats};
+use longtail_core::{DeviceBatch, Model};
+use longtail_data::batch::item_logq;
+use longtail_data::{seed, FeatureMap, HostBatch, ScoresTable, SeqDataset, SeqSamples};
+use longtail_eval::{topk_metrics_by_group, Metrics};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+/// Cut-offs of every retrieval metric (IDW reports @20 and, in its appendix, @5).
+pub const RETRIEVAL_KS: [usize; 2] = [5, 20];
+/// The retrieval metrics a run's summary shows, in this order.
+pub const RETRIEVAL_SUMMARY: [&str; 10] = [
+    "hr@20",
+    "ndcg@20",
+    "hr@20/item=tail",
+    "hr@20/item=head",
+    "ndcg@20/item=tail",
+    "ndcg@20/item=head",
+    "hr@5",
+    "ndcg@5",
+    "full_hr@20",
+    "full_ndcg@20",
+];
+/// Item-group names of retrieval metrics (`/item=tail`, `/item=head`).
+pub const ITEM_GROUPS: [&str; 2] = ["tail", "head"];
+
+/// Static per-item loss weights (`[train] item_weighting`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemWeighting {
+    /// Every sample weighs 1 (eq. 3).
+    #[default]
+    None,
+    /// Frequency balance (eq. 5): `w_y ∝ 1 / n_y`.
+    Frequency,
+}
+
+/// `[idw]`: Iterative Density Weighting (Algorithm 1). Present = the run trains with IDW.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdwConfig {
+    /// Momentum m of the weight update (eq. 9) [0.9, the paper's best].
+    pub momentum: f64,
+    /// Stop when `||w(t+1) - w(t)||_2 < eta` [4e-4, the paper's best].
+    pub eta: f64,
+    /// Most sleep/wake iterations [10].
+    pub max_iterations: usize,
+    /// Training epochs per wake phase [1].
+    pub wake_epochs: usize,
+    /// Retrain the user tower unweighted with the item tower frozen afterwards [true].
+    pub calibration: bool,
+    /// Most calibration epochs (early stopping applies) [the main `epochs`].
+    pub calibration_epochs: Option<usize>,
+    /// Items per row chunk of the pairwise kernel [2048].
+    pub density_chunk: i64,
+}
+
+impl Default for IdwConfig {
+    fn default() -> Self {
+        Self {
+            momentum: 0.9,
+            eta: 4e-4,
+            max_iterations: 10,
+            wake_epochs: 1,
+            calibration: true,
+            calibration_epochs: None,
+            density_chunk: 2048,
+        }
+    }
+}
+
+impl IdwConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, message: &str| {
+            Err(TrainError::Config {
+                key: format!("idw.{key}"),
+                message: message.into(),
+            })
+        };
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return bad("momentum", "must be in [0, 1]");
+        }
+        if self.eta.is_nan() || self.eta < 0.0 {
+            return bad("eta", "must be >= 0");
+        }
+        if self.max_iterations == 0 || self.wake_epochs == 0 {
+            return bad("max_iterations", "iterations and wake_epochs must be >= 1");
+        }
+        if self.calibration_epochs == Some(0) {
+            return bad("calibration_epochs", "must be >= 1");
+        }
+        if self.density_chunk < 1 {
+            return bad("density_chunk", "must be >= 1");
+        }
+        Ok(())
+    }
+}
+
+/// One IDW iteration as `run.json` records it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdwIteration {
+    pub iteration: usize,
+    pub sleep: SleepStats,
+    /// Mean silhouette of the item representations under the ground-truth clusters (synthetic
+    /// data), before this iteration's wake phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silhouette: Option<f64>,
+    /// Whether the stopping rule fired (no wake phase followed).
+    pub stopped: bool,
+}
+
+/// What the retrieval schedule did, for `run.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RetrievalLog {
+    /// Training phases in order: `train` (unweighted or statically weighted), `wake1`, ...,
+    /// `calibration`; each with its epochs.
+    pub phases: Vec<(String, Vec<EpochLog>)>,
+    pub idw: Vec<IdwIteration>,
+    /// Silhouette of the final item representations (synthetic data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silhouette: Option<f64>,
+}
+
+/// A sequence dataset with what training and evaluation need.
+pub struct RetrievalData {
+    pub feature_map: FeatureMap,
+    pub seq: SeqDataset,
+    /// Item vocabulary size (padding included).
+    pub num_items: usize,
+    /// Training-label count per item (the batches' sampling frequency, for logQ and weights).
+    pub label_freq: Vec<u64>,
+    /// Item group per item: 1 = head (the most frequent `head_share` of items by training
+    /// interactions), 0 = tail.
+    pub item_group: Vec<u8>,
+    /// Every item each user interacted with (excluded from full-catalogue ranking except the
+    /// target), sorted.
+    pub seen: Vec<Vec<u32>>,
+    /// Ground-truth cluster per item (synthetic data).
+    pub item_cluster: Option<Vec<u32>>,
+    /// Synthetic data: 1 when the item's cluster is a head cluster (the most frequent
+    /// `head_share` of clusters by training interactions, at least one), else 0.
+    pub cluster_group: Option<Vec<u8>>,
+}
+
+impl RetrievalData {
+    /// Builds item frequencies, groups and seen sets from the positives and the sequences.
+    pub fn new(
+        dataset: &str,
+        positives: &longtail_data::UserSequences,
+        seq: SeqDataset,
+        num_items: usize,
+        head_share: f64,
+        item_cluster: Option<Vec<u32>>,
+    ) -> Self {
+        let mut label_freq = vec![0u64; num_items];
+        for &t in &seq.train.target {
+            label_freq[t as usize] += 1;
+        }
+        // Head items by training interactions: each user's items but the last two (valid, test).
+        let mut freq = vec![0u64; num_items];
+        let num_users = positives.offsets.len().saturating_sub(1);
+        let mut seen = Vec::with_capacity(num_users);
+        for u in 0..num_users {
+            let s = positives.seq(u as u32);
+            for &i in &s[..s.len().saturating_sub(2)] {
+                freq[i as usize] += 1;
+            }
+            let mut v = s.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            seen.push(v);
+        }
+        let mut order: Vec<usize> = (1..num_items).collect();
+        order.sort_by(|&a, &b| freq[b].cmp(&freq[a]).then(a.cmp(&b)));
+        let heads = ((num_items - 1) as f64 * head_share).round() as usize;
+        let mut item_group = vec![0u8; num_items];
+        for &i in order.iter().take(heads) {
+            item_group[i] = 1;
+        }
+        let feature_map = FeatureMap::standard(dataset, num_users, num_items, seq.max_len);
+        let cluster_group = item_cluster.as_ref().map(|c| {
+            let k = c.iter().copied().max().unwrap_or(0) as usize + 1;
+            let mut cf = vec![0u64; k];
+            for (i, &f) in freq.iter().enumerate().skip(1) {
+                cf[c[i] as usize] += f;
+            }
+            let mut order: Vec<usize> = (0..k).filter(|&j| cf[j] > 0).collect();
+            order.sort_by(|&a, &b| cf[b].cmp(&cf[a]).then(a.cmp(&b)));
+            let heads = ((order.len() as f64 * head_share).round() as usize).max(1);
+            let head: Vec<usize> = order.into_iter().take(heads).collect();
+            c.iter()
+                .map(|&x| u8::from(head.contains(&(x as usize))))
+                .collect()
+        });
+        Self {
+            feature_map,
+            seq,
+            num_items,
+            label_freq,
+            item_group,
+            seen,
+            item_cluster,
+            cluster_group,
+        }
+    }
+}
+
+/// The real history of row `i` (left padding dropped), as i64 ids.
+fn real_history(s: &SeqSamples, i: usize) -> Vec<i64> {
+    s.hist_row(i)
+        .iter()
+        .filter(|&&x| x != 0)
+        .map(|&x| i64::from(x))
+        .collect()
+}
+
+/// Host batch of rows `idx` of `s`: target as `item`, label 1, `weight = item_weight[target]`
+/// (1 without weights), `item_logq` of the target.
+fn host_batch(
+    s: &SeqSamples,
+    idx: &[usize],
+    logq: &[f32],
+    item_weight: Option<&[f32]>,
+) -> Result<HostBatch> {
+    let user: Vec<i64> = idx.iter().map(|&i| i64::from(s.user[i])).collect();
+    let item: Vec<i64> = idx.iter().map(|&i| i64::from(s.target[i])).collect();
+    let hist: Vec<Vec<i64>> = idx.iter().map(|&i| real_history(s, i)).collect();
+    let mut h = HostBatch::from_dense(user, item, vec![1.0; idx.len()], &hist)?;
+    h.item_logq = idx.iter().map(|&i| logq[s.target[i] as usize]).collect();
+    if let Some(w) = item_weight {
+        h.weight = idx.iter().map(|&i| w[s.target[i] as usize]).collect();
+    }
+    Ok(h)
+}
+
+/// Scales weights so their mean over the training labels is 1 (the loss keeps eq. 3's scale
+/// for the batch normalisation to work on); unseen items keep their value.
+fn mean_one(w: &[f32], labels: &[u32]) -> Vec<f32> {
+    let mean = labels
+        .iter()
+        .map(|&t| f64::from(w[t as usize]))
+        .sum::<f64>()
+        / labels.len().max(1) as f64;
+    if mean <= 0.0 || !mean.is_finite() {
+        return w.to_vec();
+    }
+    w.iter().map(|&x| (f64::from(x) / mean) as f32).collect()
+}
+
+/// Frequency-balance weights (eq. 5): `1 / n_y` for training labels, 0 elsewhere.
+pub fn frequency_weights(label_freq: &[u64]) -> Vec<f32> {
+    label_freq
+        .iter()
+        .map(|&n| if n > 0 { 1.0 / n as f32 } else { 0.0 })
+        .collect()
+}
+
+/// Item representations of every item id `0..num_items` `[N, D]`, in chunks, no gradients.
+pub fn all_item_reprs(model: &dyn Model, num_items: usize, device: Device) -> Result<Tensor> {
+    let mut parts = Vec::new();
+    let chunk = 4096i64;
+    let n = num_items as i64;
+    let mut start = 0;
+    while start < n {
+        let len = chunk.min(n - start);
+        let ids = Tensor::arange_start(start, start + len, (Kind::Int64, device));
+        let r = tch::no_grad(|| model.item_repr(&ids))?.ok_or_else(|| TrainError::Config {
+            key: "model".into(),
+            message: format!("model '{}' gives no item representations", model.name()),
+        })?;
+        parts.push(r);
+        start += len;
+    }
+    Ok(Tensor::cat(&parts, 0))
+}
+
+/// Trains for up to `epochs` epochs with optional per-item weights, validating (sampled
+/// metrics) after each; early stopping as in `cfg`. Variables whose names start with a prefix in
+/// `frozen` are not updated.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_retrieval(
+    model: &mut dyn Model,
+    data: &RetrievalData,
+    cfg: &TrainConfig,
+    epochs: usize,
+    item_weight: Option<&[f32]>,
+    frozen: &[String],
+    seed_base: u64,
+    device: Device,
+) -> Result<Vec<EpochLog>> {
+    let logq = item_logq(&data.label_freq);
+    let weights = item_weight.map(|w| mean_one(w, &data.seq.train.target));
+    // Freeze by name: a frozen variable gets no gradient, so Adam leaves it alone.
+    let vars = model.var_store().variables();
+    let mut frozen_vars = Vec::new();
+    for (name, t) in &vars {
+        if frozen.iter().any(|p| name.starts_with(p.as_str())) {
+            let mut t = t.shallow_clone();
+            let _ = t.requires_grad_(false);
+            frozen_vars.push(name.clone());
+        }
+    }
+    let mut opt = nn::Adam::default().build(model.var_store(), cfg.lr)?;
+    let weight = |n: &str| cfg.loss_weights.get(n).copied().unwrap_or(1.0);
+    let n = data.seq.train.len();
+    let mut logs = Vec::new();
+    let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+    for epoch in 1..=epochs {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut seed::rng(
+            seed_base,
+            &format!("retrieval/shuffle/epoch{epoch}"),
+        ));
+        let start = Instant::now();
+        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        let mut total = 0.0;
+        for idx in order.chunks(cfg.batch_size) {
+            let host = host_batch(&data.seq.train, idx, &logq, weights.as_deref())?;
+            let batch = DeviceBatch::from_host(&host, device)?;
+            let out = model.forward(&batch, true)?;
+            let losses = model.losses(&out, &batch)?;
+            let t = losses
+                .weighted_total(weight)
+                .ok_or_else(|| TrainError::Config {
+                    key: "model".into(),
+                    message: format!("model '{}' returned no loss terms", model.name()),
+                })?;
+            opt.zero_grad();
+            t.backward();
+            opt.step();
+            let rows = idx.len() as f64;
+            total += t.double_value(&[]) * rows;
+            for (name, l) in &losses.0 {
+                *sums.entry(name.clone()).or_default() += l.double_value(&[]) * rows;
+            }
+        }
+        let train_wall_s = start.elapsed().as_secs_f64();
+        let mut losses: BTreeMap<String, f64> = sums
+            .into_iter()
+            .map(|(k, v)| (k, v / n.max(1) as f64))
+            .collect();
+        let total = total / n.max(1) as f64;
+        if !total.is_finite() {
+            return Err(TrainError::Diverged(format!(
+                "epoch {epoch}: total loss is {total}"
+            )));
+        }
+        losses.insert("total".into(), total);
+        let eval_start = Instant::now();
+        let valid = if data.seq.valid.is_empty() {
+            Metrics::new()
+        } else {
+            sampled_metrics(model, data, &data.seq.valid, cfg.eval_batch_size, device)?.0
+        };
+        let log = EpochLog {
+            epoch,
+            losses,
+            train_wall_s,
+            eval_wall_s: eval_start.elapsed().as_secs_f64(),
+            samples_per_s: n as f64 / train_wall_s.max(1e-9),
+            kept: false,
+            valid,
+        };
+        if cfg.progress {
+            let m = log
+                .valid
+                .get(&cfg.early_stopping_metric)
+                .map(|a| format!(" valid {} {a:.4}", cfg.early_stopping_metric))
+                .unwrap_or_default();
+            eprintln!(
+                "epoch {epoch}/{epochs}: loss {total:.4}{m}  ({train_wall_s:.1}s train, {:.0} samples/s)",
+                log.samples_per_s
+            );
+        }
+        let watched = log.valid.get(&cfg.early_stopping_metric).copied();
+        logs.push(log);
+        if cfg.early_stopping_patience == 0 {
+            continue;
+        }
+        let Some(v) = watched.filter(|v| v.is_finite()) else {
+            return Err(TrainError::Config {
+                key: "train.early_stopping_metric".into(),
+                message: format!(
+                    "validation has no finite '{}' (retrieval metrics: hr@5, hr@20, ndcg@5, \
+                     ndcg@20, mrr@20, auc)",
+                    cfg.early_stopping_metric
+                ),
+            });
+        };
+        if best.as_ref().is_none_or(|(b, _, _)| v > *b) {
+            best = Some((v, epoch, crate::trainer::snapshot(model)));
+        } else if best
+            .as_ref()
+            .is_some_and(|(_, e, _)| epoch - e >= cfg.early_stopping_patience)
+        {
+            break;
+        }
+    }
+    match best {
+        Some((_, epoch, snap)) => {
+            crate::trainer::restore(model, &snap);
+            if let Some(l) = logs.iter_mut().find(|l| l.epoch == epoch) {
+                l.kept = true;
+            }
+        }
+        None => {
+            if let Some(l) = logs.last_mut() {
+                l.kept = true;
+            }
+        }
+    }
+    for (name, t) in &vars {
+        if frozen_vars.contains(name) {
+            let mut t = t.shallow_clone();
+            let _ = t.requires_grad_(true);
+        }
+    }
+    Ok(logs)
+}
+
+/// Sampled evaluation: each case's target against its `eval_negatives` negatives (IDW §4.2).
+/// Returns the metrics (`hr@K`, `ndcg@K`, `mrr@K`, per item group of the target, and the sampled
+/// `auc`) and the scored candidates (one list per case).
+pub fn sampled_metrics(
+    model: &dyn Model,
+    data: &RetrievalData,
+    cases: &SeqSamples,
+    batch_size: usize,
+    device: Device,
+) -> Result<(Metrics, ScoresTable)> {
+    let negs = cases.negatives_per_sample();
+    let c = negs + 1;
+    let mut t = ScoresTable {
+        user: Vec::new(),
+        item: Vec::new(),
+        label: Vec::new(),
+        score: Vec::new(),
+        user_group: None,
+        item_group: Some(Vec::new()),
+        list: Some(Vec::new()),
+    };
+    let logq = vec![0.0f32; data.num_items];
+    let all: Vec<usize> = (0..cases.len()).collect();
+    for idx in all.chunks(batch_size.max(1)) {
+        let host = host_batch(cases, idx, &logq, None)?;
+        let batch = DeviceBatch::from_host(&host, device)?;
+        let mut cand: Vec<i64> = Vec::with_capacity(idx.len() * c);
+        for &i in idx {
+            cand.push(i64::from(cases.target[i]));
+            cand.extend(cases.negatives_row(i).iter().map(|&x| i64::from(x)));
+        }
+        let cand_t = Tensor::from_slice(&cand).to_device(device);
+        let scores = tch::no_grad(|| -> Result<Tensor> {
+            let users = model
+                .user_repr(&batch)?
+                .ok_or_else(|| not_retrieval(model))?;
+            let items = model
+                .item_repr(&cand_t)?
+                .ok_or_else(|| not_retrieval(model))?;
+            let d = items.size()[1];
+            Ok(model.score_candidates(&users, &items.view([idx.len() as i64, c as i64, d]))?)
+        })?;
+        let v = Vec::<f32>::try_from(
+            scores
+                .to_kind(Kind::Float)
+                .to_device(Device::Cpu)
+                .view([-1]),
+        )?;
+        for (r, &i) in idx.iter().enumerate() {
+            // The list's item group is its target's, so per-group metrics are per target group.
+            let g = data.item_group[cases.target[i] as usize];
+            for j in 0..c {
+                t.user.push(cases.user[i]);
+                t.item.push(cand[r * c + j] as u32);
+                t.label.push(if j == 0 { 1.0 } else { 0.0 });
+                t.score.push(v[r * c + j]);
+                if let Some(ig) = t.item_group.as_mut() {
+                    ig.push(g);
+                }
+                if let Some(l) = t.list.as_mut() {
+                    l.push(i as u64);
+                }
+            }
+        }
+    }
+    let mut m = crate::evaluate::evaluate_scores(&t, &RETRIEVAL_KS)?;
+    // Affinities are not probabilities: logloss means nothing here.
+    m.remove("logloss");
+    Ok((m, t))
+}
+
+fn not_retrieval(model: &dyn Model) -> TrainError {
+    TrainError::Config {
+        key: "model".into(),
+        message: format!(
+            "model '{}' is not a retrieval model (no user/item representations); [sequences] \
+             runs need one, e.g. `twotower`",
+            model.name()
+        ),
+    }
+}
+
+/// Full-catalogue ranking of each case's target among every item the user has not interacted
+/// with (IDW's metrics without sampling): the catalogue is scored in chunks of `chunk` items,
+/// keeping a running top-K, so no `[cases, items]` matrix is ever held. Keys `full_hr@K`,
+/// `full_ndcg@K`, `full_mrr@K` (and `/item=<group>`, `full_users`).
+pub fn full_catalogue_metrics(
+    model: &dyn Model,
+    data: &RetrievalData,
+    cases: &SeqSamples,
+    batch_size: usize,
+    chunk: i64,
+    device: Device,
+) -> Result<Metrics> {
+    let kmax = *RETRIEVAL_KS.iter().max().unwrap_or(&20) as i64;
+    let items = all_item_reprs(model, data.num_items, device)?;
+    let n = data.num_items as i64;
+    let logq = vec![0.0f32; data.num_items];
+    let all: Vec<usize> = (0..cases.len()).collect();
+    let mut topk: Vec<Vec<u32>> = Vec::with_capacity(cases.len());
+    for idx in all.chunks(batch_size.max(1)) {
+        let host = host_batch(cases, idx, &logq, None)?;
+        let batch = DeviceBatch::from_host(&host, device)?;
+        // Seen items other than the target (and the padding item 0) are excluded.
+        let b = idx.len() as i64;
+        let mut mask_rows = Vec::new();
+        let mut mask_cols = Vec::new();
+        for (r, &i) in idx.iter().enumerate() {
+            mask_rows.push(r as i64);
+            mask_cols.push(0i64);
+            for &x in &data.seen[cases.user[i] as usize] {
+                if x != cases.target[i] {
+                    mask_rows.push(r as i64);
+                    mask_cols.push(i64::from(x));
+                }
+            }
+        }
+        let (best_s, best_i) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
+            let users = model
+                .user_repr(&batch)?
+                .ok_or_else(|| not_retrieval(model))?;
+            let mut best_s = Tensor::full([b, 0], f64::NEG_INFINITY, (Kind::Float, device));
+            let mut best_i = Tensor::zeros([b, 0], (Kind::Int64, device));
+            let rows = Tensor::from_slice(&mask_rows).to_device(device);
+            let cols = Tensor::from_slice(&mask_cols).to_device(device);
+            let mut start = 0;
+            while start < n {
+                let len = chunk.max(1).min(n - start);
+                let s = model
+                    .score_candidates(&users, &items.narrow(0, start, len))?
+                    .to_kind(Kind::Float);
+                // Mask this chunk's seen items: shift their columns into the chunk.
+                let in_chunk = cols.ge(start).logical_and(&cols.lt(start + len));
+                let r = rows.masked_select(&in_chunk);
+                let c = cols.masked_select(&in_chunk) - start;
+                let s = s.index_put(
+                    &[Some(r), Some(c)],
+                    &Tensor::from(f32::NEG_INFINITY).to_device(device),
+                    false,
+                );
+                let ids = Tensor::arange_start(start, start + len, (Kind::Int64, device))
+                    .unsqueeze(0)
+                    .expand([b, len], false);
+                let cat_s = Tensor::cat(&[&best_s, &s], 1);
+                let cat_i = Tensor::cat(&[&best_i, &ids], 1);
+                let k = kmax.min(cat_s.size()[1]);
+                let (ts, ti) = cat_s.topk(k, 1, true, true);
+                best_i = cat_i.gather(1, &ti, false);
+                best_s = ts;
+                start += len;
+            }
+            Ok((best_s, best_i))
+        })?;
+        let _ = best_s;
+        let ids = Vec::<Vec<i64>>::try_from(best_i.to_device(Device::Cpu))?;
+        topk.extend(
+            ids.into_iter()
+                .map(|r| r.into_iter().map(|x| x as u32).collect()),
+        );
+    }
+    let targets: Vec<u32> = cases.target.clone();
+    let groups: Vec<u8> = targets
+        .iter()
+        .map(|&t| data.item_group[t as usize])
+        .collect();
+    let mut m = topk_metrics_by_group(&topk, &targets, &groups, &ITEM_GROUPS, &RETRIEVAL_KS)?;
+    if let Some(cg) = &data.cluster_group {
+        // Synthetic data: the same ranking per head / tail cluster of the target (IDW Fig. 3d-f).
+        let groups: Vec<u8> = targets.iter().map(|&t| cg[t as usize]).collect();
+        let by = topk_metrics_by_group(&topk, &targets, &groups, &ITEM_GROUPS, &RETRIEVAL_KS)?;
+        m.extend(
+            by.into_iter()
+                .filter(|(k, _)| k.contains("/item="))
+                .map(|(k, v)| (k.replace("/item=", "/cluster="), v)),
+        );
+    }
+    Ok(m.into_iter()
+        .map(|(k, v)| (format!("full_{k}"), v))
+        .collect())
+}
+
+/// Mean silhouette of the item representations (items `1..`) under `clusters`.
+pub fn item_silhouette(
+    model: &dyn Model,
+    data: &RetrievalData,
+    device: Device,
+) -> Result<Option<f64>> {
+    let Some(clusters) = &data.item_cluster else {
+        return Ok(None);
+    };
+    let reps = all_item_reprs(model, data.num_items, device)?;
+    let n = data.num_items as i64;
+    let reps = reps
+        .narrow(0, 1, n - 1)
+        .to_kind(Kind::Float)
+        .to_device(Device::Cpu);
+    let dim = reps.size()[1] as usize;
+    let pts = Vec::<f32>::try_from(reps.contiguous().view([-1]))?;
+    let labels: Vec<u32> = clusters[1..].to_vec();
+    let s = longtail_eval::silhouette(&pts, dim, &labels, 5000, 0)?;
+    Ok(Some(s.score))
+}
+
+/// The whole retrieval schedule of a run: training (plain or statically weighted) and, with
+/// `idw`, Algorithm 1: from the unweighted model, sleep (density weights) / wake (weighted
+/// training) until the weights settle, then user-tower calibration.
+#[allow(clippy::too_many_arguments)]
+pub fn train_retrieval(
+    model: &mut dyn Model,
+    data: &RetrievalData,
+    cfg: &TrainConfig,
+    weighting: ItemWeighting,
+    idw: Option<&IdwConfig>,
+    seed_base: u64,
+    device: Device,
+) -> Result<RetrievalLog> {
+    let mut log = RetrievalLog::default();
+    let static_w = match weighting {
+        ItemWeighting::None => None,
+        ItemWeighting::Frequency => Some(frequency_weights(&data.label_freq)),
+    };
+    let say = |m: &str| {
+        if cfg.progress {
+            eprintln!("{m}");
+        }
+    };
+    let first = fit_retrieval(
+        model,
+        data,
+        cfg,
+        cfg.epochs,
+        static_w.as_deref(),
+        &[],
+        seed_base,
+        device,
+    )?;
+    log.phases.push(("train".into(), first));
+    let Some(idw) = idw else {
+        log.silhouette = item_silhouette(model, data, device)?;
+        return Ok(log);
+    };
+    idw.validate()?;
+    // Algorithm 1: w(0) = normalised item frequency; padding and never-labelled items get none.
+    let w0 = initial_weights(&data.label_freq);
+    let valid_mask: Vec<bool> = (0..data.num_items)
+        .map(|i| i > 0 && data.label_freq[i] > 0)
+        .collect();
+    let valid_t = Tensor::from_slice(&valid_mask).to_device(device);
+    let mut w = Tensor::from_slice(&w0).to_device(device);
+    for t in 1..=idw.max_iterations {
+        let reps = all_item_reprs(model, data.num_items, device)?;
+        let (w_new, stats) =
+            tch::no_grad(|| sleep_phase(&reps, &w, idw.momentum, &valid_t, idw.density_chunk))?;
+        let silhouette = item_silhouette(model, data, device)?;
+        let stopped = stats.weight_change < idw.eta;
+        say(&format!(
+            "IDW iteration {t}: bandwidth {:.4}, ||w' - w|| {:.2e}{}{}",
+            stats.bandwidth,
+            stats.weight_change,
+            silhouette
+                .map(|s| format!(", silhouette {s:.3}"))
+                .unwrap_or_default(),
+            if stopped { " (stop)" } else { "" }
+        ));
+        log.idw.push(IdwIteration {
+            iteration: t,
+            sleep: stats,
+            silhouette,
+            stopped,
+        });
+        if stopped {
+            break;
+        }
+        w = w_new;
+        let wv = Vec::<f32>::try_from(w.to_kind(Kind::Float).to_device(Device::Cpu))?;
+        let wake = fit_retrieval(
+            model,
+            data,
+            &TrainConfig {
+                early_stopping_patience: 0,
+                ..cfg.clone()
+            },
+            idw.wake_epochs,
+            Some(&wv),
+            &[],
+            seed::derive_seed(seed_base, &format!("idw/wake{t}")),
+            device,
+        )?;
+        log.phases.push((format!("wake{t}"), wake));
+    }
+    if idw.calibration {
+        let frozen = model.item_tower_prefixes();
+        if frozen.is_empty() {
+            return Err(TrainError::Config {
+                key: "idw.calibration".into(),
+                message: format!(
+                    "model '{}' names no item-tower variables to freeze",
+                    model.name()
+                ),
+            });
+        }
+        say("IDW: user-tower calibration (item tower frozen, unweighted loss)");
+        let cal = fit_retrieval(
+            model,
+            data,
+            cfg,
+            idw.calibration_epochs.unwrap_or(cfg.epochs),
+            None,
+            &frozen,
+            seed::derive_seed(seed_base, "idw/calibration"),
+            device,
+        )?;
+        log.phases.push(("calibration".into(), cal));
+    }
+    log.silhouette = item_silhouette(model, data, device)?;
+    Ok(log)
+}
