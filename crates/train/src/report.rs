@@ -307,6 +307,104 @@ pub fn write_plots(
     Ok(written)
 }
 
+/// The synthetic interest skew of a run's config (`data.synth.interest_skew`), if any.
+fn run_skew(m: &RunManifest) -> Option<f64> {
+    m.config["data"]["synth"]["interest_skew"].as_f64()
+}
+
+/// Mean over runs of `f(run)` per (variant label, x), as curves sorted by x.
+fn mean_curves(points: impl Iterator<Item = (String, f64, f64)>) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut acc: BTreeMap<String, BTreeMap<i64, (f64, f64, usize)>> = BTreeMap::new();
+    for (label, x, y) in points {
+        // x keyed at 1e-6 resolution so equal skews from different configs meet.
+        let e = acc
+            .entry(label)
+            .or_default()
+            .entry((x * 1e6).round() as i64)
+            .or_insert((x, 0.0, 0));
+        e.1 += y;
+        e.2 += 1;
+    }
+    acc.into_iter()
+        .map(|(label, pts)| {
+            let pts = pts
+                .into_values()
+                .map(|(x, s, n)| (x, s / n as f64))
+                .collect();
+            (label, pts)
+        })
+        .collect()
+}
+
+/// Synthetic sweeps (IDW §3.2): when the runs cover at least two interest skews, plots of the
+/// test metrics against the skew, one line per model variant (mean over seeds):
+/// `<prefix>skew_<metric>.png` for full-catalogue HR@5 on tail, head and all clusters and for the
+/// mean silhouette; and, for IDW runs, `<prefix>silhouette_over_idw_iterations.png` (one line per
+/// skew and variant). Returns the files written.
+pub fn write_sweep_plots(
+    runs: &[(PathBuf, RunManifest)],
+    out: &Path,
+    prefix: &str,
+) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let skews: std::collections::BTreeSet<i64> = runs
+        .iter()
+        .filter_map(|(_, m)| run_skew(m))
+        .map(|x| (x * 1e6).round() as i64)
+        .collect();
+    if skews.len() < 2 {
+        return Ok(written);
+    }
+    for (metric, what) in [
+        ("full_hr@5/cluster=tail", "HR@5, tail clusters"),
+        ("full_hr@5/cluster=head", "HR@5, head clusters"),
+        ("full_hr@5", "HR@5, all clusters"),
+        ("silhouette", "mean silhouette of item representations"),
+    ] {
+        let curves =
+            mean_curves(runs.iter().filter_map(|(_, m)| {
+                Some((m.variant.clone(), run_skew(m)?, *m.metrics.get(metric)?))
+            }));
+        if curves.is_empty() {
+            continue;
+        }
+        let path = out.join(format!("{prefix}skew_{}.png", file_stem(metric)));
+        longtail_eval::plot_curves(
+            &curves,
+            &format!("{what} vs interest skew"),
+            "interest skew (power-law exponent)",
+            what,
+            &path,
+        )?;
+        written.push(path);
+    }
+    // Silhouette over IDW iterations (Figure 4): iteration t's value is measured before its
+    // wake phase, so iteration 1 is the unweighted model.
+    let curves = mean_curves(runs.iter().flat_map(|(_, m)| {
+        let label = match run_skew(m) {
+            Some(x) => format!("{} skew {x}", m.variant),
+            None => m.variant.clone(),
+        };
+        m.retrieval
+            .iter()
+            .flat_map(|r| r.idw.iter())
+            .filter_map(move |i| Some((label.clone(), i.iteration as f64, i.silhouette?)))
+            .collect::<Vec<_>>()
+    }));
+    if !curves.is_empty() {
+        let path = out.join(format!("{prefix}silhouette_over_idw_iterations.png"));
+        longtail_eval::plot_curves(
+            &curves,
+            "Mean silhouette over IDW iterations",
+            "IDW iteration",
+            "mean silhouette",
+            &path,
+        )?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// Loads runs, aggregates (with RelaImpr against `base` when given), and writes
 /// `out/report.json`, `out/report.md` and the plots.
 /// How [`write_report`] names and fills its output.
@@ -383,7 +481,8 @@ pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Resul
         Some(n) => format!("{n}_"),
         None => String::new(),
     };
-    let plots = write_plots(&runs, &rows, out, &prefix)?;
+    let mut plots = write_plots(&runs, &rows, out, &prefix)?;
+    plots.extend(write_sweep_plots(&runs, out, &prefix)?);
     if !plots.is_empty() {
         md.push_str("\n## Plots\n\n");
         for p in &plots {

@@ -68,6 +68,10 @@ pub struct IdwConfig {
     pub calibration_epochs: Option<usize>,
     /// Items per row chunk of the pairwise kernel [2048].
     pub density_chunk: i64,
+    /// Keep the iteration with the best validation metric (0 = the unweighted model) rather
+    /// than the last, like every model's early stopping [true; needs
+    /// `train.early_stopping_patience > 0`].
+    pub select_best: bool,
 }
 
 impl Default for IdwConfig {
@@ -80,6 +84,7 @@ impl Default for IdwConfig {
             calibration: true,
             calibration_epochs: None,
             density_chunk: 2048,
+            select_best: true,
         }
     }
 }
@@ -131,6 +136,13 @@ pub struct RetrievalLog {
     /// `calibration`; each with its epochs.
     pub phases: Vec<(String, Vec<EpochLog>)>,
     pub idw: Vec<IdwIteration>,
+    /// The IDW iteration whose parameters were kept (0 = the unweighted model), when selecting
+    /// by validation (`idw.select_best`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idw_selected: Option<usize>,
+    /// Whether calibration improved the validation metric (else its start was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_kept: Option<bool>,
     /// Silhouette of the final item representations (synthetic data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silhouette: Option<f64>,
@@ -300,6 +312,7 @@ pub fn fit_retrieval(
     epochs: usize,
     item_weight: Option<&[f32]>,
     frozen: &[String],
+    baseline: Option<f64>,
     seed_base: u64,
     device: Device,
 ) -> Result<Vec<EpochLog>> {
@@ -319,7 +332,12 @@ pub fn fit_retrieval(
     let weight = |n: &str| cfg.loss_weights.get(n).copied().unwrap_or(1.0);
     let n = data.seq.train.len();
     let mut logs = Vec::new();
-    let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+    // With a baseline (the validation metric of the starting point), the starting parameters
+    // are "epoch 0": kept when no epoch beats them.
+    let mut best: Option<(f64, usize, crate::trainer::Snapshot)> = match baseline {
+        Some(v) if cfg.early_stopping_patience > 0 => Some((v, 0, crate::trainer::snapshot(model))),
+        _ => None,
+    };
     for epoch in 1..=epochs {
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut seed::rng(
@@ -498,7 +516,12 @@ pub fn sampled_metrics(
             }
         }
     }
-    let mut m = crate::evaluate::evaluate_scores(&t, &RETRIEVAL_KS)?;
+    // Cut-offs longer than a candidate list are left out (tiny test sets).
+    let mut ks: Vec<usize> = RETRIEVAL_KS.iter().copied().filter(|&k| k <= c).collect();
+    if ks.is_empty() {
+        ks.push(c);
+    }
+    let mut m = crate::evaluate::evaluate_scores(&t, &ks)?;
     // Affinities are not probabilities: logloss means nothing here.
     m.remove("logloss");
     Ok((m, t))
@@ -666,6 +689,7 @@ pub fn train_retrieval(
         cfg.epochs,
         static_w.as_deref(),
         &[],
+        None,
         seed_base,
         device,
     )?;
@@ -682,6 +706,17 @@ pub fn train_retrieval(
         .collect();
     let valid_t = Tensor::from_slice(&valid_mask).to_device(device);
     let mut w = Tensor::from_slice(&w0).to_device(device);
+    // Early stopping across iterations: the validation metric of the model after each wake
+    // phase; the best state (iteration 0 = the unweighted model) is kept when IDW ends.
+    let metric = cfg.early_stopping_metric.clone();
+    let watch = |model: &dyn Model| -> Result<Option<f64>> {
+        if !(idw.select_best && cfg.early_stopping_patience > 0) || data.seq.valid.is_empty() {
+            return Ok(None);
+        }
+        let m = sampled_metrics(model, data, &data.seq.valid, cfg.eval_batch_size, device)?.0;
+        Ok(m.get(&metric).copied())
+    };
+    let mut best_state = watch(model)?.map(|v| (v, 0usize, crate::trainer::snapshot(model)));
     for t in 1..=idw.max_iterations {
         let reps = all_item_reprs(model, data.num_items, device)?;
         let (w_new, stats) =
@@ -718,10 +753,23 @@ pub fn train_retrieval(
             idw.wake_epochs,
             Some(&wv),
             &[],
+            None,
             seed::derive_seed(seed_base, &format!("idw/wake{t}")),
             device,
         )?;
         log.phases.push((format!("wake{t}"), wake));
+        if let (Some(v), Some((b, _, _))) = (watch(model)?, &best_state) {
+            if v > *b {
+                best_state = Some((v, t, crate::trainer::snapshot(model)));
+            }
+        }
+    }
+    if let Some((v, t, snap)) = best_state {
+        crate::trainer::restore(model, &snap);
+        log.idw_selected = Some(t);
+        say(&format!(
+            "IDW: keeping iteration {t} (valid {metric} {v:.4})"
+        ));
     }
     if idw.calibration {
         let frozen = model.item_tower_prefixes();
@@ -735,6 +783,11 @@ pub fn train_retrieval(
             });
         }
         say("IDW: user-tower calibration (item tower frozen, unweighted loss)");
+        let start = sampled_metrics(model, data, &data.seq.valid, cfg.eval_batch_size, device)?
+            .0
+            .get(&cfg.early_stopping_metric)
+            .copied()
+            .unwrap_or(f64::NEG_INFINITY);
         let cal = fit_retrieval(
             model,
             data,
@@ -742,9 +795,11 @@ pub fn train_retrieval(
             idw.calibration_epochs.unwrap_or(cfg.epochs),
             None,
             &frozen,
+            Some(start),
             seed::derive_seed(seed_base, "idw/calibration"),
             device,
         )?;
+        log.calibration_kept = Some(cal.iter().any(|e| e.kept));
         log.phases.push(("calibration".into(), cal));
     }
     log.silhouette = item_silhouette(model, data, device)?;

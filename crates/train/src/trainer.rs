@@ -16,7 +16,7 @@ use std::time::Instant;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 /// A copy of every named parameter (early stopping keeps the best epoch's).
-type Snapshot = Vec<(String, Tensor)>;
+pub(crate) type Snapshot = Vec<(String, Tensor)>;
 
 /// Training batches built ahead of the step by the prefetch thread.
 const PREFETCH: usize = 4;
