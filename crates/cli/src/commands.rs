@@ -160,6 +160,12 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             );
             Ok(())
         }
+        Command::BenchDensity {
+            items,
+            dim,
+            chunk,
+            device,
+        } => bench_density(items, dim, chunk, &device),
         Command::Bench {
             model,
             device,
@@ -416,6 +422,42 @@ fn train_and_print(
         dir.display(),
         manifest.wall_s
     );
+    Ok(())
+}
+
+/// `longtail bench-density`: one IDW sleep phase on random representations, timed after a
+/// warm-up on 1,000 items (so CUDA start-up is not counted).
+fn bench_density(items: i64, dim: i64, chunk: i64, device: &str) -> Result<()> {
+    if items < 2 || dim < 1 || chunk < 1 {
+        bail!("--items must be >= 2, --dim and --chunk >= 1");
+    }
+    let device = device.parse::<DeviceSpec>()?.resolve()?;
+    longtail_core::seed::seed_everything(1);
+    let run = |n: i64| -> Result<(f64, longtail_core::density::SleepStats)> {
+        let opts = (tch::Kind::Float, device);
+        let reps = tch::Tensor::randn([n, dim], opts);
+        let w = tch::Tensor::ones([n], opts) / n as f64;
+        let valid = tch::Tensor::ones([n], (tch::Kind::Bool, device));
+        let t = Instant::now();
+        let (w2, stats) =
+            tch::no_grad(|| longtail_core::density::sleep_phase(&reps, &w, 0.9, &valid, chunk))?;
+        // Reading a value waits for the device.
+        let _ = w2.sum(tch::Kind::Float).double_value(&[]);
+        Ok((t.elapsed().as_secs_f64(), stats))
+    };
+    run(1000.min(items))?;
+    let (secs, stats) = run(items)?;
+    let out = serde_json::json!({
+        "items": items,
+        "dim": dim,
+        "chunk": chunk,
+        "device": longtail_core::device::device_name(device),
+        "sleep_phase_s": secs,
+        "pairs_per_s": (items as f64) * (items as f64) / secs.max(1e-12),
+        "bandwidth": stats.bandwidth,
+        "threads": tch::get_num_threads(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 

@@ -161,6 +161,19 @@ pub enum Command {
         #[arg(long)]
         copy_manifests: bool,
     },
+    /// Time one IDW sleep phase (Scott bandwidth, chunked Gaussian-kernel density over every pair
+    /// of items, normalisation, momentum update) on random item representations; prints JSON.
+    BenchDensity {
+        /// Catalogue size N (the kernel touches N² pairs, `chunk` rows at a time).
+        #[arg(long, default_value_t = 3706)]
+        items: i64,
+        #[arg(long, default_value_t = 16)]
+        dim: i64,
+        #[arg(long, default_value_t = 2048)]
+        chunk: i64,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
     /// Measure training samples/s and data-preparation rows/s; prints JSON.
     Bench {
         #[arg(long, default_value = "basemodel")]

@@ -150,6 +150,21 @@ pub const CTR_SUMMARY: [&str; 8] = [
     "logloss",
 ];
 
+/// Report columns of datasets whose runs are ranked (retrieval), when present.
+const RANKING_COLUMNS: [&str; 11] = [
+    "hr@20",
+    "ndcg@20",
+    "hr@5",
+    "ndcg@5",
+    "ndcg@20/item=tail",
+    "ndcg@20/item=head",
+    "full_hr@20",
+    "full_ndcg@20",
+    "full_hr@5/cluster=tail",
+    "full_hr@5/cluster=head",
+    "silhouette",
+];
+
 /// Report columns after the CTR summary, when present.
 const MORE_COLUMNS: [&str; 4] = ["hr@20", "ndcg@20", "relaimpr/auc", "relaimpr/auc/user=tail"];
 
@@ -172,10 +187,15 @@ pub fn markdown(rows: &[ReportRow]) -> String {
              columns are RelaImpr (MFN eq. 13) in percent against the base, from the means.\n",
     );
     for (dataset, models) in by_dataset {
-        let cols: Vec<&str> = CTR_SUMMARY
-            .iter()
-            .chain(&MORE_COLUMNS)
-            .copied()
+        // Ranking runs (retrieval) get ranking columns; CTR runs the CTR summary.
+        let ranking = models.values().any(|m| m.contains_key("hr@20"));
+        let wanted: Vec<&str> = if ranking {
+            RANKING_COLUMNS.to_vec()
+        } else {
+            CTR_SUMMARY.iter().chain(&MORE_COLUMNS).copied().collect()
+        };
+        let cols: Vec<&str> = wanted
+            .into_iter()
             .filter(|c| models.values().any(|m| m.contains_key(c)))
             .collect();
         md.push_str(&format!("\n## {dataset}\n\n| model | variant | n |"));
