@@ -280,7 +280,8 @@ pub fn write_plots(
                     .push((group.to_string(), r.mean, r.std));
             }
         }
-        if !bars.is_empty() {
+        // Ranking runs have no per-user-group AUC: a chart of "all" alone says nothing.
+        if bars.values().flatten().any(|(g, _, _)| g != "all") {
             let path = out.join(format!(
                 "{prefix}auc_by_user_group_{}.png",
                 file_stem(dataset)
