@@ -595,42 +595,28 @@ fn run_in(
     checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;
     write_metrics_json(&dir.join("metrics.json"), &metrics)?;
 
-    let config = serde_json::to_value(cfg).map_err(|e| TrainError::Config {
-        key: "config".into(),
-        message: e.to_string(),
-    })?;
-    let manifest = RunManifest {
-        longtail_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_revision: git_revision.map(str::to_string),
-        command: command.to_string(),
-        experiment: cfg.name.clone(),
-        model: cfg.model.name.clone(),
-        variant: cfg.variant.clone(),
-        dataset: DatasetInfo {
-            name: cfg.dataset.clone(),
-            interactions_hash: inter_hash,
-            feature_map_hash: data.feature_map.hash.clone(),
-            interactions: n_inter,
-            filters: filter_report,
-            train_samples: data.train.len(),
-            valid_samples: data.valid.len(),
-            test_samples: data.test.len(),
-        },
-        seed: cfg.seed,
-        device: device_name(device),
-        runtime: runtime::info(),
-        config_hash: hash_json(&config),
-        config,
-        started_unix_s,
-        wall_s: started.elapsed().as_secs_f64(),
-        epochs,
-        metrics,
-        stage1,
-        model_pretrain,
-        retrieval: None,
+    let dataset = DatasetInfo {
+        name: cfg.dataset.clone(),
+        interactions_hash: inter_hash,
+        feature_map_hash: data.feature_map.hash.clone(),
+        interactions: n_inter,
+        filters: filter_report,
+        train_samples: data.train.len(),
+        valid_samples: data.valid.len(),
+        test_samples: data.test.len(),
     };
-    manifest.write(&dir.join("run.json"))?;
-    Ok(RunOutcome { dir, manifest })
+    let run = RunParts {
+        cfg,
+        device,
+        command,
+        git_revision,
+        started,
+        started_unix_s,
+    };
+    run.finish(&dir, dataset, epochs, metrics, |m| {
+        m.stage1 = stage1;
+        m.model_pretrain = model_pretrain;
+    })
 }
 
 /// A retrieval run (`[sequences]`): sequence samples, the retrieval schedule (plain, weighted or
@@ -718,51 +704,86 @@ fn run_retrieval_in(
     scores.write_parquet(&dir.join(TEST_SCORES))?;
     checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;
     write_metrics_json(&dir.join("metrics.json"), &metrics)?;
-    let config = serde_json::to_value(cfg).map_err(|e| TrainError::Config {
-        key: "config".into(),
-        message: e.to_string(),
-    })?;
     // `epochs` lists every phase's epochs in order (the loss plots read it).
     let epochs = log
         .phases
         .iter()
         .flat_map(|(_, e)| e.iter().cloned())
         .collect();
-    let manifest = RunManifest {
-        longtail_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_revision: git_revision.map(str::to_string),
-        command: command.to_string(),
-        experiment: cfg.name.clone(),
-        model: cfg.model.name.clone(),
-        variant: cfg.variant.clone(),
-        dataset: DatasetInfo {
-            name: cfg.dataset.clone(),
-            interactions_hash: inter.content_hash(),
-            feature_map_hash: data.feature_map.hash.clone(),
-            interactions: inter.len(),
-            filters: rd.filter_report.clone(),
-            train_samples: data.seq.train.len(),
-            valid_samples: data.seq.valid.len(),
-            test_samples: data.seq.test.len(),
-        },
-        seed: cfg.seed,
-        device: device_name(device),
-        runtime: runtime::info(),
-        config_hash: hash_json(&config),
-        config,
-        started_unix_s,
-        wall_s: started.elapsed().as_secs_f64(),
-        epochs,
-        metrics,
-        stage1: None,
-        model_pretrain: None,
-        retrieval: Some(log),
+    let dataset = DatasetInfo {
+        name: cfg.dataset.clone(),
+        interactions_hash: inter.content_hash(),
+        feature_map_hash: data.feature_map.hash.clone(),
+        interactions: inter.len(),
+        filters: rd.filter_report.clone(),
+        train_samples: data.seq.train.len(),
+        valid_samples: data.seq.valid.len(),
+        test_samples: data.seq.test.len(),
     };
-    manifest.write(&dir.join("run.json"))?;
-    Ok(RunOutcome {
-        dir: dir.to_path_buf(),
-        manifest,
-    })
+    let run = RunParts {
+        cfg,
+        device,
+        command,
+        git_revision,
+        started,
+        started_unix_s,
+    };
+    run.finish(dir, dataset, epochs, metrics, |m| m.retrieval = Some(log))
+}
+
+/// What every run's manifest takes from the run itself.
+struct RunParts<'a> {
+    cfg: &'a ExperimentConfig,
+    device: tch::Device,
+    command: &'a str,
+    git_revision: Option<&'a str>,
+    started: Instant,
+    started_unix_s: u64,
+}
+
+impl RunParts<'_> {
+    /// Writes `dir/run.json` from the run's parts; `extra` fills the kind-specific sections.
+    fn finish(
+        &self,
+        dir: &Path,
+        dataset: DatasetInfo,
+        epochs: Vec<crate::trainer::EpochLog>,
+        metrics: Metrics,
+        extra: impl FnOnce(&mut RunManifest),
+    ) -> Result<RunOutcome> {
+        let cfg = self.cfg;
+        let config = serde_json::to_value(cfg).map_err(|e| TrainError::Config {
+            key: "config".into(),
+            message: e.to_string(),
+        })?;
+        let mut manifest = RunManifest {
+            longtail_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_revision: self.git_revision.map(str::to_string),
+            command: self.command.to_string(),
+            experiment: cfg.name.clone(),
+            model: cfg.model.name.clone(),
+            variant: cfg.variant.clone(),
+            dataset,
+            seed: cfg.seed,
+            device: device_name(self.device),
+            runtime: runtime::info(),
+            config_hash: hash_json(&config),
+            config,
+            started_unix_s: self.started_unix_s,
+            wall_s: self.started.elapsed().as_secs_f64(),
+            epochs,
+            metrics,
+            stage1: None,
+            model_pretrain: None,
+            retrieval: None,
+        };
+        extra(&mut manifest);
+        manifest.write(&dir.join("run.json"))?;
+        Ok(RunOutcome {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
 }
 
 #[cfg(test)]

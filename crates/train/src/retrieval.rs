@@ -334,10 +334,7 @@ pub fn fit_retrieval(
     let mut logs = Vec::new();
     // With a baseline (the validation metric of the starting point), the starting parameters
     // are "epoch 0": kept when no epoch beats them.
-    let mut best: Option<(f64, usize, crate::trainer::Snapshot)> = match baseline {
-        Some(v) if cfg.early_stopping_patience > 0 => Some((v, 0, crate::trainer::snapshot(model))),
-        _ => None,
-    };
+    let mut stopper = crate::trainer::EarlyStopping::new(cfg).with_baseline(model, baseline);
     for epoch in 1..=epochs {
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut seed::rng(
@@ -405,43 +402,13 @@ pub fn fit_retrieval(
                 log.samples_per_s
             );
         }
-        let watched = log.valid.get(&cfg.early_stopping_metric).copied();
+        let stop = stopper.observe(model, &log, cfg.progress)?;
         logs.push(log);
-        if cfg.early_stopping_patience == 0 {
-            continue;
-        }
-        let Some(v) = watched.filter(|v| v.is_finite()) else {
-            return Err(TrainError::Config {
-                key: "train.early_stopping_metric".into(),
-                message: format!(
-                    "validation has no finite '{}' (retrieval metrics: hr@5, hr@20, ndcg@5, \
-                     ndcg@20, mrr@20, auc)",
-                    cfg.early_stopping_metric
-                ),
-            });
-        };
-        if best.as_ref().is_none_or(|(b, _, _)| v > *b) {
-            best = Some((v, epoch, crate::trainer::snapshot(model)));
-        } else if best
-            .as_ref()
-            .is_some_and(|(_, e, _)| epoch - e >= cfg.early_stopping_patience)
-        {
+        if stop {
             break;
         }
     }
-    match best {
-        Some((_, epoch, snap)) => {
-            crate::trainer::restore(model, &snap);
-            if let Some(l) = logs.iter_mut().find(|l| l.epoch == epoch) {
-                l.kept = true;
-            }
-        }
-        None => {
-            if let Some(l) = logs.last_mut() {
-                l.kept = true;
-            }
-        }
-    }
+    stopper.finish(model, &mut logs);
     for (name, t) in &vars {
         if frozen_vars.contains(name) {
             let mut t = t.shallow_clone();

@@ -121,8 +121,7 @@ pub fn fit(
     let mut opt = nn::Adam::default().build(model.var_store(), cfg.lr)?;
     let weight = |n: &str| cfg.loss_weights.get(n).copied().unwrap_or(1.0);
     let mut logs = Vec::with_capacity(cfg.epochs);
-    // Early stopping: (best value, its epoch, its parameters).
-    let mut best: Option<(f64, usize, Snapshot)> = None;
+    let mut stopper = EarlyStopping::new(cfg);
     for epoch in 1..=cfg.epochs {
         let shuffle = seed::derive_seed(seed_base, &format!("shuffle/epoch{epoch}"));
         let mut batches = BatchIter::try_new(
@@ -228,52 +227,103 @@ pub fn fit(
                 cfg.epochs, total, log.train_wall_s, log.samples_per_s
             );
         }
-        let watched = log.valid.get(&cfg.early_stopping_metric).copied();
+        let stop = stopper.observe(model, &log, cfg.progress)?;
         logs.push(log);
-        if cfg.early_stopping_patience == 0 {
-            continue;
-        }
-        let Some(v) = watched.filter(|v| v.is_finite()) else {
-            return Err(TrainError::Config {
-                key: "train.early_stopping_metric".into(),
-                message: format!(
-                    "validation has no finite '{}' (is the valid split empty?)",
-                    cfg.early_stopping_metric
-                ),
-            });
-        };
-        if best.as_ref().is_none_or(|(b, _, _)| v > *b) {
-            // A copy of every parameter, restored if later epochs do not beat it.
-            best = Some((v, epoch, snapshot(model)));
-        } else if best
-            .as_ref()
-            .is_some_and(|(_, e, _)| epoch - e >= cfg.early_stopping_patience)
-        {
-            if cfg.progress {
-                eprintln!(
-                    "early stopping after epoch {epoch}: best valid {} {:.4} at epoch {}",
-                    cfg.early_stopping_metric,
-                    best.as_ref().map_or(f64::NAN, |b| b.0),
-                    best.as_ref().map_or(0, |b| b.1)
-                );
-            }
+        if stop {
             break;
         }
     }
-    match best {
-        Some((_, epoch, snap)) => {
-            restore(model, &snap);
-            if let Some(l) = logs.iter_mut().find(|l| l.epoch == epoch) {
-                l.kept = true;
-            }
+    stopper.finish(model, &mut logs);
+    Ok(logs)
+}
+
+/// Early stopping on a validation metric (higher is better), shared by the CTR and retrieval
+/// loops: remembers the best epoch's parameters and restores them at the end.
+pub(crate) struct EarlyStopping {
+    metric: String,
+    patience: usize,
+    /// (best value, its epoch, its parameters); epoch 0 = the starting point.
+    best: Option<(f64, usize, Snapshot)>,
+}
+
+impl EarlyStopping {
+    pub(crate) fn new(cfg: &TrainConfig) -> Self {
+        Self {
+            metric: cfg.early_stopping_metric.clone(),
+            patience: cfg.early_stopping_patience,
+            best: None,
         }
-        None => {
-            if let Some(l) = logs.last_mut() {
-                l.kept = true;
+    }
+
+    /// Makes the current parameters, whose validation value is `v`, the one to beat ("epoch 0").
+    pub(crate) fn with_baseline(mut self, model: &dyn Model, v: Option<f64>) -> Self {
+        if let (Some(v), true) = (v, self.patience > 0) {
+            self.best = Some((v, 0, snapshot(model)));
+        }
+        self
+    }
+
+    /// Records an epoch; true when training should stop.
+    pub(crate) fn observe(
+        &mut self,
+        model: &dyn Model,
+        log: &EpochLog,
+        progress: bool,
+    ) -> Result<bool> {
+        if self.patience == 0 {
+            return Ok(false);
+        }
+        let Some(v) = log
+            .valid
+            .get(&self.metric)
+            .copied()
+            .filter(|v| v.is_finite())
+        else {
+            return Err(TrainError::Config {
+                key: "train.early_stopping_metric".into(),
+                message: format!(
+                    "validation has no finite '{}' (is the valid split empty? CTR runs report \
+                     auc, gauc, logloss; retrieval runs hr@5, hr@20, ndcg@5, ndcg@20, mrr@20, auc)",
+                    self.metric
+                ),
+            });
+        };
+        let epoch = log.epoch;
+        if self.best.as_ref().is_none_or(|(b, _, _)| v > *b) {
+            // A copy of every parameter, restored if later epochs do not beat it.
+            self.best = Some((v, epoch, snapshot(model)));
+            return Ok(false);
+        }
+        let (b, e) = self.best.as_ref().map_or((f64::NAN, 0), |x| (x.0, x.1));
+        if epoch - e >= self.patience {
+            if progress {
+                eprintln!(
+                    "early stopping after epoch {epoch}: best valid {} {b:.4} at epoch {e}",
+                    self.metric
+                );
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Restores the best parameters and marks their epoch `kept` (the last epoch without early
+    /// stopping; none when the starting point was best).
+    pub(crate) fn finish(self, model: &dyn Model, logs: &mut [EpochLog]) {
+        match self.best {
+            Some((_, epoch, snap)) => {
+                restore(model, &snap);
+                if let Some(l) = logs.iter_mut().find(|l| l.epoch == epoch) {
+                    l.kept = true;
+                }
+            }
+            None => {
+                if let Some(l) = logs.last_mut() {
+                    l.kept = true;
+                }
             }
         }
     }
-    Ok(logs)
 }
 
 /// A copy of every variable of the model (early stopping keeps the best epoch's).
