@@ -25,6 +25,9 @@ pub struct DeviceBatch {
     pub hist_len: Tensor,
     /// `[B]` float log sampling probability of the target item (logQ correction).
     pub item_logq: Tensor,
+    /// `[B]` int64 user activeness group of each row (0 = tail, 1 = body, 2 = head; the dataset's
+    /// rule on training data), e.g. for PIN's routing to the plugin of the user's stratum.
+    pub user_group: Tensor,
     /// HIM sessions, when the dataset has them (`[data]` with `[sessions]`).
     pub sessions: Option<DeviceSessions>,
 }
@@ -68,6 +71,12 @@ impl DeviceBatch {
             hist_mask: to(Tensor::from_slice(&mask).view([b, l])),
             hist_len: to(Tensor::from_slice(&lens)),
             item_logq: to(Tensor::from_slice(&h.item_logq)),
+            user_group: to(Tensor::from_slice(
+                &h.user_group
+                    .iter()
+                    .map(|&g| i64::from(g))
+                    .collect::<Vec<i64>>(),
+            )),
             sessions: h.sessions.as_ref().map(|sb| {
                 let shape = [b, sb.num_sessions as i64, sb.top_n as i64];
                 let ids = |v: &[u32]| {

@@ -119,6 +119,8 @@ pub fn tiny_batch() -> Result<HostBatch> {
         hist.push(h);
     }
     let mut batch = HostBatch::from_dense(user.clone(), item, label, &hist)?;
+    // Users 1-2 are head users, the rest tail (PIN routes by this).
+    batch.user_group = user.iter().map(|&u| if u <= 2 { 2 } else { 0 }).collect();
     // Sessions: the latest history items in session 0, earlier ones in session 1 (counts 2, 1,
     // 1...), and negative feedback of the other parity in session 0.
     let (s, n) = (SESSIONS, SESSION_ITEMS);

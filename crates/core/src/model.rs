@@ -140,6 +140,18 @@ pub trait Model {
     fn item_tower_prefixes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Switches a model with training phases (PIN: `shared` head, then `plugins` routed by user
+    /// stratum) to `phase`; models without phases refuse.
+    fn set_phase(&mut self, phase: &str) -> Result<()> {
+        Err(crate::error::CoreError::Params {
+            model: self.name().to_string(),
+            key: "phase".into(),
+            message: format!(
+                "model '{}' has no training phases (asked for '{phase}')",
+                self.name()
+            ),
+        })
+    }
     /// A model's own step before training (e.g. MFN's interest centers, Algorithm 1), fed with
     /// shuffled training batches for as long as it pulls them; most models have none.
     fn pretrain(
