@@ -277,6 +277,13 @@ impl<'a> BatchIter<'a> {
         }
     }
 
+    /// Visits the samples in `order` (indices into the samples; e.g. a stratified interleaving)
+    /// instead of the constructor's order.
+    pub fn with_order(mut self, order: Vec<usize>) -> Self {
+        self.order = Some(order);
+        self
+    }
+
     /// Adds HIM sessions to every batch: positives from the iterator's sequences, negative
     /// feedback from `negative_feedback`, windows relative to each sample's time.
     pub fn with_sessions(

@@ -154,6 +154,21 @@ impl CtrSamples {
         self.user.is_empty()
     }
 
+    /// The samples at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> CtrSamples {
+        let pick_u32 = |v: &[u32]| idx.iter().map(|&i| v[i]).collect();
+        let pick_u8 = |v: &[u8]| idx.iter().map(|&i| v[i]).collect();
+        CtrSamples {
+            user: pick_u32(&self.user),
+            item: pick_u32(&self.item),
+            label: idx.iter().map(|&i| self.label[i]).collect(),
+            ts: idx.iter().map(|&i| self.ts[i]).collect(),
+            hist_end: pick_u32(&self.hist_end),
+            user_group: pick_u8(&self.user_group),
+            item_group: pick_u8(&self.item_group),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn push(&mut self, user: u32, item: u32, label: f32, ts: i64, hist_end: u32, ug: u8, ig: u8) {
         self.user.push(user);

@@ -67,14 +67,14 @@ impl Default for DinParams {
 
 /// DIN's local activation unit: `[h, t, h − t, h ∗ t]` → (Linear → PReLU)* → Linear → scalar.
 #[derive(Debug)]
-struct ActivationUnit {
+pub(crate) struct ActivationUnit {
     /// Hidden layers with their PReLU slopes `[out]`.
     layers: Vec<(nn::Linear, Tensor)>,
     out: nn::Linear,
 }
 
 impl ActivationUnit {
-    fn new(path: &nn::Path, dim: i64, hidden: &[i64]) -> Self {
+    pub(crate) fn new(path: &nn::Path, dim: i64, hidden: &[i64]) -> Self {
         let mut in_dim = 4 * dim;
         let mut layers = Vec::new();
         for (i, &h) in hidden.iter().enumerate() {
@@ -89,7 +89,7 @@ impl ActivationUnit {
     }
 
     /// Raw weights `[B, L]` of behaviors `hist [B, L, D]` for targets `target [B, D]`.
-    fn forward(&self, hist: &Tensor, target: &Tensor) -> Tensor {
+    pub(crate) fn forward(&self, hist: &Tensor, target: &Tensor) -> Tensor {
         let t = target.unsqueeze(1).expand_as(hist);
         let mut x = Tensor::cat(&[hist, &t, &(hist - &t), &(hist * &t)], -1);
         for (linear, alpha) in &self.layers {

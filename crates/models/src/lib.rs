@@ -10,6 +10,7 @@ pub mod him;
 pub mod lr;
 pub mod mfn;
 pub mod mind;
+pub mod pin;
 pub mod popularity;
 pub mod routing;
 pub mod transformerrec;
@@ -31,6 +32,7 @@ pub fn register_builtin(registry: &mut Registry) -> Result<()> {
     transformerrec::register(registry)?;
     mfn::register(registry)?;
     twotower::register(registry)?;
+    pin::register(registry)?;
     Ok(())
 }
 

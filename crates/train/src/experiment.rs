@@ -81,6 +81,10 @@ pub struct ExperimentConfig {
     /// training, then user-tower calibration; absent = none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idw: Option<IdwConfig>,
+    /// PIN's schedule (CTR runs): stratified aggregated gradients, then the plugin stage;
+    /// absent = plain joint training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<crate::stratified::PinConfig>,
 }
 
 /// BaseModel's params in the demo, spelled out so the run manifest shows them.
@@ -131,6 +135,7 @@ impl ExperimentConfig {
             pretrain: None,
             sequences: None,
             idw: None,
+            pin: None,
         }
     }
 
@@ -557,6 +562,22 @@ fn run_in(
         .with_items(data.items.as_ref())
         .with_pretrained(pretrained.as_ref());
     let mut model = registry.build(&cfg.model.name, &ctx)?;
+    let mut data = data;
+    if let Some(p) = &cfg.pin {
+        p.validate()?;
+        if p.train_users == crate::stratified::TrainUsers::Tail {
+            let idx: Vec<usize> = (0..data.train.len())
+                .filter(|&i| data.train.user_group[i] == 0)
+                .collect();
+            if idx.is_empty() {
+                return Err(TrainError::Config {
+                    key: "pin.train_users".into(),
+                    message: "no training samples of tail users".into(),
+                });
+            }
+            data.train = data.train.select(&idx);
+        }
+    }
     let model_pretrain = pretrain_model(model.as_mut(), &data, &cfg.train, cfg.seed, device)?;
     if let (Some(log), true) = (&model_pretrain, cfg.train.progress) {
         eprintln!(
@@ -564,7 +585,47 @@ fn run_in(
             log.what, log.steps, log.loss_first, log.loss_last, log.stopped_by
         );
     }
-    let epochs = fit(model.as_mut(), &data, &cfg.train, cfg.seed, device)?;
+    let (epochs, pin_log) = match &cfg.pin {
+        None => (
+            fit(model.as_mut(), &data, &cfg.train, cfg.seed, device)?,
+            None,
+        ),
+        Some(p) => {
+            let prior = crate::stratified::group_prior(&data.train, p.prior);
+            let strata = prior.map(|pr| (pr, p.aggregation));
+            let mut logs = crate::trainer::fit_stratified(
+                model.as_mut(),
+                &data,
+                &cfg.train,
+                strata,
+                cfg.seed,
+                device,
+            )?;
+            let stage1_epochs = logs.len();
+            if p.stage2 {
+                model.set_phase("plugins")?;
+                let mut c2 = cfg.train.clone();
+                if let Some(e) = p.stage2_epochs {
+                    c2.epochs = e;
+                }
+                if let Some(lr) = p.stage2_lr {
+                    c2.lr = lr;
+                }
+                if cfg.train.progress {
+                    eprintln!("PIN stage 2: plugins, each on its stratum's samples");
+                }
+                let seed2 = longtail_data::seed::derive_seed(cfg.seed, "pin/stage2");
+                logs.extend(fit(model.as_mut(), &data, &c2, seed2, device)?);
+            }
+            let log = crate::stratified::PinLog {
+                prior,
+                train_samples: data.train.len(),
+                stage1_epochs,
+                stage2_epochs: logs.len() - stage1_epochs,
+            };
+            (logs, Some(log))
+        }
+    };
     // The feature map is the truth for history length (a prepared folder fixes it).
     let max_len = data
         .feature_map
@@ -616,6 +677,7 @@ fn run_in(
     run.finish(&dir, dataset, epochs, metrics, |m| {
         m.stage1 = stage1;
         m.model_pretrain = model_pretrain;
+        m.pin = pin_log;
     })
 }
 
@@ -776,6 +838,7 @@ impl RunParts<'_> {
             stage1: None,
             model_pretrain: None,
             retrieval: None,
+            pin: None,
         };
         extra(&mut manifest);
         manifest.write(&dir.join("run.json"))?;

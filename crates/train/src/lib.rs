@@ -7,6 +7,7 @@ pub mod experiment;
 pub mod manifest;
 pub mod report;
 pub mod retrieval;
+pub mod stratified;
 pub mod trainer;
 
 pub use error::{Result, TrainError};

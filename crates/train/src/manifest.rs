@@ -38,6 +38,9 @@ pub struct RunManifest {
     /// Retrieval runs: the training phases and the IDW iterations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrieval: Option<crate::retrieval::RetrievalLog>,
+    /// PIN's stratified schedule (`[pin]`), when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<crate::stratified::PinLog>,
 }
 
 /// Stage 1 of a two-stage run: the model, its checkpoint (relative to the run folder) and hash,

@@ -111,6 +111,23 @@ pub fn fit(
     seed_base: u64,
     device: Device,
 ) -> Result<Vec<EpochLog>> {
+    fit_stratified(model, data, cfg, None, seed_base, device)
+}
+
+/// [`fit`] with PIN's aggregated gradient when `strata = Some((prior, how))`: every epoch visits
+/// the samples in a stratified order, and each step's gradient is `Σ_z P(z) ∇L_z`
+/// ([`crate::stratified`]). The epoch log then has the weighted `total` only.
+pub fn fit_stratified(
+    model: &mut dyn Model,
+    data: &CtrDataset,
+    cfg: &TrainConfig,
+    strata: Option<(
+        [f64; crate::stratified::GROUPS],
+        crate::stratified::Aggregation,
+    )>,
+    seed_base: u64,
+    device: Device,
+) -> Result<Vec<EpochLog>> {
     cfg.validate()?;
     let logq = item_logq(&data.item_freq);
     let max_len = data
@@ -135,6 +152,11 @@ pub fn fit(
         if let Some(s) = &data.sessions {
             batches = batches.with_sessions(s, &data.negative_feedback);
         }
+        if strata.is_some() {
+            let mut rng = seed::rng(seed_base, &format!("strata/epoch{epoch}"));
+            batches =
+                batches.with_order(crate::stratified::stratified_order(&data.train, &mut rng));
+        }
         let pb = progress_bar(
             cfg.progress,
             batches.len() as u64,
@@ -148,7 +170,20 @@ pub fn fit(
         let mut step = 0usize;
         // Batches are built on a background thread, PREFETCH ahead of the step.
         prefetch_batches(&batches, PREFETCH, |host| -> Result<()> {
-            let batch = DeviceBatch::from_host(&host, device)?;
+            let mut batch = DeviceBatch::from_host(&host, device)?;
+            if let Some((prior, how)) = &strata {
+                opt.zero_grad();
+                let t = crate::stratified::aggregated_backward(
+                    model, &mut batch, &host, prior, *how, &weight,
+                )?;
+                opt.step();
+                let n = host.valid as f64;
+                seen += host.valid;
+                total_sum += t * n;
+                pb.inc(1);
+                step += 1;
+                return Ok(());
+            }
             let out = model.forward(&batch, true)?;
             let losses = model.losses(&out, &batch)?;
             let total = losses
