@@ -13,6 +13,8 @@ pub mod mind;
 pub mod pin;
 pub mod popularity;
 pub mod routing;
+#[cfg(test)]
+mod test_util;
 pub mod transformerrec;
 pub mod twotower;
 

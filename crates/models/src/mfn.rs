@@ -585,12 +585,8 @@ pub fn register(r: &mut Registry) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{batch, table, values};
     use longtail_core::conformance;
-    use longtail_core::data::HostBatch;
-
-    fn table(s: &str) -> toml::Table {
-        toml::from_str(s).unwrap()
-    }
 
     fn build(params: &str) -> Result<Mfn> {
         let fm = conformance::tiny_feature_map();
@@ -602,16 +598,6 @@ mod tests {
             .with_pretrained(Some(&stage1));
         longtail_core::seed::seed_everything(3);
         Mfn::new(&ctx)
-    }
-
-    fn batch(items: &[i64], hist: &[Vec<i64>]) -> DeviceBatch {
-        let n = hist.len();
-        let h = HostBatch::from_dense(vec![2; n], items.to_vec(), vec![1.0; n], hist).unwrap();
-        DeviceBatch::from_host(&h, Device::Cpu).unwrap()
-    }
-
-    fn values(t: &Tensor) -> Vec<f32> {
-        Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()
     }
 
     #[test]

@@ -262,14 +262,10 @@ pub fn register(r: &mut Registry) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{batch, close, rows, table};
     use longtail_core::conformance;
-    use longtail_core::data::HostBatch;
     use longtail_core::tch::nn::OptimizerConfig;
     use longtail_core::tch::Device;
-
-    fn table(s: &str) -> toml::Table {
-        toml::from_str(s).unwrap()
-    }
 
     fn model(params: &str) -> Mind {
         let fm = conformance::tiny_feature_map();
@@ -277,20 +273,6 @@ mod tests {
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(5);
         Mind::new(&ctx).unwrap()
-    }
-
-    fn batch(items: &[i64], hist: &[Vec<i64>]) -> DeviceBatch {
-        let n = hist.len();
-        let h = HostBatch::from_dense(vec![2; n], items.to_vec(), vec![1.0; n], hist).unwrap();
-        DeviceBatch::from_host(&h, Device::Cpu).unwrap()
-    }
-
-    fn rows(t: &Tensor) -> Vec<Vec<f32>> {
-        Vec::<Vec<f32>>::try_from(t).unwrap()
-    }
-
-    fn close(a: &[f32], b: &[f32]) -> bool {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5)
     }
 
     #[test]

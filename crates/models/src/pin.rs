@@ -480,15 +480,12 @@ pub fn register(r: &mut Registry) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{table, values};
     use longtail_core::conformance;
     use longtail_core::data::HostBatch;
     use longtail_core::tch::nn::OptimizerConfig;
     use longtail_core::tch::Device;
     use std::collections::HashMap;
-
-    fn table(s: &str) -> toml::Table {
-        toml::from_str(s).unwrap()
-    }
 
     fn build(params: &str, seed: u64) -> Result<Pin> {
         let fm = conformance::tiny_feature_map();
@@ -500,10 +497,6 @@ mod tests {
 
     fn tiny() -> DeviceBatch {
         DeviceBatch::from_host(&conformance::tiny_batch().unwrap(), Device::Cpu).unwrap()
-    }
-
-    fn values(t: &Tensor) -> Vec<f32> {
-        Vec::<f32>::try_from(t.flatten(0, -1).to_kind(Kind::Float)).unwrap()
     }
 
     fn snapshot(m: &Pin) -> HashMap<String, Tensor> {

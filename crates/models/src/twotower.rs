@@ -502,14 +502,11 @@ pub fn register(r: &mut Registry) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{rows, table};
     use longtail_core::conformance;
     use longtail_core::data::HostBatch;
     use longtail_core::losses::candidate_aware_scores;
     use longtail_core::tch::Device;
-
-    fn table(s: &str) -> toml::Table {
-        toml::from_str(s).unwrap()
-    }
 
     fn model(params: &str) -> TwoTower {
         let fm = conformance::tiny_feature_map();
@@ -558,10 +555,6 @@ mod tests {
             .map(|(_, v)| v.exp())
             .sum();
         row[t] - z.ln()
-    }
-
-    fn rows(t: &Tensor) -> Vec<Vec<f32>> {
-        Vec::<Vec<f32>>::try_from(t.to_kind(Kind::Float)).unwrap()
     }
 
     fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
