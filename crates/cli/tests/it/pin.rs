@@ -1,0 +1,171 @@
+//! PIN's stratified schedule: gradient equivalence and a run from a config.
+
+use super::{longtail, stderr};
+use serde_json::Value;
+
+/// The gradient of one batch under `how` and `prior` (or the plain joint loss), flattened.
+fn batch_gradient(
+    prior: Option<[f64; 3]>,
+    how: longtail_train::stratified::Aggregation,
+) -> Vec<f32> {
+    use longtail_core::tch::{nn::OptimizerConfig, Device, Kind, Tensor};
+    let reg = longtail_models::builtin_registry().unwrap();
+    let fm = longtail_core::conformance::tiny_feature_map();
+    let params = toml::Table::new();
+    let ctx = longtail_core::BuildContext::new(&fm, &params, Device::Cpu);
+    longtail_core::seed::seed_everything(11);
+    let model = reg.build("basemodel", &ctx).unwrap();
+    let host = longtail_core::conformance::tiny_batch().unwrap();
+    let mut batch = longtail_core::DeviceBatch::from_host(&host, Device::Cpu).unwrap();
+    let mut opt = longtail_core::tch::nn::Adam::default()
+        .build(model.var_store(), 1e-3)
+        .unwrap();
+    opt.zero_grad();
+    match prior {
+        Some(p) => {
+            longtail_train::stratified::aggregated_backward(
+                model.as_ref(),
+                &mut batch,
+                &host,
+                &p,
+                how,
+                &|_| 1.0,
+            )
+            .unwrap();
+        }
+        None => {
+            let out = model.forward(&batch, true).unwrap();
+            model.losses(&out, &batch).unwrap().0[0].1.backward();
+        }
+    }
+    let mut vars: Vec<_> = model.var_store().variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let grads: Vec<Tensor> = vars.iter().map(|(_, t)| t.grad().flatten(0, -1)).collect();
+    Vec::<f32>::try_from(Tensor::cat(&grads, 0).to_kind(Kind::Float)).unwrap()
+}
+
+/// PIN's aggregated gradient: one pass with P(z)/n_z weights equals one backward per stratum;
+/// with P(z) = the batch's sample shares it is plain joint training's gradient; another prior
+/// gives another gradient.
+#[test]
+fn aggregated_gradient_implementations_agree() {
+    use longtail_train::stratified::Aggregation;
+    let host = longtail_core::conformance::tiny_batch().unwrap();
+    let n = host.valid as f64;
+    let heads = host.user_group.iter().filter(|&&g| g == 2).count() as f64;
+    assert!(heads > 0.0 && heads < n);
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+    let user_share = [0.8, 0.0, 0.2];
+    let w = batch_gradient(Some(user_share), Aggregation::Weighted);
+    let s = batch_gradient(Some(user_share), Aggregation::PerStratum);
+    assert_eq!(w.len(), s.len());
+    assert!(close(&w, &s), "weighted and per-stratum gradients differ");
+    let shares = [(n - heads) / n, 0.0, heads / n];
+    let joint = batch_gradient(None, Aggregation::Weighted);
+    let as_joint = batch_gradient(Some(shares), Aggregation::Weighted);
+    assert!(
+        close(&joint, &as_joint),
+        "sample_share is not joint training"
+    );
+    assert!(!close(&joint, &w), "user_share should change the gradient");
+}
+
+/// PIN from a config: stage 1 with aggregated gradients, stage 2 with plugins; the tail-only
+/// baseline trains on tail users' samples only; both logged in run.json.
+#[test]
+fn pin_schedule_runs_from_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = r#"
+name = "pin-tiny"
+dataset = "synthetic-small"
+seed = 2
+[data]
+kind = "synth"
+synth = { users = 200, items = 60, clusters = 6 }
+[samples]
+neg_per_pos = 2
+max_hist_len = 10
+activeness = { mode = "quantile", head_share = 0.2, body_share = 0.0 }
+[model]
+name = "pin"
+params = { hidden = [16], plugin_hidden = [8] }
+[train]
+epochs = 2
+lr = 0.01
+[pin]
+prior = "user_share"
+stage2_epochs = 1
+"#;
+    std::fs::write(dir.path().join("pin.toml"), cfg).unwrap();
+    let o = longtail(
+        &[
+            "train", "--config", "pin.toml", "--device", "cpu", "--out", "runs",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("runs/pin-tiny-pin-seed2/run.json")).unwrap(),
+    )
+    .unwrap();
+    let pin = &run["pin"];
+    assert_eq!(
+        (pin["stage1_epochs"].as_u64(), pin["stage2_epochs"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let p: Vec<f64> = pin["prior"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert!(
+        (p.iter().sum::<f64>() - 1.0).abs() < 1e-9 && p[0] > p[2] && p[1] == 0.0,
+        "{p:?}"
+    );
+    assert_eq!(run["epochs"].as_array().unwrap().len(), 3);
+    let all = pin["train_samples"].as_u64().unwrap();
+
+    let tail = cfg
+        .replace("name = \"pin-tiny\"", "name = \"pin-tail\"")
+        .replace(
+            "stage2_epochs = 1",
+            "stage2 = false\ntrain_users = \"tail\"",
+        );
+    std::fs::write(dir.path().join("tail.toml"), tail).unwrap();
+    let o = longtail(
+        &[
+            "train",
+            "--config",
+            "tail.toml",
+            "--device",
+            "cpu",
+            "--out",
+            "runs",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("runs/pin-tail-pin-seed2/run.json")).unwrap(),
+    )
+    .unwrap();
+    let t = run["pin"]["train_samples"].as_u64().unwrap();
+    assert!(t > 0 && t < all, "{t} vs {all}");
+    assert_eq!(run["pin"]["stage2_epochs"].as_u64(), Some(0));
+
+    // Stage 2 on a model without phases is a clear error.
+    let bad = cfg.replace(
+        "name = \"pin\"\nparams = { hidden = [16], plugin_hidden = [8] }",
+        "name = \"basemodel\"",
+    );
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let o = longtail(
+        &[
+            "train", "--config", "bad.toml", "--device", "cpu", "--out", "runs2",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("phase"), "{}", stderr(&o));
+}

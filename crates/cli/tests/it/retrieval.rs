@@ -1,0 +1,238 @@
+//! The retrieval path (IDW): calibration, chunked full-catalogue ranking, a run end to end.
+
+use super::{longtail, stderr};
+use serde_json::Value;
+
+/// A tiny synthetic retrieval set (50 items in 5 clusters) and its data for direct calls.
+fn tiny_retrieval_data() -> longtail_train::retrieval::RetrievalData {
+    let synth = longtail_data::SynthConfig {
+        users: 80,
+        items: 50,
+        clusters: 5,
+        min_len: 12,
+        max_len: 12,
+        ..Default::default()
+    };
+    let d = longtail_data::generate(&synth, 3).unwrap();
+    let (pos, _) = longtail_data::ctr::feedback_sequences(&d.interactions, None, "tiny").unwrap();
+    let sc = longtail_data::SequenceConfig {
+        max_len: 8,
+        eval_negatives: 25,
+        train_cut: longtail_data::TrainCut::Sliding,
+    };
+    let seq = longtail_data::build_sequences(&pos, d.interactions.num_items(), &sc, 3).unwrap();
+    longtail_train::retrieval::RetrievalData::new(
+        "tiny",
+        &pos,
+        seq,
+        d.interactions.num_items(),
+        0.2,
+        Some(d.item_cluster),
+    )
+}
+
+fn twotower(data: &longtail_train::retrieval::RetrievalData) -> Box<dyn longtail_core::Model> {
+    let reg = longtail_models::builtin_registry().unwrap();
+    let params: toml::Table = toml::from_str("interests = 3").unwrap();
+    let ctx = longtail_core::BuildContext::new(
+        &data.feature_map,
+        &params,
+        longtail_core::tch::Device::Cpu,
+    );
+    longtail_core::seed::seed_everything(4);
+    reg.build("twotower", &ctx).unwrap()
+}
+
+/// IDW's user-tower calibration trains with the item tower frozen: every item-tower variable is
+/// bit-identical afterwards, and the user tower did move.
+#[test]
+fn calibration_leaves_the_item_tower_unchanged() {
+    use longtail_train::retrieval::fit_retrieval;
+    let data = tiny_retrieval_data();
+    let mut model = twotower(&data);
+    let frozen = model.item_tower_prefixes();
+    assert_eq!(frozen, vec!["item_tower".to_string()]);
+    let copy = |m: &dyn longtail_core::Model| -> Vec<(String, longtail_core::tch::Tensor)> {
+        let mut v: Vec<_> = m
+            .var_store()
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.copy()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let before = copy(model.as_ref());
+    let cfg = longtail_train::TrainConfig {
+        epochs: 2,
+        batch_size: 64,
+        lr: 0.01,
+        progress: false,
+        ..Default::default()
+    };
+    let logs = fit_retrieval(
+        model.as_mut(),
+        &data,
+        &cfg,
+        2,
+        None,
+        &frozen,
+        None,
+        1,
+        longtail_core::tch::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(logs.len(), 2);
+    let after = copy(model.as_ref());
+    let (mut item_vars, mut user_moved) = (0, false);
+    for ((n, a), (_, b)) in before.iter().zip(&after) {
+        if n.starts_with("item_tower") {
+            item_vars += 1;
+            assert!(a.equal(b), "{n} changed during calibration");
+        } else if !a.equal(b) {
+            user_moved = true;
+        }
+    }
+    assert!(item_vars >= 3 && user_moved);
+    // Frozen variables are trainable again afterwards.
+    assert!(model
+        .var_store()
+        .variables()
+        .iter()
+        .all(|(_, t)| t.requires_grad()));
+}
+
+/// Full-catalogue ranking in chunks of 7 items gives exactly the metrics of one chunk.
+#[test]
+fn full_catalogue_ranking_is_the_same_in_chunks() {
+    use longtail_train::retrieval::full_catalogue_metrics;
+    let data = tiny_retrieval_data();
+    let model = twotower(&data);
+    let cpu = longtail_core::tch::Device::Cpu;
+    let a = full_catalogue_metrics(model.as_ref(), &data, &data.seq.test, 16, 7, cpu).unwrap();
+    let b =
+        full_catalogue_metrics(model.as_ref(), &data, &data.seq.test, 1000, 100_000, cpu).unwrap();
+    assert_eq!(a, b);
+    assert!(a.contains_key("full_hr@20") && a.contains_key("full_hr@5/cluster=tail"));
+    assert!(a["full_hr@20"] > 0.0);
+}
+
+/// A retrieval run with IDW from a config: sleep/wake iterations with their silhouettes, the
+/// calibration phase, sampled and full-catalogue metrics. `[idw]` without `[sequences]`, and
+/// `[sequences]` with a CTR model, are clear errors.
+#[test]
+fn idw_retrieval_run_end_to_end_and_its_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = r#"
+name = "idw-tiny"
+dataset = "synthetic-skew1.0"
+seed = 5
+[data]
+kind = "synth"
+synth = { users = 60, items = 50, clusters = 5, min_len = 12, max_len = 12, interest_skew = 1.0 }
+[sequences]
+max_len = 8
+eval_negatives = 25
+train_cut = "sliding"
+[model]
+name = "twotower"
+params = { interests = 2, layers = 1 }
+[train]
+epochs = 2
+batch_size = 64
+lr = 0.01
+early_stopping_patience = 2
+early_stopping_metric = "ndcg@20"
+[idw]
+max_iterations = 2
+"#;
+    std::fs::write(dir.path().join("idw.toml"), cfg).unwrap();
+    let o = longtail(
+        &[
+            "train", "--config", "idw.toml", "--device", "cpu", "--out", "runs",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("hr@20") && out.contains("full_ndcg@20"),
+        "{out}"
+    );
+    let run: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("runs/idw-tiny-twotower-seed5/run.json")).unwrap(),
+    )
+    .unwrap();
+    let r = &run["retrieval"];
+    let iters = r["idw"].as_array().unwrap();
+    assert!(!iters.is_empty() && iters.len() <= 2);
+    for i in iters {
+        assert!(i["sleep"]["bandwidth"].as_f64().unwrap() > 0.0, "{i}");
+        assert!(i["silhouette"].as_f64().unwrap().abs() <= 1.0, "{i}");
+    }
+    let phases: Vec<&str> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(phases.first(), Some(&"train"));
+    assert_eq!(phases.last(), Some(&"calibration"));
+    let m = &run["metrics"];
+    for k in [
+        "hr@20",
+        "ndcg@5",
+        "full_hr@20",
+        "full_hr@5/cluster=tail",
+        "silhouette",
+    ] {
+        assert!(m[k].as_f64().is_some(), "{k} missing: {m}");
+    }
+    assert!(m.get("logloss").is_none());
+
+    let no_seq = cfg.replace(
+        "[sequences]\nmax_len = 8\neval_negatives = 25\ntrain_cut = \"sliding\"\n",
+        "",
+    );
+    std::fs::write(dir.path().join("bad1.toml"), no_seq).unwrap();
+    let o = longtail(
+        &[
+            "train",
+            "--config",
+            "bad1.toml",
+            "--device",
+            "cpu",
+            "--out",
+            "runs2",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("idw") && stderr(&o).contains("[sequences]"),
+        "{}",
+        stderr(&o)
+    );
+    let ctr = cfg
+        .replace(
+            "name = \"twotower\"\nparams = { interests = 2, layers = 1 }",
+            "name = \"basemodel\"",
+        )
+        .replace("[idw]\nmax_iterations = 2\n", "");
+    std::fs::write(dir.path().join("bad2.toml"), ctr).unwrap();
+    let o = longtail(
+        &[
+            "train",
+            "--config",
+            "bad2.toml",
+            "--device",
+            "cpu",
+            "--out",
+            "runs3",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("retrieval model"), "{}", stderr(&o));
+    assert!(!dir.path().join("runs3/idw-tiny-basemodel-seed5").exists());
+}
