@@ -261,8 +261,12 @@ pub fn check_with(registry: &Registry, name: &str, params: &toml::Table) -> Resu
     }
 
     let before = scores(model.as_ref(), &batch)?;
+    // One folder per check: tests run checks of the same model in parallel threads, and one
+    // check removing a shared folder broke the other's save/load.
+    static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "longtail-conformance-{}-{name}",
+        "longtail-conformance-{}-{name}-{n}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).map_err(|e| fail(name, format!("{}: {e}", dir.display())))?;
