@@ -38,8 +38,12 @@
 //! - **Shared head** (`shared_head.`): `layers::Mlp` r → `hidden` (default `[256, 128, 32]`, the
 //!   tower all MLP baselines share; ReLU) → 1 logit.
 //! - **Plugins** (`plugin_head.`, `plugin_tail.`): each a `layers::Mlp` r → `plugin_hidden`
-//!   (default `[64, 32]`) → 1 logit, freshly initialised (not copied from the shared head, whose
-//!   shape differs). The abstract only says "plugin prediction networks"; we put them on the
+//!   (default `[64, 32]`) → 1 logit, freshly initialised (`plugin_init = "fresh"`, default), or
+//!   (`plugin_init = "shared_head"`, which needs `plugin_hidden == hidden`) copied from the
+//!   trained shared head when the model enters the plugin phase, so each plugin starts from the
+//!   shared knowledge and stage 2 personalises it (a reading the abstract equally allows; the
+//!   copy happens once, on the switch from `shared`, not when a stage-2 checkpoint is
+//!   reloaded). The abstract only says "plugin prediction networks"; we put them on the
 //!   **backbone representation r**, not on the shared head's last hidden layer, so a plugin is
 //!   a full prediction network of its stratum over the shared knowledge and does not inherit
 //!   the shared head's (head-user dominated) decision layers. `dropout` (default 0.0) applies
@@ -115,6 +119,9 @@ pub struct PinParams {
     pub dropout: f64,
     /// Stage 2 trains the plugins only (the model freezes `backbone.` and `shared_head.`) [true].
     pub freeze_backbone: bool,
+    /// How the plugins start stage 2: `"fresh"` (their own initialisation) or `"shared_head"`
+    /// (a copy of the trained shared head; needs `plugin_hidden == hidden`) ["fresh"].
+    pub plugin_init: String,
 }
 
 impl Default for PinParams {
@@ -133,6 +140,7 @@ impl Default for PinParams {
             plugin_hidden: vec![64, 32],
             dropout: 0.0,
             freeze_backbone: true,
+            plugin_init: "fresh".into(),
         }
     }
 }
@@ -214,6 +222,26 @@ impl Pin {
                         p.backbone
                     ),
                 ));
+            }
+        }
+        match p.plugin_init.as_str() {
+            "fresh" => {}
+            "shared_head" if p.plugin_hidden != p.hidden => {
+                return Err(params_error(
+                    "plugin_hidden",
+                    format!(
+                        "plugin_init = \"shared_head\" copies the shared head, so plugin_hidden \
+                         ({:?}) must equal hidden ({:?})",
+                        p.plugin_hidden, p.hidden
+                    ),
+                ));
+            }
+            "shared_head" => {}
+            other => {
+                return Err(params_error(
+                    "plugin_init",
+                    format!("unknown plugin_init '{other}' (expected fresh or shared_head)"),
+                ))
             }
         }
         let attention_hidden = p.attention_hidden.clone().unwrap_or_else(|| vec![36]);
@@ -413,6 +441,22 @@ impl Pin {
         }
     }
 
+    /// `plugin_init = "shared_head"`: both plugins become copies of the shared head (same
+    /// layout, checked at build time).
+    fn copy_shared_head_into_plugins(&self) {
+        let vars = self.vs.variables();
+        longtail_core::tch::no_grad(|| {
+            for (name, src) in &vars {
+                if let Some(rest) = name.strip_prefix("shared_head.") {
+                    for plugin in ["plugin_head.", "plugin_tail."] {
+                        let mut dst = vars[&format!("{plugin}{rest}")].shallow_clone();
+                        dst.copy_(src);
+                    }
+                }
+            }
+        });
+    }
+
     /// Sets `requires_grad` on every `backbone.` and `shared_head.` variable.
     fn set_backbone_trainable(&self, trainable: bool) {
         for (name, t) in self.vs.variables() {
@@ -459,6 +503,9 @@ impl Model for Pin {
                 ))
             }
         };
+        if value == 1.0 && self.phase() == Phase::Shared && self.p.plugin_init == "shared_head" {
+            self.copy_shared_head_into_plugins();
+        }
         longtail_core::tch::no_grad(|| {
             let _ = self.phase.shallow_clone().fill_(value);
         });
@@ -523,8 +570,47 @@ mod tests {
             "backbone = \"din\"\nuser_embedding = false\nattention_hidden = []",
             "backbone = \"gru4rec\"\nhidden_size = 5\nplugin_hidden = [4]",
             "backbone = \"transformer\"\nlayers = 2\nheads = 4\nffn_dim = 16",
+            "backbone = \"din\"\nhidden = [8]\nplugin_hidden = [8]\nplugin_init = \"shared_head\"",
         ] {
             conformance::check_with(&reg, NAME, &table(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        }
+    }
+
+    /// `plugin_init = "shared_head"`: entering the plugin phase copies the shared head into both
+    /// plugins (so the scores do not change at the switch), once; a layout mismatch or an
+    /// unknown value is a params error naming its key.
+    #[test]
+    fn plugins_can_start_as_copies_of_the_shared_head() {
+        let params = "hidden = [8, 4]\nplugin_hidden = [8, 4]\nplugin_init = \"shared_head\"";
+        let mut m = build(params, 5).unwrap();
+        let b = tiny();
+        let shared = m.score(&b).unwrap();
+        m.set_phase("plugins").unwrap();
+        let vars = m.vs.variables();
+        for (name, t) in &vars {
+            if let Some(rest) = name.strip_prefix("shared_head.") {
+                for p in ["plugin_head.", "plugin_tail."] {
+                    assert!(vars[&format!("{p}{rest}")].equal(t), "{p}{rest}");
+                }
+            }
+        }
+        assert!(m.score(&b).unwrap().equal(&shared));
+        // A second switch (as after reloading a stage-2 checkpoint) keeps the plugins.
+        longtail_core::tch::no_grad(|| {
+            let _ = vars["plugin_tail.0.bias"].shallow_clone().fill_(0.5);
+        });
+        m.set_phase("plugins").unwrap();
+        assert!(!vars["plugin_tail.0.bias"].equal(&vars["shared_head.0.bias"]));
+        // Fresh plugins (the default) differ from the shared head.
+        let mut f = build("hidden = [8, 4]\nplugin_hidden = [8, 4]", 5).unwrap();
+        f.set_phase("plugins").unwrap();
+        assert!(!f.score(&b).unwrap().equal(&shared));
+        for (bad, key) in [
+            ("plugin_init = \"shared_head\"", "plugin_hidden"),
+            ("plugin_init = \"copy\"", "plugin_init"),
+        ] {
+            let e = build(bad, 1).err().unwrap().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
         }
     }
 

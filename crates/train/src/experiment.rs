@@ -591,16 +591,31 @@ fn run_in(
             None,
         ),
         Some(p) => {
-            let prior = crate::stratified::group_prior(&data.train, p.prior);
-            let strata = prior.map(|pr| (pr, p.aggregation));
+            // Quantile buckets stand in for the user groups in stage 1's training rows only
+            // (the shared phase does not route by group); the groups come back for stage 2.
+            let (groups, buckets) = match p.buckets {
+                Some(k) if p.prior != crate::stratified::Prior::SampleShare => {
+                    let (strata, lowest) = crate::stratified::activeness_buckets(&data.train, k);
+                    let groups = std::mem::replace(&mut data.train.user_group, strata);
+                    (Some(groups), Some(lowest))
+                }
+                _ => (None, None),
+            };
+            let n_strata = buckets
+                .as_ref()
+                .map_or(crate::stratified::GROUPS, |b| b.len());
+            let prior = crate::stratified::group_prior(&data.train, p.prior, n_strata);
             let mut logs = crate::trainer::fit_stratified(
                 model.as_mut(),
                 &data,
                 &cfg.train,
-                strata,
+                prior.as_deref().map(|pr| (pr, p.aggregation)),
                 cfg.seed,
                 device,
             )?;
+            if let Some(g) = groups {
+                data.train.user_group = g;
+            }
             let stage1_epochs = logs.len();
             if p.stage2 {
                 model.set_phase("plugins")?;
@@ -619,6 +634,7 @@ fn run_in(
             }
             let log = crate::stratified::PinLog {
                 prior,
+                buckets,
                 train_samples: data.train.len(),
                 stage1_epochs,
                 stage2_epochs: logs.len() - stage1_epochs,

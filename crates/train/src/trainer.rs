@@ -121,10 +121,7 @@ pub fn fit_stratified(
     model: &mut dyn Model,
     data: &CtrDataset,
     cfg: &TrainConfig,
-    strata: Option<(
-        [f64; crate::stratified::GROUPS],
-        crate::stratified::Aggregation,
-    )>,
+    strata: Option<(&[f64], crate::stratified::Aggregation)>,
     seed_base: u64,
     device: Device,
 ) -> Result<Vec<EpochLog>> {

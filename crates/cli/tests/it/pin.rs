@@ -3,10 +3,12 @@
 use super::{longtail, stderr};
 use serde_json::Value;
 
-/// The gradient of one batch under `how` and `prior` (or the plain joint loss), flattened.
+/// The gradient of one batch under `how` and `prior` (or the plain joint loss), flattened; the
+/// rows' strata are the tiny batch's user groups unless `strata` replaces them.
 fn batch_gradient(
-    prior: Option<[f64; 3]>,
+    prior: Option<&[f64]>,
     how: longtail_train::stratified::Aggregation,
+    strata: Option<&dyn Fn(usize) -> u8>,
 ) -> Vec<f32> {
     use longtail_core::tch::{nn::OptimizerConfig, Device, Kind, Tensor};
     let reg = longtail_models::builtin_registry().unwrap();
@@ -15,7 +17,10 @@ fn batch_gradient(
     let ctx = longtail_core::BuildContext::new(&fm, &params, Device::Cpu);
     longtail_core::seed::seed_everything(11);
     let model = reg.build("basemodel", &ctx).unwrap();
-    let host = longtail_core::conformance::tiny_batch().unwrap();
+    let mut host = longtail_core::conformance::tiny_batch().unwrap();
+    if let Some(f) = strata {
+        host.user_group = (0..host.user_group.len()).map(f).collect();
+    }
     let mut batch = longtail_core::DeviceBatch::from_host(&host, Device::Cpu).unwrap();
     let mut opt = longtail_core::tch::nn::Adam::default()
         .build(model.var_store(), 1e-3)
@@ -27,7 +32,7 @@ fn batch_gradient(
                 model.as_ref(),
                 &mut batch,
                 &host,
-                &p,
+                p,
                 how,
                 &|_| 1.0,
             )
@@ -56,26 +61,35 @@ fn aggregated_gradient_implementations_agree() {
     assert!(heads > 0.0 && heads < n);
     let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
     let user_share = [0.8, 0.0, 0.2];
-    let w = batch_gradient(Some(user_share), Aggregation::Weighted);
-    let s = batch_gradient(Some(user_share), Aggregation::PerStratum);
+    let w = batch_gradient(Some(&user_share), Aggregation::Weighted, None);
+    let s = batch_gradient(Some(&user_share), Aggregation::PerStratum, None);
     assert_eq!(w.len(), s.len());
     assert!(close(&w, &s), "weighted and per-stratum gradients differ");
     let shares = [(n - heads) / n, 0.0, heads / n];
-    let joint = batch_gradient(None, Aggregation::Weighted);
-    let as_joint = batch_gradient(Some(shares), Aggregation::Weighted);
+    let joint = batch_gradient(None, Aggregation::Weighted, None);
+    let as_joint = batch_gradient(Some(&shares), Aggregation::Weighted, None);
     assert!(
         close(&joint, &as_joint),
         "sample_share is not joint training"
     );
     assert!(!close(&joint, &w), "user_share should change the gradient");
+    // K strata (`pin.buckets`): the two implementations still agree.
+    let four: &dyn Fn(usize) -> u8 = &|r| (r % 4) as u8;
+    let prior = [0.1, 0.2, 0.3, 0.4];
+    let w4 = batch_gradient(Some(&prior), Aggregation::Weighted, Some(four));
+    let s4 = batch_gradient(Some(&prior), Aggregation::PerStratum, Some(four));
+    assert!(
+        close(&w4, &s4),
+        "weighted and per-stratum gradients differ with 4 strata"
+    );
+    assert!(
+        !close(&w4, &joint),
+        "a 4-stratum prior should change the gradient"
+    );
 }
 
-/// PIN from a config: stage 1 with aggregated gradients, stage 2 with plugins; the tail-only
-/// baseline trains on tail users' samples only; both logged in run.json.
-#[test]
-fn pin_schedule_runs_from_a_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = r#"
+/// A tiny PIN run: two strata (head = top 20%), user_share prior, one stage-2 epoch.
+const PIN_TINY: &str = r#"
 name = "pin-tiny"
 dataset = "synthetic-small"
 seed = 2
@@ -96,6 +110,13 @@ lr = 0.01
 prior = "user_share"
 stage2_epochs = 1
 "#;
+
+/// PIN from a config: stage 1 with aggregated gradients, stage 2 with plugins; the tail-only
+/// baseline trains on tail users' samples only; both logged in run.json.
+#[test]
+fn pin_schedule_runs_from_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PIN_TINY;
     std::fs::write(dir.path().join("pin.toml"), cfg).unwrap();
     let o = longtail(
         &[
@@ -168,4 +189,58 @@ stage2_epochs = 1
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("phase"), "{}", stderr(&o));
+}
+
+/// `pin.buckets`: stage 1's strata are quantile buckets of training activeness (logged with
+/// their lower bounds and a prior per bucket); stage 2 still runs; a bad K names the key.
+#[test]
+fn pin_quantile_buckets_from_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PIN_TINY.replace("stage2_epochs = 1", "stage2_epochs = 1\nbuckets = 3");
+    std::fs::write(dir.path().join("k3.toml"), &cfg).unwrap();
+    let o = longtail(
+        &[
+            "train", "--config", "k3.toml", "--device", "cpu", "--out", "runs",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("runs/pin-tiny-pin-seed2/run.json")).unwrap(),
+    )
+    .unwrap();
+    let pin = &run["pin"];
+    let lowest: Vec<u64> = pin["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    assert!(
+        (2..=3).contains(&lowest.len()) && lowest.windows(2).all(|w| w[0] < w[1]),
+        "{lowest:?}"
+    );
+    let p: Vec<f64> = pin["prior"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(p.len(), lowest.len());
+    assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9 && p.iter().all(|&x| x > 0.0));
+    assert_eq!(pin["stage2_epochs"].as_u64(), Some(1));
+
+    std::fs::write(
+        dir.path().join("k1.toml"),
+        cfg.replace("buckets = 3", "buckets = 1"),
+    )
+    .unwrap();
+    let o = longtail(
+        &[
+            "train", "--config", "k1.toml", "--device", "cpu", "--out", "runs",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("pin.buckets"), "{}", stderr(&o));
 }
