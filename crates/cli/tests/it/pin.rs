@@ -111,35 +111,46 @@ prior = "user_share"
 stage2_epochs = 1
 "#;
 
+/// Writes `cfg` to `dir/file` and runs `longtail train` on it into `dir/runs`.
+fn train_config(dir: &std::path::Path, file: &str, cfg: &str) -> std::process::Output {
+    std::fs::write(dir.join(file), cfg).unwrap();
+    longtail(
+        &[
+            "train", "--config", file, "--device", "cpu", "--out", "runs",
+        ],
+        dir,
+    )
+}
+
+/// `train_config`, which must succeed, then the run's `run.json`.
+fn train_ok(dir: &std::path::Path, file: &str, cfg: &str, run: &str) -> Value {
+    let o = train_config(dir, file, cfg);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let path = dir.join("runs").join(run).join("run.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
 /// PIN from a config: stage 1 with aggregated gradients, stage 2 with plugins; the tail-only
 /// baseline trains on tail users' samples only; both logged in run.json.
 #[test]
 fn pin_schedule_runs_from_a_config() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = PIN_TINY;
-    std::fs::write(dir.path().join("pin.toml"), cfg).unwrap();
-    let o = longtail(
-        &[
-            "train", "--config", "pin.toml", "--device", "cpu", "--out", "runs",
-        ],
-        dir.path(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let run: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("runs/pin-tiny-pin-seed2/run.json")).unwrap(),
-    )
-    .unwrap();
+    let run = train_ok(dir.path(), "pin.toml", cfg, "pin-tiny-pin-seed2");
     let pin = &run["pin"];
     assert_eq!(
         (pin["stage1_epochs"].as_u64(), pin["stage2_epochs"].as_u64()),
         (Some(2), Some(1))
     );
-    let p: Vec<f64> = pin["prior"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
+    let p = floats(&pin["prior"]);
     assert!(
         (p.iter().sum::<f64>() - 1.0).abs() < 1e-9 && p[0] > p[2] && p[1] == 0.0,
         "{p:?}"
@@ -153,24 +164,7 @@ fn pin_schedule_runs_from_a_config() {
             "stage2_epochs = 1",
             "stage2 = false\ntrain_users = \"tail\"",
         );
-    std::fs::write(dir.path().join("tail.toml"), tail).unwrap();
-    let o = longtail(
-        &[
-            "train",
-            "--config",
-            "tail.toml",
-            "--device",
-            "cpu",
-            "--out",
-            "runs",
-        ],
-        dir.path(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let run: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("runs/pin-tail-pin-seed2/run.json")).unwrap(),
-    )
-    .unwrap();
+    let run = train_ok(dir.path(), "tail.toml", &tail, "pin-tail-pin-seed2");
     let t = run["pin"]["train_samples"].as_u64().unwrap();
     assert!(t > 0 && t < all, "{t} vs {all}");
     assert_eq!(run["pin"]["stage2_epochs"].as_u64(), Some(0));
@@ -180,13 +174,7 @@ fn pin_schedule_runs_from_a_config() {
         "name = \"pin\"\nparams = { hidden = [16], plugin_hidden = [8] }",
         "name = \"basemodel\"",
     );
-    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
-    let o = longtail(
-        &[
-            "train", "--config", "bad.toml", "--device", "cpu", "--out", "runs2",
-        ],
-        dir.path(),
-    );
+    let o = train_config(dir.path(), "bad.toml", &bad);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("phase"), "{}", stderr(&o));
 }
@@ -197,49 +185,22 @@ fn pin_schedule_runs_from_a_config() {
 fn pin_quantile_buckets_from_a_config() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = PIN_TINY.replace("stage2_epochs = 1", "stage2_epochs = 1\nbuckets = 3");
-    std::fs::write(dir.path().join("k3.toml"), &cfg).unwrap();
-    let o = longtail(
-        &[
-            "train", "--config", "k3.toml", "--device", "cpu", "--out", "runs",
-        ],
-        dir.path(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let run: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("runs/pin-tiny-pin-seed2/run.json")).unwrap(),
-    )
-    .unwrap();
+    let run = train_ok(dir.path(), "k3.toml", &cfg, "pin-tiny-pin-seed2");
     let pin = &run["pin"];
-    let lowest: Vec<u64> = pin["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap())
-        .collect();
+    let lowest = floats(&pin["buckets"]);
     assert!(
         (2..=3).contains(&lowest.len()) && lowest.windows(2).all(|w| w[0] < w[1]),
         "{lowest:?}"
     );
-    let p: Vec<f64> = pin["prior"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
+    let p = floats(&pin["prior"]);
     assert_eq!(p.len(), lowest.len());
     assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9 && p.iter().all(|&x| x > 0.0));
     assert_eq!(pin["stage2_epochs"].as_u64(), Some(1));
 
-    std::fs::write(
-        dir.path().join("k1.toml"),
-        cfg.replace("buckets = 3", "buckets = 1"),
-    )
-    .unwrap();
-    let o = longtail(
-        &[
-            "train", "--config", "k1.toml", "--device", "cpu", "--out", "runs",
-        ],
+    let o = train_config(
         dir.path(),
+        "k1.toml",
+        &cfg.replace("buckets = 3", "buckets = 1"),
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("pin.buckets"), "{}", stderr(&o));
