@@ -630,14 +630,26 @@ fn run_in(
                     eprintln!("PIN stage 2: plugins, each on its stratum's samples");
                 }
                 let seed2 = longtail_data::seed::derive_seed(cfg.seed, "pin/stage2");
-                logs.extend(fit(model.as_mut(), &data, &c2, seed2, device)?);
+                logs.extend(if p.stage2_keep_start {
+                    crate::trainer::fit_keeping_start(model.as_mut(), &data, &c2, seed2, device)?
+                } else {
+                    fit(model.as_mut(), &data, &c2, seed2, device)?
+                });
             }
+            let stage2 = &logs[stage1_epochs..];
+            // The start was kept when early stopping ran and marked no stage-2 epoch.
+            let stage2_kept_start = p.stage2
+                && p.stage2_keep_start
+                && cfg.train.early_stopping_patience > 0
+                && !stage2.is_empty()
+                && !stage2.iter().any(|l| l.kept);
             let log = crate::stratified::PinLog {
                 prior,
                 buckets,
                 train_samples: data.train.len(),
                 stage1_epochs,
                 stage2_epochs: logs.len() - stage1_epochs,
+                stage2_kept_start,
             };
             (logs, Some(log))
         }

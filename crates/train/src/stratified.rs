@@ -74,6 +74,10 @@ pub struct PinConfig {
     pub stage2_epochs: Option<usize>,
     /// Stage-2 learning rate [the main `lr`]; smaller when the model fine-tunes its backbone.
     pub stage2_lr: Option<f64>,
+    /// Stage 2's starting point competes with its epochs on validation and is kept when none
+    /// beats it (with early stopping) [true]. It matters when the plugins start from the shared
+    /// head or the backbone is fine-tuned; fresh plugins start near chance.
+    pub stage2_keep_start: bool,
     /// Stage 1's strata: K quantile buckets of the users' training positives (2..=64) instead
     /// of the dataset's user groups [unset: the user groups]. Ties stay in one bucket, so fewer
     /// than K may result; `run.json` records the buckets made.
@@ -89,6 +93,7 @@ impl Default for PinConfig {
             stage2: true,
             stage2_epochs: None,
             stage2_lr: None,
+            stage2_keep_start: true,
             buckets: None,
         }
     }
@@ -296,6 +301,9 @@ pub struct PinLog {
     /// lists stage 1's then stage 2's.
     pub stage1_epochs: usize,
     pub stage2_epochs: usize,
+    /// Stage 2 ended on its starting point: no stage-2 epoch beat it on validation.
+    #[serde(default)]
+    pub stage2_kept_start: bool,
 }
 
 #[cfg(test)]

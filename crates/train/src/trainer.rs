@@ -114,6 +114,19 @@ pub fn fit(
     fit_stratified(model, data, cfg, None, seed_base, device)
 }
 
+/// [`fit`] where the starting parameters compete too: they are validated first and kept when
+/// no epoch beats them (needs early stopping; PIN's stage 2, so plugins that start from the
+/// shared head cannot end below it on validation).
+pub fn fit_keeping_start(
+    model: &mut dyn Model,
+    data: &CtrDataset,
+    cfg: &TrainConfig,
+    seed_base: u64,
+    device: Device,
+) -> Result<Vec<EpochLog>> {
+    fit_inner(model, data, cfg, None, true, seed_base, device)
+}
+
 /// [`fit`] with PIN's aggregated gradient when `strata = Some((prior, how))`: every epoch visits
 /// the samples in a stratified order, and each step's gradient is `Σ_z P(z) ∇L_z`
 /// ([`crate::stratified`]). The epoch log then has the weighted `total` only.
@@ -122,6 +135,18 @@ pub fn fit_stratified(
     data: &CtrDataset,
     cfg: &TrainConfig,
     strata: Option<(&[f64], crate::stratified::Aggregation)>,
+    seed_base: u64,
+    device: Device,
+) -> Result<Vec<EpochLog>> {
+    fit_inner(model, data, cfg, strata, false, seed_base, device)
+}
+
+fn fit_inner(
+    model: &mut dyn Model,
+    data: &CtrDataset,
+    cfg: &TrainConfig,
+    strata: Option<(&[f64], crate::stratified::Aggregation)>,
+    keep_start: bool,
     seed_base: u64,
     device: Device,
 ) -> Result<Vec<EpochLog>> {
@@ -136,6 +161,21 @@ pub fn fit_stratified(
     let weight = |n: &str| cfg.loss_weights.get(n).copied().unwrap_or(1.0);
     let mut logs = Vec::with_capacity(cfg.epochs);
     let mut stopper = EarlyStopping::new(cfg);
+    if keep_start && cfg.early_stopping_patience > 0 && !data.valid.is_empty() {
+        let v = evaluate_ctr(
+            model,
+            &data.valid,
+            data,
+            max_len,
+            cfg.eval_batch_size,
+            device,
+        )?;
+        let start = v.get(&cfg.early_stopping_metric).copied();
+        if let (Some(a), true) = (start, cfg.progress) {
+            eprintln!("start: valid {} {a:.4}", cfg.early_stopping_metric);
+        }
+        stopper = stopper.with_baseline(model, start.filter(|x| x.is_finite()));
+    }
     for epoch in 1..=cfg.epochs {
         let shuffle = seed::derive_seed(seed_base, &format!("shuffle/epoch{epoch}"));
         let mut batches = BatchIter::try_new(

@@ -205,3 +205,35 @@ fn pin_quantile_buckets_from_a_config() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("pin.buckets"), "{}", stderr(&o));
 }
+
+/// Stage 2's start competes on validation: plugins copied from the shared head and then wrecked
+/// by a huge learning rate are rolled back, so the run scores exactly like the backbone with its
+/// shared head; with `stage2_keep_start = false` the wrecked plugins stay.
+#[test]
+fn stage2_keeps_its_start_when_no_epoch_beats_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PIN_TINY
+        .replace(
+            "params = { hidden = [16], plugin_hidden = [8] }",
+            "params = { hidden = [16], plugin_hidden = [16], plugin_init = \"shared_head\" }",
+        )
+        .replace("lr = 0.01", "lr = 0.01\nearly_stopping_patience = 1")
+        .replace("stage2_epochs = 1", "stage2_epochs = 2\nstage2_lr = 1.0");
+    let kept = train_ok(dir.path(), "kept.toml", &cfg, "pin-tiny-pin-seed2");
+    assert_eq!(kept["pin"]["stage2_kept_start"], Value::Bool(true));
+    let ga = cfg
+        .replace("name = \"pin-tiny\"", "name = \"pin-ga\"")
+        .replace("stage2_epochs = 2\nstage2_lr = 1.0", "stage2 = false");
+    let ga = train_ok(dir.path(), "ga.toml", &ga, "pin-ga-pin-seed2");
+    assert_eq!(kept["metrics"], ga["metrics"]);
+
+    let off = cfg
+        .replace("name = \"pin-tiny\"", "name = \"pin-off\"")
+        .replace(
+            "stage2_lr = 1.0",
+            "stage2_lr = 1.0\nstage2_keep_start = false",
+        );
+    let off = train_ok(dir.path(), "off.toml", &off, "pin-off-pin-seed2");
+    assert_eq!(off["pin"]["stage2_kept_start"], Value::Bool(false));
+    assert_ne!(off["metrics"], ga["metrics"]);
+}
