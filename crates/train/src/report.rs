@@ -183,8 +183,8 @@ pub fn markdown(rows: &[ReportRow]) -> String {
             .insert(&r.metric, r);
     }
     let mut md = String::from(
-        "# longtail report\n\nMean ± standard deviation over seeds (n = runs); `relaimpr/*` \
-             columns are RelaImpr (MFN eq. 13) in percent against the base, from the means.\n",
+        "# longtail report\n\nMean ± standard deviation over seeds (n = runs; one run shows its \
+             value alone); `relaimpr/*` columns are RelaImpr (MFN eq. 13) in percent against the base, from the means.\n",
     );
     for (dataset, models) in by_dataset {
         // Ranking runs (retrieval) get ranking columns; CTR runs the CTR summary.
@@ -214,6 +214,8 @@ pub fn markdown(rows: &[ReportRow]) -> String {
                     Some(r) if r.metric.starts_with("relaimpr/") => {
                         md.push_str(&format!(" {:+.2}% |", r.mean))
                     }
+                    // One run has no spread to show.
+                    Some(r) if r.n < 2 => md.push_str(&format!(" {:.4} |", r.mean)),
                     Some(r) => md.push_str(&format!(" {:.4} ± {:.4} |", r.mean, r.std)),
                     None => md.push_str(" – |"),
                 }
@@ -540,14 +542,13 @@ mod tests {
             row("b", "auc", 0.8),
         ]);
         assert!(md.contains("## d"));
-        assert!(
-            md.contains("| a | default | 1 | 0.7000 ± 0.0000 | 0.6000 ± 0.0000 |"),
-            "{md}"
-        );
-        assert!(
-            md.contains("| b | default | 1 | 0.8000 ± 0.0000 | – |"),
-            "{md}"
-        );
+        assert!(md.contains("| a | default | 1 | 0.7000 | 0.6000 |"), "{md}");
+        assert!(md.contains("| b | default | 1 | 0.8000 | – |"), "{md}");
+        // Several runs show their spread.
+        let mut c = row("c", "auc", 0.75);
+        (c.std, c.n) = (0.01, 3);
+        let md = markdown(&[c]);
+        assert!(md.contains("| c | default | 3 | 0.7500 ± 0.0100 |"), "{md}");
     }
 
     #[test]
@@ -557,13 +558,10 @@ mod tests {
         add_rela_impr(&mut rows, "a").unwrap();
         let md = markdown(&rows);
         assert!(
-            md.contains("| b | default | 1 | 0.8000 ± 0.0000 | +50.00% |"),
+            md.contains("| b | default | 1 | 0.8000 | +50.00% |"),
             "{md}"
         );
-        assert!(
-            md.contains("| a | default | 1 | 0.7000 ± 0.0000 | +0.00% |"),
-            "{md}"
-        );
+        assert!(md.contains("| a | default | 1 | 0.7000 | +0.00% |"), "{md}");
         assert!(add_rela_impr(&mut rows, "c").is_err());
     }
 }
