@@ -21,6 +21,32 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Writes `cfg` to `dir/file` and runs `longtail train` on it into `dir/out`.
+fn train_config(dir: &Path, file: &str, cfg: &str, out: &str) -> Output {
+    std::fs::write(dir.join(file), cfg).unwrap();
+    longtail(
+        &["train", "--config", file, "--device", "cpu", "--out", out],
+        dir,
+    )
+}
+
+/// `train_config` into `dir/runs`, which must succeed, then the run's `run.json`.
+fn train_ok(dir: &Path, file: &str, cfg: &str, run: &str) -> Value {
+    let o = train_config(dir, file, cfg, "runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let path = dir.join("runs").join(run).join("run.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A JSON array of numbers.
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
 #[test]
 fn demo_writes_run_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
@@ -935,18 +961,7 @@ lr = 0.01
 loss_weights = { group = 0.001 }
 early_stopping_patience = 2
 "#;
-    std::fs::write(dir.path().join("him.toml"), cfg).unwrap();
-    let o = longtail(
-        &[
-            "train", "--config", "him.toml", "--device", "cpu", "--out", "runs",
-        ],
-        dir.path(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let run: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("runs/him-synth-him-seed3/run.json")).unwrap(),
-    )
-    .unwrap();
+    let run = train_ok(dir.path(), "him.toml", cfg, "him-synth-him-seed3");
     let epochs = run["epochs"].as_array().unwrap();
     for e in epochs {
         let l = &e["losses"];

@@ -1,6 +1,6 @@
 //! MFN's two-stage run through the binary.
 
-use super::{longtail, stderr};
+use super::{stderr, train_config};
 use serde_json::Value;
 
 /// MFN's two-stage pipeline from a config: stage 1 (`[pretrain]`, BaseModel) trains first, its
@@ -53,13 +53,7 @@ lr = 0.01
 model = { name = "basemodel", params = { hidden = [16] } }
 train = { epochs = 1, lr = 0.01 }
 "#;
-    std::fs::write(dir.path().join("mfn.toml"), cfg).unwrap();
-    let o = longtail(
-        &[
-            "train", "--config", "mfn.toml", "--device", "cpu", "--out", "runs",
-        ],
-        dir.path(),
-    );
+    let o = train_config(dir.path(), "mfn.toml", cfg, "runs");
     assert!(o.status.success(), "{}", stderr(&o));
     let run_dir = dir.path().join("runs/mfn-tiny-mfn-seed2");
     let run: Value =
@@ -110,13 +104,7 @@ train = { epochs = 1, lr = 0.01 }
         .next()
         .unwrap()
         .replace("mfn-tiny", "mfn-nostage");
-    std::fs::write(dir.path().join("bad.toml"), no_stage1).unwrap();
-    let o = longtail(
-        &[
-            "train", "--config", "bad.toml", "--device", "cpu", "--out", "runs",
-        ],
-        dir.path(),
-    );
+    let o = train_config(dir.path(), "bad.toml", &no_stage1, "runs");
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("[pretrain]"), "{}", stderr(&o));
     assert!(!dir.path().join("runs/mfn-nostage-mfn-seed2").exists());

@@ -1,6 +1,6 @@
 //! PIN's stratified schedule: gradient equivalence and a run from a config.
 
-use super::{longtail, stderr};
+use super::{floats, stderr, train_config, train_ok};
 use serde_json::Value;
 
 /// The gradient of one batch under `how` and `prior` (or the plain joint loss), flattened; the
@@ -111,33 +111,6 @@ prior = "user_share"
 stage2_epochs = 1
 "#;
 
-/// Writes `cfg` to `dir/file` and runs `longtail train` on it into `dir/runs`.
-fn train_config(dir: &std::path::Path, file: &str, cfg: &str) -> std::process::Output {
-    std::fs::write(dir.join(file), cfg).unwrap();
-    longtail(
-        &[
-            "train", "--config", file, "--device", "cpu", "--out", "runs",
-        ],
-        dir,
-    )
-}
-
-/// `train_config`, which must succeed, then the run's `run.json`.
-fn train_ok(dir: &std::path::Path, file: &str, cfg: &str, run: &str) -> Value {
-    let o = train_config(dir, file, cfg);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let path = dir.join("runs").join(run).join("run.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 /// PIN from a config: stage 1 with aggregated gradients, stage 2 with plugins; the tail-only
 /// baseline trains on tail users' samples only; both logged in run.json.
 #[test]
@@ -174,7 +147,7 @@ fn pin_schedule_runs_from_a_config() {
         "name = \"pin\"\nparams = { hidden = [16], plugin_hidden = [8] }",
         "name = \"basemodel\"",
     );
-    let o = train_config(dir.path(), "bad.toml", &bad);
+    let o = train_config(dir.path(), "bad.toml", &bad, "runs");
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("phase"), "{}", stderr(&o));
 }
@@ -201,6 +174,7 @@ fn pin_quantile_buckets_from_a_config() {
         dir.path(),
         "k1.toml",
         &cfg.replace("buckets = 3", "buckets = 1"),
+        "runs",
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("pin.buckets"), "{}", stderr(&o));

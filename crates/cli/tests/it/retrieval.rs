@@ -1,6 +1,6 @@
 //! The retrieval path (IDW): calibration, chunked full-catalogue ranking, a run end to end.
 
-use super::{longtail, stderr};
+use super::{stderr, train_config};
 use serde_json::Value;
 
 /// A tiny synthetic retrieval set (50 items in 5 clusters) and its data for direct calls.
@@ -146,13 +146,7 @@ early_stopping_metric = "ndcg@20"
 [idw]
 max_iterations = 2
 "#;
-    std::fs::write(dir.path().join("idw.toml"), cfg).unwrap();
-    let o = longtail(
-        &[
-            "train", "--config", "idw.toml", "--device", "cpu", "--out", "runs",
-        ],
-        dir.path(),
-    );
+    let o = train_config(dir.path(), "idw.toml", cfg, "runs");
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -194,19 +188,7 @@ max_iterations = 2
         "[sequences]\nmax_len = 8\neval_negatives = 25\ntrain_cut = \"sliding\"\n",
         "",
     );
-    std::fs::write(dir.path().join("bad1.toml"), no_seq).unwrap();
-    let o = longtail(
-        &[
-            "train",
-            "--config",
-            "bad1.toml",
-            "--device",
-            "cpu",
-            "--out",
-            "runs2",
-        ],
-        dir.path(),
-    );
+    let o = train_config(dir.path(), "bad1.toml", &no_seq, "runs2");
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("idw") && stderr(&o).contains("[sequences]"),
@@ -219,19 +201,7 @@ max_iterations = 2
             "name = \"basemodel\"",
         )
         .replace("[idw]\nmax_iterations = 2\n", "");
-    std::fs::write(dir.path().join("bad2.toml"), ctr).unwrap();
-    let o = longtail(
-        &[
-            "train",
-            "--config",
-            "bad2.toml",
-            "--device",
-            "cpu",
-            "--out",
-            "runs3",
-        ],
-        dir.path(),
-    );
+    let o = train_config(dir.path(), "bad2.toml", &ctr, "runs3");
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("retrieval model"), "{}", stderr(&o));
     assert!(!dir.path().join("runs3/idw-tiny-basemodel-seed5").exists());
