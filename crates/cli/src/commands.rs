@@ -237,20 +237,20 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                longtail_eval::plot_long_tail(
+                let png = longtail_eval::plot_long_tail(
                     &users,
                     &format!("User activeness: {name}"),
                     "users ranked by interactions",
                     "interactions",
-                    &dir.join("user_activeness.png"),
                 )?;
-                longtail_eval::plot_long_tail(
+                longtail_data::atomic::write_bytes(&dir.join("user_activeness.png"), &png)?;
+                let png = longtail_eval::plot_long_tail(
                     &items,
                     &format!("Item popularity: {name}"),
                     "items ranked by interactions",
                     "interactions",
-                    &dir.join("item_popularity.png"),
                 )?;
+                longtail_data::atomic::write_bytes(&dir.join("item_popularity.png"), &png)?;
                 eprintln!(
                     "wrote {} and {}",
                     dir.join("user_activeness.png").display(),

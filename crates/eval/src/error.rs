@@ -6,7 +6,8 @@ use std::path::PathBuf;
 /// Result with [`EvalError`].
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;
 
-/// Everything that can go wrong while evaluating or writing a report.
+/// Everything that can go wrong while evaluating, rendering a report or plot, or reading a
+/// metrics file (this crate writes no files).
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// Two inputs that must be parallel differ in length.
@@ -36,7 +37,7 @@ pub enum EvalError {
     /// An argument that is not one of the accepted values.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// Reading or writing a file failed.
+    /// Reading a file failed.
     #[error("I/O error on {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -46,9 +47,9 @@ pub enum EvalError {
     /// Serializing or parsing JSON failed.
     #[error("JSON error: {0}")]
     Json(String),
-    /// Rendering a plot failed (font, drawing or PNG encoding).
-    #[error("plot error on {}: {message}", path.display())]
-    Plot { path: PathBuf, message: String },
+    /// Rendering a plot failed (font, drawing or PNG encoding); `plot` names it (its title).
+    #[error("plot error on {plot:?}: {message}")]
+    Plot { plot: String, message: String },
 }
 
 impl EvalError {

@@ -1,6 +1,10 @@
 //! Metrics for longtail on plain host slices: exact ROC AUC (ties as in scikit-learn), GAUC,
 //! per-group AUC, logloss, ranking metrics (HR/NDCG/MRR@K), silhouette, tail share and coverage,
-//! RelaImpr, streaming [`Metric`]s and JSON reports.
+//! RelaImpr, streaming [`Metric`]s, JSON reports and PNG plots.
+//!
+//! Pure: this crate computes and renders but writes no files. [`metrics_json`] returns a report's
+//! text and the `plot_*` functions return PNG bytes; callers write them through
+//! `longtail_data::atomic` (the one atomic-write helper; eval does not depend on `longtail-data`).
 //!
 //! No libtorch here: scores come in as `&[f32]` copied off the device, so everything is `Send + Sync`
 //! and parallelized with rayon where it pays. Values are checked against scikit-learn goldens
@@ -30,5 +34,5 @@ pub use ranking::{
     topk_metrics_by_group, RankingMetric,
 };
 pub use relaimpr::rela_impr;
-pub use report::{ctr_metrics, read_metrics_json, write_metrics_json, Metrics};
+pub use report::{ctr_metrics, metrics_json, read_metrics_json, Metrics};
 pub use silhouette::{silhouette, SilhouetteResult, SILHOUETTE_MAX_EXACT};

@@ -1,12 +1,12 @@
-//! Flat metric maps and their JSON files.
+//! Flat metric maps and their JSON text.
 //!
 //! A report is a `BTreeMap` from flat keys ("auc", "auc/user=tail", "n") to `f64`, so keys come out
 //! sorted and diffs between runs stay readable. Undefined values are NaN in memory and `null` in JSON.
+//! [`metrics_json`] renders the text and callers write it (through `longtail_data::atomic`); this
+//! crate writes no files. [`read_metrics_json`] reads one back.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::auc::{auc, gauc};
 use crate::error::{EvalError, Result};
@@ -61,10 +61,9 @@ pub fn ctr_metrics(
     Ok(m)
 }
 
-/// Writes `m` as a pretty JSON object with flat keys (non-finite values as `null`). The file is
-/// written to a temporary file in the same directory, synced and renamed over `path`, so readers
-/// never see a half-written report.
-pub fn write_metrics_json(path: &Path, m: &Metrics) -> Result<()> {
+/// `m` as the text of a metrics file: a pretty JSON object with flat keys, non-finite values as
+/// `null`, and a trailing newline. The caller writes it (this crate writes no files).
+pub fn metrics_json(m: &Metrics) -> Result<String> {
     let obj: serde_json::Map<String, serde_json::Value> = m
         .iter()
         .map(|(k, &v)| {
@@ -75,39 +74,10 @@ pub fn write_metrics_json(path: &Path, m: &Metrics) -> Result<()> {
     let mut text =
         serde_json::to_string_pretty(&obj).map_err(|e| EvalError::Json(e.to_string()))?;
     text.push('\n');
-
-    let file_name = path.file_name().ok_or_else(|| {
-        EvalError::InvalidArgument(format!("not a file path: {}", path.display()))
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    // pid + counter: two writers (processes or threads) never share a temporary file.
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    tmp_name.push(format!(".tmp{}.{seq}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(EvalError::io(&tmp, e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(EvalError::io(path, e));
-    }
-    Ok(())
+    Ok(text)
 }
 
-/// Reads a file written by [`write_metrics_json`] (`null` becomes NaN).
+/// Reads a metrics file (the text of [`metrics_json`]) (`null` becomes NaN).
 pub fn read_metrics_json(path: &Path) -> Result<Metrics> {
     let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
     let raw: BTreeMap<String, Option<f64>> = serde_json::from_str(&text)
@@ -171,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn json_round_trip_and_atomic() {
+    fn json_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.json");
         let mut m = Metrics::new();
@@ -179,27 +149,22 @@ mod tests {
         m.insert("auc/user=tail".into(), 0.123456789012345);
         m.insert("n".into(), 1000.0);
         m.insert("gauc".into(), f64::NAN);
-        write_metrics_json(&path, &m).unwrap();
-        // Overwrite works too.
-        write_metrics_json(&path, &m).unwrap();
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(names, ["metrics.json"]);
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = metrics_json(&m).unwrap();
         assert!(text.contains("\"gauc\": null"), "{text}");
+        assert!(text.ends_with("}\n"), "{text}");
+        // Pretty: one key per line.
+        assert!(text.contains("\n  \"auc\": 0.75,\n"), "{text}");
+        std::fs::write(&path, &text).unwrap();
         let back = read_metrics_json(&path).unwrap();
         assert_eq!(back.len(), m.len());
         for (k, v) in &m {
             let b = back[k];
             assert!(b == *v || (b.is_nan() && v.is_nan()), "{k}: {b} vs {v}");
         }
-        // A directory that does not exist is an Io error, and leaves nothing behind.
-        let bad = dir.path().join("missing").join("m.json");
-        assert!(matches!(
-            write_metrics_json(&bad, &m),
-            Err(EvalError::Io { .. })
-        ));
+        // Reading a file that does not exist is an Io error naming it.
+        let missing = dir.path().join("missing").join("m.json");
+        let err = read_metrics_json(&missing).unwrap_err();
+        assert!(matches!(err, EvalError::Io { .. }), "{err}");
+        assert!(err.to_string().contains("missing"), "{err}");
     }
 }

@@ -82,21 +82,11 @@ pub fn hash_json(v: &serde_json::Value) -> String {
     sha256_hex(v.to_string().as_bytes())
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder, then renames it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(path, e)
-    })
-}
-
 impl RunManifest {
+    /// Writes the manifest as pretty JSON, atomically (`longtail_data::atomic`).
     pub fn write(&self, path: &Path) -> Result<()> {
         let json =
             serde_json::to_vec_pretty(self).map_err(|e| io(path, std::io::Error::other(e)))?;
-        write_atomic(path, &json)
+        Ok(longtail_data::atomic::write_bytes(path, &json)?)
     }
 }

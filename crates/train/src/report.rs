@@ -3,7 +3,8 @@
 //! with the per-group metrics as columns).
 
 use crate::error::{io, Result, TrainError};
-use crate::manifest::{write_atomic, RunManifest};
+use crate::manifest::RunManifest;
+use longtail_data::atomic::write_bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -289,12 +290,12 @@ pub fn write_plots(
                 file_stem(dataset)
             ));
             let series: Vec<_> = bars.into_iter().collect();
-            longtail_eval::plot_group_bars(
+            let png = longtail_eval::plot_group_bars(
                 &series,
                 &title("Test AUC by user group (± std)", dataset),
                 "AUC",
-                &path,
             )?;
+            write_bytes(&path, &png)?;
             written.push(path);
         }
         let curves: Vec<(String, Vec<(f64, f64)>)> = runs
@@ -317,13 +318,13 @@ pub fn write_plots(
             .collect();
         if !curves.is_empty() {
             let path = out.join(format!("{prefix}loss_{}.png", file_stem(dataset)));
-            longtail_eval::plot_curves(
+            let png = longtail_eval::plot_curves(
                 &curves,
                 &title("Training loss", dataset),
                 "epoch",
                 "weighted total loss",
-                &path,
             )?;
+            write_bytes(&path, &png)?;
             written.push(path);
         }
     }
@@ -392,13 +393,13 @@ pub fn write_sweep_plots(
             continue;
         }
         let path = out.join(format!("{prefix}skew_{}.png", file_stem(metric)));
-        longtail_eval::plot_curves(
+        let png = longtail_eval::plot_curves(
             &curves,
             &format!("{what} vs interest skew"),
             "interest skew (power-law exponent)",
             what,
-            &path,
         )?;
+        write_bytes(&path, &png)?;
         written.push(path);
     }
     // Silhouette over IDW iterations (Figure 4): iteration t's value is measured before its
@@ -416,13 +417,13 @@ pub fn write_sweep_plots(
     }));
     if !curves.is_empty() {
         let path = out.join(format!("{prefix}silhouette_over_idw_iterations.png"));
-        longtail_eval::plot_curves(
+        let png = longtail_eval::plot_curves(
             &curves,
             "Mean silhouette over IDW iterations",
             "IDW iteration",
             "mean silhouette",
-            &path,
         )?;
+        write_bytes(&path, &png)?;
         written.push(path);
     }
     Ok(written)
@@ -454,7 +455,7 @@ pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Resul
     let name = opts.name.as_deref().unwrap_or("report");
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let json = serde_json::to_vec_pretty(&rows).map_err(|e| io(out, std::io::Error::other(e)))?;
-    write_atomic(&out.join(format!("{name}.json")), &json)?;
+    write_bytes(&out.join(format!("{name}.json")), &json)?;
     let mut md = String::new();
     if let Some(p) = &opts.preamble {
         md.push_str(p.trim_end());
@@ -482,7 +483,7 @@ pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Resul
             for f in ["run.json", "metrics.json"] {
                 let src = path.with_file_name(f);
                 let bytes = std::fs::read(&src).map_err(|e| io(&src, e))?;
-                write_atomic(&dest.join(f), &bytes)?;
+                write_bytes(&dest.join(f), &bytes)?;
             }
             listed.push((
                 m.dataset.name.clone(),
@@ -514,7 +515,7 @@ pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Resul
             }
         }
     }
-    write_atomic(&out.join(format!("{name}.md")), md.as_bytes())?;
+    write_bytes(&out.join(format!("{name}.md")), md.as_bytes())?;
     Ok(rows)
 }
 

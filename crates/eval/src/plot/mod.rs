@@ -4,16 +4,12 @@
 //! Rendering uses plotters' bitmap backend with the embedded DejaVu Sans font (`assets/`), so no
 //! system font library is needed; the font is registered once as the `"sans-serif"` family.
 //!
-//! Every function writes its PNG atomically: the picture is rendered to a hidden temporary file in
-//! the destination folder (`.<name>.<pid>-<n>.tmp.png`) and then renamed over `path`, so readers
-//! never see a half-written file and a failure leaves no temporary file behind. The output is
-//! always PNG, whatever the extension of `path`. Empty input, non-finite values and drawing or I/O
-//! failures are errors ([`EvalError::Empty`], [`EvalError::NonFinite`], [`EvalError::Plot`]),
-//! never panics.
+//! Every function renders into memory and returns the PNG file's bytes; it writes no file (the
+//! caller does, through `longtail_data::atomic`). Empty input, non-finite values and drawing or
+//! encoding failures are errors ([`EvalError::Empty`], [`EvalError::NonFinite`],
+//! [`EvalError::Plot`], naming the plot by its title), never panics.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use plotters::coord::types::RangedCoordf64;
@@ -85,60 +81,45 @@ fn ensure_font() -> std::result::Result<(), String> {
         .clone()
 }
 
-fn plot_err(path: &Path, message: impl Into<String>) -> EvalError {
+fn plot_err(plot: &str, message: impl Into<String>) -> EvalError {
     EvalError::Plot {
-        path: path.to_path_buf(),
+        plot: plot.to_string(),
         message: message.into(),
     }
-}
-
-/// The hidden temporary file next to `path` that a plot is rendered to before the rename. It ends
-/// in `.png` because the bitmap backend picks the encoder by extension.
-fn temp_path(path: &Path) -> Result<PathBuf> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let name = path
-        .file_name()
-        .ok_or_else(|| plot_err(path, "the output path has no file name"))?;
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp_name = format!(
-        ".{}.{}-{n}.tmp.png",
-        name.to_string_lossy(),
-        std::process::id()
-    );
-    Ok(match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join(tmp_name),
-        _ => PathBuf::from(tmp_name),
-    })
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type DrawResult = std::result::Result<(), String>;
 
-/// Renders `draw` on a white `size` canvas into a temporary PNG next to `path`, then renames it to
-/// `path`. On any failure the temporary file is removed and the error names `path`.
-fn write_png_atomic(
-    path: &Path,
+/// Renders `draw` on a white `size` canvas in memory and returns it encoded as PNG. Errors are
+/// [`EvalError::Plot`] naming `plot` (the plot's title).
+fn render_png(
+    plot: &str,
     size: (u32, u32),
     draw: impl FnOnce(&Area<'_>) -> DrawResult,
-) -> Result<()> {
-    ensure_font().map_err(|m| plot_err(path, m))?;
-    let tmp = temp_path(path)?;
+) -> Result<Vec<u8>> {
+    ensure_font().map_err(|m| plot_err(plot, m))?;
+    let (w, h) = size;
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
     let rendered: DrawResult = (|| {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         draw(&root)?;
         root.present().map_err(|e| e.to_string())
-        // `root` (and its backend) drops here; after a successful present it writes nothing more.
     })();
-    if let Err(message) = rendered {
-        // The backend saves on drop if present was never reached: remove whatever landed there.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(plot_err(path, message));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        EvalError::io(path, e)
-    })
+    rendered.map_err(|m| plot_err(plot, m))?;
+    encode_png(&rgb, size).map_err(|m| plot_err(plot, m))
+}
+
+/// An RGB8 buffer of `size` pixels encoded as PNG (default compression and filter, as plotters'
+/// own file output uses).
+fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> std::result::Result<Vec<u8>, String> {
+    use image::ImageEncoder;
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(rgb, w, h, image::ColorType::Rgb8)
+        .map_err(|e| format!("PNG encoding failed: {e}"))?;
+    Ok(png)
 }
 
 fn font(size: u32) -> TextStyle<'static> {
@@ -320,22 +301,21 @@ const CAPTION_GAP: i32 = TITLE_SIZE as i32 + 2 * MARGIN as i32;
 /// count, descending, and count is plotted against rank `1..=n`. Entities with a zero count are
 /// skipped (they have no place on a log axis; the legend notes how many were skipped). Axis ranges
 /// are the data's, widened by a factor of 1.25 on each side (`0.8 × min .. 1.25 × max`).
-/// Very long rank lists are thinned log-uniformly to at most 2000 drawn points.
+/// Very long rank lists are thinned log-uniformly to at most 2000 drawn points. Returns the PNG
+/// file's bytes.
 ///
-/// Errors: [`EvalError::Empty`] if `counts` is empty or all zero; [`EvalError::Plot`] /
-/// [`EvalError::Io`] (naming `path`) if drawing or writing fails.
+/// Errors: [`EvalError::Empty`] if `counts` is empty or all zero; [`EvalError::Plot`] (naming the
+/// plot by `title`) if drawing or encoding fails.
 pub fn plot_long_tail(
     counts: &[u64],
     title: &str,
     x_label: &str,
     y_label: &str,
-    path: &Path,
-) -> Result<()> {
+) -> Result<Vec<u8>> {
     let mut sorted: Vec<u64> = counts.iter().copied().filter(|&c| c > 0).collect();
     if sorted.is_empty() {
         return Err(EvalError::Empty(format!(
-            "long-tail plot {}: no non-zero counts (of {})",
-            path.display(),
+            "long-tail plot {title:?}: no non-zero counts (of {})",
             counts.len()
         )));
     }
@@ -372,7 +352,7 @@ pub fn plot_long_tail(
     }
     let mark_points = points.len() <= MAX_MARKED_POINTS;
 
-    write_png_atomic(path, LONG_TAIL_SIZE, |root| {
+    render_png(title, LONG_TAIL_SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, font(TITLE_SIZE))
             .margin(MARGIN)
@@ -465,22 +445,15 @@ pub fn bar_value_range(lo: f64, hi: f64) -> (Range<f64>, f64) {
 /// with a black `mean ± std` error bar, and a legend of series names in a column on the right.
 /// Each series is `(name, [(group, mean, std)])`; a series may lack some groups (no bar there).
 /// The y range follows [`bar_value_range`] (e.g. AUCs of 0.6..0.8 get an axis of about
-/// 0.58..0.82, not 0..1).
+/// 0.58..0.82, not 0..1). Returns the PNG file's bytes.
 ///
 /// Errors: [`EvalError::Empty`] if there are no series or no bars; [`EvalError::NonFinite`] for a
 /// NaN/infinite mean or std; [`EvalError::InvalidArgument`] for a negative std or a group repeated
-/// within a series; [`EvalError::Plot`] / [`EvalError::Io`] (naming `path`) if drawing or writing
-/// fails.
-pub fn plot_group_bars(
-    series: &[BarSeries],
-    title: &str,
-    y_label: &str,
-    path: &Path,
-) -> Result<()> {
+/// within a series; [`EvalError::Plot`] (naming the plot by `title`) if drawing or encoding fails.
+pub fn plot_group_bars(series: &[BarSeries], title: &str, y_label: &str) -> Result<Vec<u8>> {
     if series.iter().all(|(_, bars)| bars.is_empty()) {
         return Err(EvalError::Empty(format!(
-            "bar chart {}: no bars ({} series)",
-            path.display(),
+            "bar chart {title:?}: no bars ({} series)",
             series.len()
         )));
     }
@@ -493,14 +466,12 @@ pub fn plot_group_bars(
             check_finite_f64(&format!("bar std of series {name:?}"), j, *std)?;
             if *std < 0.0 {
                 return Err(EvalError::InvalidArgument(format!(
-                    "bar chart {}: negative std {std} for series {name:?}, group {group:?}",
-                    path.display()
+                    "bar chart {title:?}: negative std {std} for series {name:?}, group {group:?}"
                 )));
             }
             if bars[..j].iter().any(|(g, _, _)| g == group) {
                 return Err(EvalError::InvalidArgument(format!(
-                    "bar chart {}: group {group:?} appears twice in series {name:?}",
-                    path.display()
+                    "bar chart {title:?}: group {group:?} appears twice in series {name:?}"
                 )));
             }
             if !groups.contains(&group.as_str()) {
@@ -520,7 +491,7 @@ pub fn plot_group_bars(
     let legend_w = legend_width(names.iter().copied());
     let (w, h) = CHART_SIZE;
 
-    write_png_atomic(path, (w, h), |root| {
+    render_png(title, (w, h), |root| {
         let (left, right) = root.split_horizontally(w - legend_w);
         let mut chart = ChartBuilder::on(&left)
             .caption(title, font(TITLE_SIZE))
@@ -601,22 +572,21 @@ pub fn plot_group_bars(
 /// legend of series names in a column on the right; e.g. training loss per epoch, or a metric
 /// against a skew parameter. Each series is `(name, [(x, y)])`, drawn in the given order. Axis
 /// ranges are the data's extent padded by 3% (x) and 8% (y) on each side; a zero-width extent is
-/// widened to `±5%` of its value (or `±0.5` at zero). Axes never force zero in.
+/// widened to `±5%` of its value (or `±0.5` at zero). Axes never force zero in. Returns the PNG
+/// file's bytes.
 ///
 /// Errors: [`EvalError::Empty`] if there are no points at all; [`EvalError::NonFinite`] for a
-/// NaN/infinite coordinate; [`EvalError::Plot`] / [`EvalError::Io`] (naming `path`) if drawing or
-/// writing fails. A series without points still gets a legend entry.
+/// NaN/infinite coordinate; [`EvalError::Plot`] (naming the plot by `title`) if drawing or
+/// encoding fails. A series without points still gets a legend entry.
 pub fn plot_curves(
     series: &[CurveSeries],
     title: &str,
     x_label: &str,
     y_label: &str,
-    path: &Path,
-) -> Result<()> {
+) -> Result<Vec<u8>> {
     if series.iter().all(|(_, pts)| pts.is_empty()) {
         return Err(EvalError::Empty(format!(
-            "curve chart {}: no points ({} series)",
-            path.display(),
+            "curve chart {title:?}: no points ({} series)",
             series.len()
         )));
     }
@@ -640,7 +610,7 @@ pub fn plot_curves(
     let legend_w = legend_width(names.iter().copied());
     let (w, h) = CHART_SIZE;
 
-    write_png_atomic(path, (w, h), |root| {
+    render_png(title, (w, h), |root| {
         let (left, right) = root.split_horizontally(w - legend_w);
         let mut chart = ChartBuilder::on(&left)
             .caption(title, font(TITLE_SIZE))

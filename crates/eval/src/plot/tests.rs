@@ -1,4 +1,4 @@
-//! Tests of the PNG plots: files written atomically, bad input refused, axis rules.
+//! Tests of the PNG plots: real PNG bytes of the right size, bad input refused, axis rules.
 
 use super::*;
 
@@ -61,31 +61,16 @@ fn padded_ranges() {
 
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
 
-/// Checks `path` is a real PNG and that `dir` holds nothing but `expected` files (no temp
-/// file left behind).
-fn assert_png(dir: &Path, path: &Path, expected_files: usize) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(bytes[..8], PNG_SIGNATURE, "{} is not a PNG", path.display());
-    assert!(
-        bytes.len() > 5_000,
-        "{} is only {} bytes",
-        path.display(),
-        bytes.len()
-    );
-    let files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(files.len(), expected_files, "unexpected files: {files:?}");
-    assert!(
-        files.iter().all(|f| !f.contains(".tmp")),
-        "temp file left: {files:?}"
-    );
-}
-
-fn assert_no_files(dir: &Path) {
-    let n = std::fs::read_dir(dir).unwrap().count();
-    assert_eq!(n, 0, "a failed plot left files behind");
+/// Checks `bytes` is a real PNG of `size` pixels with something drawn on the white canvas.
+fn assert_png(bytes: &[u8], size: (u32, u32)) {
+    assert_eq!(bytes[..8], PNG_SIGNATURE, "not a PNG");
+    assert!(bytes.len() > 5_000, "the PNG is only {} bytes", bytes.len());
+    let img = image::load_from_memory(bytes).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), size);
+    let white = img.pixels().filter(|p| p.0 == [255, 255, 255]).count();
+    let total = (size.0 * size.1) as usize;
+    assert!(white > total / 2, "the background is not white");
+    assert!(white < total, "nothing was drawn");
 }
 
 /// Zipf-like counts: `n` entities, count `~ c / rank^a`, shuffled order, some zeros.
@@ -142,49 +127,40 @@ fn curve_series() -> Vec<CurveSeries> {
 }
 
 #[test]
-fn long_tail_writes_png() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("users.png");
+fn long_tail_renders_png() {
     let mut counts = zipf_counts(50_000, 1.1, 20_000.0);
     counts.extend([0, 0, 0]);
-    plot_long_tail(
+    let png = plot_long_tail(
         &counts,
         "User activeness",
         "users ranked by interactions",
         "interactions",
-        &p,
     )
     .unwrap();
-    assert_png(dir.path(), &p, 1);
-    // Overwrites atomically.
-    plot_long_tail(&[5, 3, 1], "tiny", "rank", "count", &p).unwrap();
-    assert_png(dir.path(), &p, 1);
+    assert_png(&png, LONG_TAIL_SIZE);
+    let png = plot_long_tail(&[5, 3, 1], "tiny", "rank", "count").unwrap();
+    assert_png(&png, LONG_TAIL_SIZE);
     // One entity only.
-    plot_long_tail(&[7], "one", "rank", "count", &p).unwrap();
-    assert_png(dir.path(), &p, 1);
+    let png = plot_long_tail(&[7], "one", "rank", "count").unwrap();
+    assert_png(&png, LONG_TAIL_SIZE);
 }
 
 #[test]
 fn long_tail_rejects_empty() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("x.png");
     assert!(matches!(
-        plot_long_tail(&[], "t", "x", "y", &p),
+        plot_long_tail(&[], "t", "x", "y"),
         Err(EvalError::Empty(_))
     ));
-    assert!(matches!(
-        plot_long_tail(&[0, 0], "t", "x", "y", &p),
-        Err(EvalError::Empty(_))
-    ));
-    assert_no_files(dir.path());
+    let err = plot_long_tail(&[0, 0], "Item popularity", "x", "y").unwrap_err();
+    assert!(matches!(err, EvalError::Empty(_)), "{err}");
+    // The error names the plot by its title.
+    assert!(err.to_string().contains("Item popularity"), "{err}");
 }
 
 #[test]
-fn group_bars_write_png() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("auc.png");
-    plot_group_bars(&bar_series(), "AUC by user group", "AUC", &p).unwrap();
-    assert_png(dir.path(), &p, 1);
+fn group_bars_render_png() {
+    let png = plot_group_bars(&bar_series(), "AUC by user group", "AUC").unwrap();
+    assert_png(&png, CHART_SIZE);
     // Missing groups in one series, zero std, single series.
     let ragged = vec![
         ("a".to_string(), vec![("all".to_string(), 0.2, 0.0)]),
@@ -196,21 +172,19 @@ fn group_bars_write_png() {
             ],
         ),
     ];
-    plot_group_bars(&ragged, "ragged", "share", &p).unwrap();
-    assert_png(dir.path(), &p, 1);
+    let png = plot_group_bars(&ragged, "ragged", "share").unwrap();
+    assert_png(&png, CHART_SIZE);
 }
 
 #[test]
 fn group_bars_reject_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("x.png");
     assert!(matches!(
-        plot_group_bars(&[], "t", "y", &p),
+        plot_group_bars(&[], "t", "y"),
         Err(EvalError::Empty(_))
     ));
     let empty = vec![("a".to_string(), vec![])];
     assert!(matches!(
-        plot_group_bars(&empty, "t", "y", &p),
+        plot_group_bars(&empty, "t", "y"),
         Err(EvalError::Empty(_))
     ));
     for (m, s) in [(f64::NAN, 0.1), (f64::INFINITY, 0.1), (0.5, f64::NAN)] {
@@ -218,14 +192,14 @@ fn group_bars_reject_bad_input() {
             "a".to_string(),
             vec![("all".to_string(), 0.5, 0.0), ("tail".to_string(), m, s)],
         )];
-        match plot_group_bars(&bad, "t", "y", &p) {
+        match plot_group_bars(&bad, "t", "y") {
             Err(EvalError::NonFinite { index, .. }) => assert_eq!(index, 1),
             other => panic!("expected NonFinite, got {other:?}"),
         }
     }
     let neg = vec![("a".to_string(), vec![("all".to_string(), 0.5, -0.1)])];
     assert!(matches!(
-        plot_group_bars(&neg, "t", "y", &p),
+        plot_group_bars(&neg, "t", "y"),
         Err(EvalError::InvalidArgument(_))
     ));
     let dup = vec![(
@@ -233,58 +207,42 @@ fn group_bars_reject_bad_input() {
         vec![("all".to_string(), 0.5, 0.0), ("all".to_string(), 0.6, 0.0)],
     )];
     assert!(matches!(
-        plot_group_bars(&dup, "t", "y", &p),
+        plot_group_bars(&dup, "t", "y"),
         Err(EvalError::InvalidArgument(_))
     ));
-    assert_no_files(dir.path());
 }
 
 #[test]
-fn curves_write_png() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("loss.png");
-    plot_curves(&curve_series(), "Training loss", "epoch", "logloss", &p).unwrap();
-    assert_png(dir.path(), &p, 1);
+fn curves_render_png() {
+    let png = plot_curves(&curve_series(), "Training loss", "epoch", "logloss").unwrap();
+    assert_png(&png, CHART_SIZE);
     // A single point, and an empty series beside it.
     let one = vec![
         ("a".to_string(), vec![(1.0, 0.5)]),
         ("b".to_string(), vec![]),
     ];
-    plot_curves(&one, "one point", "x", "y", &p).unwrap();
-    assert_png(dir.path(), &p, 1);
+    let png = plot_curves(&one, "one point", "x", "y").unwrap();
+    assert_png(&png, CHART_SIZE);
 }
 
 #[test]
 fn curves_reject_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("x.png");
     assert!(matches!(
-        plot_curves(&[], "t", "x", "y", &p),
+        plot_curves(&[], "t", "x", "y"),
         Err(EvalError::Empty(_))
     ));
     let empty = vec![("a".to_string(), vec![])];
     assert!(matches!(
-        plot_curves(&empty, "t", "x", "y", &p),
+        plot_curves(&empty, "t", "x", "y"),
         Err(EvalError::Empty(_))
     ));
     for pt in [(f64::NAN, 1.0), (1.0, f64::NEG_INFINITY)] {
         let bad = vec![("a".to_string(), vec![(0.0, 1.0), pt])];
-        match plot_curves(&bad, "t", "x", "y", &p) {
+        match plot_curves(&bad, "t", "x", "y") {
             Err(EvalError::NonFinite { index, .. }) => assert_eq!(index, 1),
             other => panic!("expected NonFinite, got {other:?}"),
         }
     }
-    assert_no_files(dir.path());
-}
-
-#[test]
-fn unwritable_path_is_an_error_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("no-such-dir").join("x.png");
-    let err = plot_curves(&curve_series(), "t", "x", "y", &p).unwrap_err();
-    assert!(err.to_string().contains("no-such-dir"), "{err}");
-    assert!(matches!(err, EvalError::Plot { .. } | EvalError::Io { .. }));
-    assert_no_files(dir.path());
 }
 
 /// Writes example pictures for eyeballing to `$LONGTAIL_PLOT_EXAMPLES` (a folder) when set.
@@ -293,33 +251,38 @@ fn write_examples_when_asked() {
     let Some(dir) = std::env::var_os("LONGTAIL_PLOT_EXAMPLES") else {
         return;
     };
-    let dir = PathBuf::from(dir);
+    let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir).unwrap();
+    let save =
+        |name: &str, png: Result<Vec<u8>>| std::fs::write(dir.join(name), png.unwrap()).unwrap();
     let users = zipf_counts(200_000, 0.9, 5_000.0);
-    plot_long_tail(
-        &users,
-        "User activeness",
-        "users ranked by interactions",
-        "interactions",
-        &dir.join("long_tail_users.png"),
-    )
-    .unwrap();
+    save(
+        "long_tail_users.png",
+        plot_long_tail(
+            &users,
+            "User activeness",
+            "users ranked by interactions",
+            "interactions",
+        ),
+    );
     let items = zipf_counts(30, 1.3, 900.0);
-    plot_long_tail(
-        &items,
-        "Item popularity (small)",
-        "items ranked by popularity",
-        "interactions",
-        &dir.join("long_tail_items_small.png"),
-    )
-    .unwrap();
-    plot_group_bars(
-        &bar_series(),
-        "AUC by user group (mean ± std over 5 seeds)",
-        "AUC",
-        &dir.join("bars_auc.png"),
-    )
-    .unwrap();
+    save(
+        "long_tail_items_small.png",
+        plot_long_tail(
+            &items,
+            "Item popularity (small)",
+            "items ranked by popularity",
+            "interactions",
+        ),
+    );
+    save(
+        "bars_auc.png",
+        plot_group_bars(
+            &bar_series(),
+            "AUC by user group (mean ± std over 5 seeds)",
+            "AUC",
+        ),
+    );
     let shares = vec![
         (
             "popularity".to_string(),
@@ -338,13 +301,10 @@ fn write_examples_when_asked() {
             ],
         ),
     ];
-    plot_group_bars(
-        &shares,
-        "Share of recommendations by item group",
-        "share",
-        &dir.join("bars_share.png"),
-    )
-    .unwrap();
+    save(
+        "bars_share.png",
+        plot_group_bars(&shares, "Share of recommendations by item group", "share"),
+    );
     let mixed = vec![
         (
             "model A".to_string(),
@@ -363,21 +323,14 @@ fn write_examples_when_asked() {
             ],
         ),
     ];
-    plot_group_bars(
-        &mixed,
-        "RelaImpr vs baseline",
-        "RelaImpr",
-        &dir.join("bars_mixed.png"),
-    )
-    .unwrap();
-    plot_curves(
-        &curve_series(),
-        "Training loss",
-        "epoch",
-        "logloss",
-        &dir.join("curves_loss.png"),
-    )
-    .unwrap();
+    save(
+        "bars_mixed.png",
+        plot_group_bars(&mixed, "RelaImpr vs baseline", "RelaImpr"),
+    );
+    save(
+        "curves_loss.png",
+        plot_curves(&curve_series(), "Training loss", "epoch", "logloss"),
+    );
     let sweep: Vec<CurveSeries> = ["all", "tail", "head"]
         .iter()
         .enumerate()
@@ -392,22 +345,19 @@ fn write_examples_when_asked() {
     let items: Vec<u64> = (1..=1_000_000u64)
         .map(|r| 1 + 3_000_000 / (r + 50))
         .collect();
-    plot_long_tail(
-        &items,
-        "Item popularity (1M items)",
-        "items ranked by popularity",
-        "interactions",
-        &dir.join("long_tail_items_1m.png"),
-    )
-    .unwrap();
-    plot_long_tail(
-        &[7],
-        "A single user",
-        "rank",
-        "count",
-        &dir.join("long_tail_one.png"),
-    )
-    .unwrap();
+    save(
+        "long_tail_items_1m.png",
+        plot_long_tail(
+            &items,
+            "Item popularity (1M items)",
+            "items ranked by popularity",
+            "interactions",
+        ),
+    );
+    save(
+        "long_tail_one.png",
+        plot_long_tail(&[7], "A single user", "rank", "count"),
+    );
     let ragged = vec![
         ("a".to_string(), vec![("all".to_string(), 0.2, 0.0)]),
         (
@@ -418,27 +368,23 @@ fn write_examples_when_asked() {
             ],
         ),
     ];
-    plot_group_bars(
-        &ragged,
-        "Ragged series",
-        "share",
-        &dir.join("bars_ragged.png"),
-    )
-    .unwrap();
+    save(
+        "bars_ragged.png",
+        plot_group_bars(&ragged, "Ragged series", "share"),
+    );
     let flat = vec![("only".to_string(), vec![("all".to_string(), 0.8, 0.0)])];
-    plot_group_bars(&flat, "One flat bar", "AUC", &dir.join("bars_flat.png")).unwrap();
+    save(
+        "bars_flat.png",
+        plot_group_bars(&flat, "One flat bar", "AUC"),
+    );
     let one = vec![
         ("a".to_string(), vec![(1.0, 0.5)]),
         ("b (no data)".to_string(), vec![]),
     ];
-    plot_curves(
-        &one,
-        "One point",
-        "epoch",
-        "loss",
-        &dir.join("curves_one.png"),
-    )
-    .unwrap();
+    save(
+        "curves_one.png",
+        plot_curves(&one, "One point", "epoch", "loss"),
+    );
     let long: Vec<CurveSeries> = (0..12)
         .map(|k| {
             (
@@ -457,21 +403,13 @@ fn write_examples_when_asked() {
             )
         })
         .collect();
-    plot_curves(&many, "30 series", "x", "y", &dir.join("curves_30.png")).unwrap();
-    plot_curves(
-        &long,
-        "Many long series",
-        "step",
-        "loss",
-        &dir.join("curves_many.png"),
-    )
-    .unwrap();
-    plot_curves(
-        &sweep,
-        "AUC vs popularity skew",
-        "skew exponent",
-        "AUC",
-        &dir.join("curves_sweep.png"),
-    )
-    .unwrap();
+    save("curves_30.png", plot_curves(&many, "30 series", "x", "y"));
+    save(
+        "curves_many.png",
+        plot_curves(&long, "Many long series", "step", "loss"),
+    );
+    save(
+        "curves_sweep.png",
+        plot_curves(&sweep, "AUC vs popularity skew", "skew exponent", "AUC"),
+    );
 }
