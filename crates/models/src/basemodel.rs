@@ -3,15 +3,20 @@
 //! by sum pooling, concatenated with the user and target-item embeddings, and fed to an MLP
 //! trained with cross-entropy. It uses no negative feedback and no group interest.
 
+use crate::checks;
 use longtail_core::layers::{masked_sum, Mlp};
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{params, BuildContext, CtrLogits, DeviceBatch, Model, Registry, Result};
+use longtail_core::{
+    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
+};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "basemodel";
 
 /// Hyper-parameters (`[model.params]`). Defaults follow HIM §4.1: embedding 8, MLP [256, 128, 32].
+/// Checked before any data is read: widths in `[1, 65536]`, `embedding_std` in `(0, 10]`,
+/// `dropout` in `[0, 1)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BaseModelParams {
@@ -35,6 +40,16 @@ impl Default for BaseModelParams {
             dropout: 0.0,
             user_embedding: true,
         }
+    }
+}
+
+impl ModelParams for BaseModelParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        checks::embedding(c, self.embedding_dim, self.embedding_std)?;
+        checks::tower(c, &self.hidden, self.dropout)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
     }
 }
 
@@ -101,7 +116,7 @@ impl CtrLogits for BaseModel {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<BaseModelParams>(
         NAME,
         "Embedding & MLP with sum pooling over behaviors (HIM's BaseModel)",
         BaseModel::build,

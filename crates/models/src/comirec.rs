@@ -38,12 +38,13 @@
 //!   one logit, trained with the weighted BCE `"ctr"` term instead of the paper's sampled
 //!   softmax; `score = σ(logit)`. Histories longer than `max_len` are a caller error (panic).
 
-use crate::routing;
+use crate::{checks, routing};
 use longtail_core::layers::{self, Mlp};
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, CoreError, CtrLogits, DeviceBatch, Model, Registry, Result,
+    params, BuildContext, Check, CoreError, CtrLogits, DeviceBatch, Model, ModelParams, Registry,
+    Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +53,9 @@ pub const NAME_SA: &str = "comirec-sa";
 
 /// ComiRec-DR hyper-parameters (`[model.params]`). Defaults: embedding 8 and MLP [256, 128, 32]
 /// (as the other baselines), K = 4, 3 routing rounds (ComiRec paper).
+/// Checked before any data is read: widths (`embedding_dim`, `hidden`) in `[1, 65536]`,
+/// `interests` in `[1, 256]`, `routing_iters` in `[1, 100]`, `embedding_std` in `(0, 10]`,
+/// `dropout` in `[0, 1)`, `aggregation` one of `argmax`, `softmax`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ComiRecDrParams {
@@ -88,7 +92,9 @@ impl Default for ComiRecDrParams {
     }
 }
 
-/// ComiRec-SA hyper-parameters (`[model.params]`).
+/// ComiRec-SA hyper-parameters (`[model.params]`). Checked before any data is read: widths
+/// (`embedding_dim`, `attention_hidden`, `hidden`) in `[1, 65536]`, `interests` in `[1, 256]`,
+/// `embedding_std` in `(0, 10]`, `dropout` in `[0, 1)`, `aggregation` one of `argmax`, `softmax`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ComiRecSaParams {
@@ -132,15 +138,25 @@ pub enum Aggregation {
     Softmax,
 }
 
-fn bad(model: &str, key: &str, message: String) -> CoreError {
-    CoreError::Params {
-        model: model.to_string(),
-        key: key.to_string(),
-        message,
+/// The most values ComiRec-DR's routing weights `[max_len, K, D, D]` may hold (2^30 floats,
+/// 4 GiB).
+pub const MAX_ROUTING_WEIGHTS: i64 = 1 << 30;
+
+/// The `aggregation` values (see [`Aggregation`]).
+const AGGREGATIONS: [&str; 2] = ["argmax", "softmax"];
+
+impl Aggregation {
+    /// The variant of a validated `aggregation` value.
+    fn from_param(v: &str) -> Self {
+        if v == "softmax" {
+            Aggregation::Softmax
+        } else {
+            Aggregation::Argmax
+        }
     }
 }
 
-/// The checks and fields both variants share.
+/// The fields both variants share, checked by [`Common::validate`].
 struct Common<'a> {
     model: &'static str,
     embedding_dim: i64,
@@ -150,6 +166,70 @@ struct Common<'a> {
     hidden: &'a [i64],
     dropout: f64,
     user_embedding: bool,
+}
+
+impl Common<'_> {
+    fn validate(&self, c: &Check) -> Result<()> {
+        checks::embedding(c, self.embedding_dim, self.embedding_std)?;
+        checks::interests(c, self.interests)?;
+        c.one_of("aggregation", self.aggregation, &AGGREGATIONS)?;
+        checks::tower(c, self.hidden, self.dropout)
+    }
+}
+
+impl ComiRecDrParams {
+    fn common(&self) -> Common<'_> {
+        Common {
+            model: NAME_DR,
+            embedding_dim: self.embedding_dim,
+            embedding_std: self.embedding_std,
+            interests: self.interests,
+            aggregation: &self.aggregation,
+            hidden: &self.hidden,
+            dropout: self.dropout,
+            user_embedding: self.user_embedding,
+        }
+    }
+}
+
+impl ModelParams for ComiRecDrParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        self.common().validate(c)?;
+        c.int(
+            "routing_iters",
+            self.routing_iters,
+            1,
+            checks::MAX_ROUTING_ITERS,
+        )
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
+    }
+}
+
+impl ComiRecSaParams {
+    fn common(&self) -> Common<'_> {
+        Common {
+            model: NAME_SA,
+            embedding_dim: self.embedding_dim,
+            embedding_std: self.embedding_std,
+            interests: self.interests,
+            aggregation: &self.aggregation,
+            hidden: &self.hidden,
+            dropout: self.dropout,
+            user_embedding: self.user_embedding,
+        }
+    }
+}
+
+impl ModelParams for ComiRecSaParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        self.common().validate(c)?;
+        c.opt_dim("attention_hidden", self.attention_hidden)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
+    }
 }
 
 /// The interest extractor of each variant.
@@ -182,43 +262,16 @@ pub struct ComiRec {
 }
 
 impl ComiRec {
-    /// Validates the shared params, builds the embeddings and the head; `extractor` adds the
+    /// Builds the embeddings and the head from validated shared params; `extractor` adds the
     /// variant's own parameters under the root path.
     fn with_extractor(
         ctx: &BuildContext,
         c: Common,
-        sizes: &[(&str, i64)],
-        extractor: impl FnOnce(&nn::Path, i64) -> Extractor,
+        extractor: impl FnOnce(&nn::Path, i64) -> Result<Extractor>,
     ) -> Result<Self> {
         let name = c.model;
         let d = c.embedding_dim;
-        let all = [("embedding_dim", d), ("interests", c.interests)]
-            .into_iter()
-            .chain(sizes.iter().copied())
-            .chain(c.hidden.iter().map(|&h| ("hidden", h)));
-        for (key, v) in all {
-            if v < 1 {
-                return Err(bad(name, key, format!("sizes must be at least 1, got {v}")));
-            }
-        }
-        if !(0.0..1.0).contains(&c.dropout) {
-            return Err(bad(
-                name,
-                "dropout",
-                format!("must be in [0, 1), got {}", c.dropout),
-            ));
-        }
-        let aggregation = match c.aggregation {
-            "argmax" => Aggregation::Argmax,
-            "softmax" => Aggregation::Softmax,
-            other => {
-                return Err(bad(
-                    name,
-                    "aggregation",
-                    format!("must be \"argmax\" or \"softmax\", got {other:?}"),
-                ))
-            }
-        };
+        let aggregation = Aggregation::from_param(c.aggregation);
         let fm = ctx.feature_map;
         let items = fm.require("item", name)?.vocab as i64;
         let max_len = match fm.require("hist", name)?.max_len {
@@ -243,7 +296,7 @@ impl ComiRec {
             None
         };
         let item = nn::embedding(&root / "item", items, d, cfg);
-        let extractor = extractor(&root, max_len);
+        let extractor = extractor(&root, max_len)?;
         let inputs = d * if c.user_embedding { 3 } else { 2 };
         let mlp = Mlp::new(&(&root / "mlp"), inputs, c.hidden, 1, c.dropout);
         Ok(Self {
@@ -263,18 +316,23 @@ impl ComiRec {
     pub fn new_dr(ctx: &BuildContext) -> Result<Self> {
         let p: ComiRecDrParams = params::parse(NAME_DR, ctx.params)?;
         let (d, k) = (p.embedding_dim, p.interests);
-        let common = Common {
-            model: NAME_DR,
-            embedding_dim: d,
-            embedding_std: p.embedding_std,
-            interests: k,
-            aggregation: &p.aggregation,
-            hidden: &p.hidden,
-            dropout: p.dropout,
-            user_embedding: p.user_embedding,
-        };
-        let sizes = [("routing_iters", p.routing_iters)];
-        Self::with_extractor(ctx, common, &sizes, |root, max_len| {
+        Self::with_extractor(ctx, p.common(), |root, max_len| {
+            // W is [max_len, K, D, D]: quadratic in D, so widths that pass the range checks can
+            // still ask for more memory than any device has (the check needs the history length).
+            let elements = [max_len, k, d, d]
+                .iter()
+                .try_fold(1i64, |acc, &x| acc.checked_mul(x))
+                .filter(|&n| n <= MAX_ROUTING_WEIGHTS);
+            if elements.is_none() {
+                return Err(Check { model: NAME_DR }.bad(
+                    "embedding_dim",
+                    format!(
+                        "the routing weights [max_len {max_len}, interests {k}, {d}, {d}] would \
+                         exceed {MAX_ROUTING_WEIGHTS} values; use a smaller embedding_dim or \
+                         fewer interests"
+                    ),
+                ));
+            }
             let weights = root.var(
                 "routing_weights",
                 &[max_len, k, d, d],
@@ -283,11 +341,11 @@ impl ComiRec {
                     stdev: 1.0,
                 },
             );
-            Extractor::Routing {
+            Ok(Extractor::Routing {
                 weights,
                 iters: p.routing_iters,
                 stop_gradient: p.stop_gradient,
-            }
+            })
         })
     }
 
@@ -296,19 +354,8 @@ impl ComiRec {
         let p: ComiRecSaParams = params::parse(NAME_SA, ctx.params)?;
         let (d, k) = (p.embedding_dim, p.interests);
         let da = p.attention_hidden.unwrap_or(4 * d);
-        let common = Common {
-            model: NAME_SA,
-            embedding_dim: d,
-            embedding_std: p.embedding_std,
-            interests: k,
-            aggregation: &p.aggregation,
-            hidden: &p.hidden,
-            dropout: p.dropout,
-            user_embedding: p.user_embedding,
-        };
-        let sizes = [("attention_hidden", da)];
         let std = p.embedding_std;
-        Self::with_extractor(ctx, common, &sizes, |root, max_len| {
+        Self::with_extractor(ctx, p.common(), |root, max_len| {
             let att = root / "attention";
             let w1 = nn::linear(&att / "w1", d, da, Default::default());
             let no_bias = nn::LinearConfig {
@@ -324,7 +371,7 @@ impl ComiRec {
                     stdev: std,
                 },
             );
-            Extractor::SelfAttentive { w1, w2, positions }
+            Ok(Extractor::SelfAttentive { w1, w2, positions })
         })
     }
 
@@ -426,13 +473,13 @@ impl CtrLogits for ComiRec {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<ComiRecDrParams>(
         NAME_DR,
         "ComiRec-DR: dynamic routing (per-position maps) into K interests, the interest closest \
          to the target (argmax) + MLP",
         ComiRec::build_dr,
     )?;
-    r.register(
+    r.register_model::<ComiRecSaParams>(
         NAME_SA,
         "ComiRec-SA: K-head self-attention over behaviors (+ positions) into K interests, the \
          interest closest to the target (argmax) + MLP",

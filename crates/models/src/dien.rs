@@ -39,19 +39,23 @@
 //!   → `layers::Mlp` (hidden `hidden`, default `[256, 128, 32]` as in HIM §4.1; ReLU; `dropout`
 //!   default 0.0) → logit; `score = σ(logit)`.
 
+use crate::checks;
 use longtail_core::layers::{masked_softmax, masked_sum, Mlp};
 use longtail_core::losses::bce_with_logits;
 use longtail_core::tch::nn::{self, Module, RNN};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, CoreError, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
+    params, BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, Output, Registry, Result,
+    Task,
 };
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "dien";
 
 /// Hyper-parameters (`[model.params]`). Defaults: embedding 8 and MLP [256, 128, 32] (HIM §4.1),
-/// GRU/AUGRU hidden size = embedding size.
+/// GRU/AUGRU hidden size = embedding size. Checked before any data is read: widths
+/// (`embedding_dim`, `hidden_size`, `hidden`) in `[1, 65536]`, `embedding_std` in `(0, 10]`,
+/// `dropout` in `[0, 1)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DienParams {
@@ -77,6 +81,18 @@ impl Default for DienParams {
             dropout: 0.0,
             user_embedding: true,
         }
+    }
+}
+
+impl ModelParams for DienParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        checks::embedding(c, self.embedding_dim, self.embedding_std)?;
+        c.opt_dim("hidden_size", self.hidden_size)?;
+        checks::tower(c, &self.hidden, self.dropout)
+    }
+    /// The CTR term and the auxiliary loss (eq. 5), whatever the params.
+    fn loss_terms(&self) -> Vec<String> {
+        vec!["ctr".to_string(), "aux".to_string()]
     }
 }
 
@@ -151,18 +167,6 @@ impl Dien {
     pub fn new(ctx: &BuildContext) -> Result<Self> {
         let p: DienParams = params::parse(NAME, ctx.params)?;
         let hidden_size = p.hidden_size.unwrap_or(p.embedding_dim);
-        for (key, v) in [
-            ("embedding_dim", p.embedding_dim),
-            ("hidden_size", hidden_size),
-        ] {
-            if v < 1 {
-                return Err(CoreError::Params {
-                    model: NAME.to_string(),
-                    key: key.to_string(),
-                    message: format!("must be at least 1, got {v}"),
-                });
-            }
-        }
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         fm.require("hist", NAME)?;
@@ -310,7 +314,7 @@ impl Model for Dien {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<DienParams>(
         NAME,
         "DIEN: GRU interest extractor with auxiliary loss + attentional AUGRU (Zhou et al., AAAI 2019)",
         Dien::build,

@@ -25,18 +25,21 @@
 //!   mini-batch aware regularisation is not used: HIM trains all baselines the same way);
 //!   `score = σ(logit)`.
 
+use crate::checks;
 use longtail_core::layers::Mlp;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, CoreError, CtrLogits, DeviceBatch, Model, Registry, Result,
+    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
 };
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "din";
 
 /// Hyper-parameters (`[model.params]`). Defaults: embedding 8 and MLP [256, 128, 32] (HIM §4.1),
-/// activation unit [36] (DIN paper).
+/// activation unit [36] (DIN paper). Checked before any data is read: widths (`embedding_dim`,
+/// `attention_hidden`, `hidden`) in `[1, 65536]`, `embedding_std` in `(0, 10]`, `dropout` in
+/// `[0, 1)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DinParams {
@@ -62,6 +65,17 @@ impl Default for DinParams {
             dropout: 0.0,
             user_embedding: true,
         }
+    }
+}
+
+impl ModelParams for DinParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        checks::embedding(c, self.embedding_dim, self.embedding_std)?;
+        c.dims("attention_hidden", &self.attention_hidden)?;
+        checks::tower(c, &self.hidden, self.dropout)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
     }
 }
 
@@ -113,17 +127,6 @@ impl Din {
     pub fn new(ctx: &BuildContext) -> Result<Self> {
         let p: DinParams = params::parse(NAME, ctx.params)?;
         let d = p.embedding_dim;
-        let sizes = std::iter::once(("embedding_dim", d))
-            .chain(p.attention_hidden.iter().map(|&h| ("attention_hidden", h)));
-        for (key, v) in sizes {
-            if v < 1 {
-                return Err(CoreError::Params {
-                    model: NAME.to_string(),
-                    key: key.to_string(),
-                    message: format!("sizes must be at least 1, got {v}"),
-                });
-            }
-        }
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         fm.require("hist", NAME)?;
@@ -199,7 +202,7 @@ impl CtrLogits for Din {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<DinParams>(
         NAME,
         "DIN: target attention (activation unit, unnormalised weights) over behaviors + MLP",
         Din::build,

@@ -18,17 +18,20 @@
 //!   `[256, 128, 32]` as in HIM §4.1; ReLU; `dropout` default 0.0) → logit, trained with the
 //!   weighted BCE `"ctr"` term; `score = σ(logit)`.
 
+use crate::checks;
 use longtail_core::layers::Mlp;
 use longtail_core::tch::nn::{self, Module, RNN};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, CoreError, CtrLogits, DeviceBatch, Model, Registry, Result,
+    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
 };
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "gru4rec";
 
 /// Hyper-parameters (`[model.params]`). Defaults follow HIM §4.1: embedding 8, MLP [256, 128, 32].
+/// Checked before any data is read: widths (`embedding_dim`, `hidden_size`, `hidden`) in
+/// `[1, 65536]`, `embedding_std` in `(0, 10]`, `dropout` in `[0, 1)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Gru4RecParams {
@@ -57,6 +60,17 @@ impl Default for Gru4RecParams {
     }
 }
 
+impl ModelParams for Gru4RecParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        checks::embedding(c, self.embedding_dim, self.embedding_std)?;
+        c.opt_dim("hidden_size", self.hidden_size)?;
+        checks::tower(c, &self.hidden, self.dropout)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
+    }
+}
+
 pub struct Gru4Rec {
     vs: nn::VarStore,
     user: Option<nn::Embedding>,
@@ -70,15 +84,6 @@ impl Gru4Rec {
         let p: Gru4RecParams = params::parse(NAME, ctx.params)?;
         let d = p.embedding_dim;
         let hidden_size = p.hidden_size.unwrap_or(d);
-        for (key, v) in [("embedding_dim", d), ("hidden_size", hidden_size)] {
-            if v < 1 {
-                return Err(CoreError::Params {
-                    model: NAME.to_string(),
-                    key: key.to_string(),
-                    message: format!("must be at least 1, got {v}"),
-                });
-            }
-        }
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         fm.require("hist", NAME)?;
@@ -150,7 +155,7 @@ impl CtrLogits for Gru4Rec {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<Gru4RecParams>(
         NAME,
         "GRU4Rec: GRU over the history, last real state + target (+ user) -> MLP (CTR)",
         Gru4Rec::build,

@@ -70,12 +70,14 @@
 //!
 //! `score` runs a non-training pass with no randomness, so it is deterministic.
 
+use crate::checks;
 use longtail_core::layers::{masked_softmax, Mlp};
 use longtail_core::losses::bce_with_logits;
 use longtail_core::tch::nn::{self, Module, RNN};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, CoreError, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
+    params, BuildContext, Check, CoreError, DeviceBatch, Losses, Model, ModelParams, Output,
+    Registry, Result, Task,
 };
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +103,10 @@ impl UbpMode {
     }
 }
 
-/// Hyper-parameters (`[model.params]`). Defaults follow HIM §4.1 (public data).
+/// Hyper-parameters (`[model.params]`). Defaults follow HIM §4.1 (public data). Checked before
+/// any data is read: widths (`embedding_dim`, `group_dim`, `gru_hidden`, `hidden`) in
+/// `[1, 65536]`, `groups` in `[1, 1024]`, `negative_users` in `[1, 256]`, `embedding_std` in
+/// `(0, 10]`, `dropout` in `[0, 1)`; `ubp` is `positive`, `negative_pooling` or `full`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HimParams {
@@ -144,6 +149,30 @@ impl Default for HimParams {
             ubc: true,
             frequency_weighting: true,
         }
+    }
+}
+
+/// Upper bound of `groups` (k user groups per session).
+pub const MAX_GROUPS: i64 = 1024;
+/// Upper bound of `negative_users` (p partner rows per row in the group loss).
+pub const MAX_NEGATIVE_USERS: i64 = 256;
+
+impl ModelParams for HimParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        checks::embedding(c, self.embedding_dim, self.embedding_std)?;
+        c.dim("group_dim", self.group_dim)?;
+        c.int("groups", self.groups, 1, MAX_GROUPS)?;
+        c.int("negative_users", self.negative_users, 1, MAX_NEGATIVE_USERS)?;
+        c.opt_dim("gru_hidden", self.gru_hidden)?;
+        checks::tower(c, &self.hidden, self.dropout)
+    }
+    /// `ctr`, plus the group loss `group` (eq. 8) with UBC.
+    fn loss_terms(&self) -> Vec<String> {
+        let mut t = vec!["ctr".to_string()];
+        if self.ubc {
+            t.push("group".to_string());
+        }
+        t
     }
 }
 
@@ -264,21 +293,6 @@ impl Him {
     pub fn new(ctx: &BuildContext) -> Result<Self> {
         let p: HimParams = params::parse(NAME, ctx.params)?;
         let h = p.gru_hidden.unwrap_or(p.embedding_dim);
-        for (key, v) in [
-            ("embedding_dim", p.embedding_dim),
-            ("group_dim", p.group_dim),
-            ("groups", p.groups),
-            ("negative_users", p.negative_users),
-            ("gru_hidden", h),
-        ] {
-            if v < 1 {
-                return Err(CoreError::Params {
-                    model: NAME.to_string(),
-                    key: key.to_string(),
-                    message: format!("must be at least 1, got {v}"),
-                });
-            }
-        }
         let fm = ctx.feature_map;
         let spec = fm.get("sessions").ok_or_else(|| model_err(NO_SESSIONS))?;
         let (sessions, top_n) = match spec.dims.as_deref() {
@@ -498,7 +512,7 @@ impl Model for Him {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<HimParams>(
         NAME,
         "HIM: frequency-ranked sessions, UBP (distance attention + GRU + self-attention) and UBC \
          group auto-encoder (Hybrid Interest Modeling for Long-tailed Users)",

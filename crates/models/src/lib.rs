@@ -2,6 +2,7 @@
 //! [`register_builtin`] adds them all to a registry.
 
 pub mod basemodel;
+mod checks;
 pub mod comirec;
 pub mod dien;
 pub mod din;

@@ -20,14 +20,17 @@
 //! - **Initialisation**: all weights and the bias start at 0 (the usual LR start, and it keeps the
 //!   padding rows at 0); trained with the weighted BCE `"ctr"` term; `score = σ(logit)`.
 
+use crate::checks;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{params, BuildContext, CtrLogits, DeviceBatch, Model, Registry, Result};
+use longtail_core::{
+    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
+};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "lr";
 
-/// Hyper-parameters (`[model.params]`).
+/// Hyper-parameters (`[model.params]`). Checked before any data is read: `dropout` in `[0, 1)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LrParams {
@@ -46,6 +49,15 @@ impl Default for LrParams {
             user_embedding: true,
             dropout: 0.0,
         }
+    }
+}
+
+impl ModelParams for LrParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        c.prob("dropout", self.dropout)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
     }
 }
 
@@ -125,7 +137,7 @@ impl CtrLogits for Lr {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<LrParams>(
         NAME,
         "Logistic regression over one-hot user / item ids and a sqrt(n)-normalised history bag",
         Lr::build,

@@ -42,19 +42,28 @@
 //! - **Output** (eq. 12): `[R(i_c), ℰ(i_c), user?]` → `layers::Mlp` (`hidden`, default
 //!   `[256, 128, 32]`) → one logit, cross-entropy `ctr`. Our datasets have no context features.
 
+use crate::checks;
 use longtail_core::attention::MultiHeadSelfAttention;
 use longtail_core::layers::{id_embedding_config, masked_softmax, Mlp};
+use longtail_core::params::MAX_DIM;
 use longtail_core::tch::nn::{self, Module, OptimizerConfig};
 use longtail_core::tch::{Device, Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, CoreError, DeviceBatch, Losses, Model, Output, PretrainLog, Registry,
-    Result, Task,
+    params, BuildContext, Check, CoreError, DeviceBatch, Losses, Model, ModelParams, Output,
+    PretrainLog, Registry, Result, Task,
 };
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "mfn";
 
 /// Hyper-parameters (`[model.params]`); see the module header for each choice.
+/// Checked before any data is read: widths (`embedding_dim`, `attribute_dim`,
+/// `combination_hidden`, `attention_hidden`, `hidden`) in `[1, 65536]`, `interests` in `[1, 256]`,
+/// `heads` in `[1, 65536]` (dividing the behavior width `embedding_dim + attribute_dim × the
+/// number of attributes`, checked here when `attributes` is given and when built otherwise),
+/// `center_lr` in `(0, 100]`, `center_steps` in `[1, 10^7]`, `center_window` in `[1, 10^5]`,
+/// `center_tol` in `[0, 100]`, `embedding_std` in `(0, 10]`, `dropout` in `[0, 1)`, and the
+/// words of `fixed_embeddings`, `centers`, `center_optimizer` and `similarity_pooling`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MfnParams {
@@ -116,66 +125,57 @@ impl Default for MfnParams {
     }
 }
 
+/// A params error of this model (for the checks that need the data or the stage-1 model).
 fn bad(key: &str, message: String) -> CoreError {
-    CoreError::Params {
-        model: NAME.to_string(),
-        key: key.to_string(),
-        message,
-    }
+    Check { model: NAME }.bad(key, message)
 }
 
-fn one_of(key: &str, v: &str, allowed: &[&str]) -> Result<()> {
-    if allowed.contains(&v) {
-        Ok(())
-    } else {
-        Err(bad(
-            key,
-            format!("'{v}' is not one of: {}", allowed.join(", ")),
-        ))
-    }
-}
+/// Upper bound of `center_lr`.
+pub const MAX_CENTER_LR: f64 = 100.0;
+/// Upper bound of `center_steps` (Algorithm 1's steps; the default is 2000).
+pub const MAX_CENTER_STEPS: i64 = 10_000_000;
+/// Upper bound of `center_window`.
+pub const MAX_CENTER_WINDOW: i64 = 100_000;
+/// Upper bound of `center_tol` (`L_E` lies in `[-ln K, ln K]`).
+pub const MAX_CENTER_TOL: f64 = 100.0;
 
-impl MfnParams {
-    fn validate(&self) -> Result<()> {
-        for (key, v) in [
-            ("embedding_dim", self.embedding_dim),
-            ("attribute_dim", self.attribute_dim),
-            ("interests", self.interests),
-            ("heads", self.heads),
-            ("combination_hidden", self.combination_hidden),
-        ] {
-            if v < 1 {
-                return Err(bad(key, format!("must be at least 1, got {v}")));
-            }
-        }
-        if let Some(h) = self.attention_hidden.iter().find(|&&h| h < 1) {
-            return Err(bad(
-                "attention_hidden",
-                format!("sizes must be >= 1, got {h}"),
-            ));
-        }
-        one_of(
+impl ModelParams for MfnParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        checks::embedding(c, self.embedding_dim, self.embedding_std)?;
+        c.dim("attribute_dim", self.attribute_dim)?;
+        checks::interests(c, self.interests)?;
+        c.one_of(
             "fixed_embeddings",
             &self.fixed_embeddings,
             &["stage1", "random"],
         )?;
-        one_of("centers", &self.centers, &["pretrained", "random"])?;
-        one_of("center_optimizer", &self.center_optimizer, &["adam", "sgd"])?;
-        one_of(
+        c.one_of("centers", &self.centers, &["pretrained", "random"])?;
+        c.one_of("center_optimizer", &self.center_optimizer, &["adam", "sgd"])?;
+        c.positive("center_lr", self.center_lr, MAX_CENTER_LR)?;
+        checks::count(c, "center_steps", self.center_steps, 1, MAX_CENTER_STEPS)?;
+        checks::count(c, "center_window", self.center_window, 1, MAX_CENTER_WINDOW)?;
+        c.non_negative("center_tol", self.center_tol, MAX_CENTER_TOL)?;
+        c.one_of(
             "similarity_pooling",
             &self.similarity_pooling,
             &["sum", "mean"],
         )?;
-        if !(self.center_lr > 0.0 && self.center_lr.is_finite()) {
-            return Err(bad("center_lr", "must be a positive number".into()));
+        c.int("heads", self.heads, 1, MAX_DIM)?;
+        // With the attributes named, the behavior width is known here; with the default (all
+        // the dataset has) the builder checks it.
+        if let (true, Some(attributes)) = (self.combination, &self.attributes) {
+            let width = self
+                .attribute_dim
+                .saturating_mul(attributes.len() as i64)
+                .saturating_add(self.embedding_dim);
+            checks::heads(c, self.heads, width, "the behavior embedding width")?;
         }
-        if self.center_window == 0 {
-            return Err(bad("center_window", "must be at least 1".into()));
-        }
-        if self.center_tol.is_nan() || self.center_tol < 0.0 {
-            return Err(bad("center_tol", "must be >= 0".into()));
-        }
-        Ok(())
+        c.dim("combination_hidden", self.combination_hidden)?;
+        c.dims("attention_hidden", &self.attention_hidden)?;
+        checks::tower(c, &self.hidden, self.dropout)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
     }
 }
 
@@ -251,7 +251,6 @@ pub struct Mfn {
 impl Mfn {
     pub fn new(ctx: &BuildContext) -> Result<Self> {
         let p: MfnParams = params::parse(NAME, ctx.params)?;
-        p.validate()?;
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         fm.require("hist", NAME)?;
@@ -362,6 +361,7 @@ impl Mfn {
         });
 
         let (msa, w1, w2, a2) = if p.combination {
+            // The width depends on the dataset's item features when `attributes` is unset.
             if dt % p.heads != 0 {
                 return Err(bad(
                     "heads",
@@ -574,7 +574,7 @@ impl Model for Mfn {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<MfnParams>(
         NAME,
         "MFN: similarity interests (fixed stage-1 embeddings, pre-trained centers) + combination \
          interests (self-attention) + fine-grained item features, two attention heads",

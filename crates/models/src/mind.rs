@@ -37,12 +37,13 @@
 //!   trained with the weighted BCE `"ctr"` term instead of the paper's sampled softmax;
 //!   `score = σ(logit)`. An empty history gives zero capsules and `v_u = 0` (finite scores).
 
-use crate::routing;
+use crate::{checks, routing};
 use longtail_core::layers::Mlp;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, CoreError, CtrLogits, DeviceBatch, Model, Registry, Result,
+    params, BuildContext, Check, CoreError, CtrLogits, DeviceBatch, Model, ModelParams, Registry,
+    Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +51,9 @@ pub const NAME: &str = "mind";
 
 /// Hyper-parameters (`[model.params]`). Defaults: embedding 8 and MLP [256, 128, 32] (as the
 /// other baselines), K = 4 interests, 3 routing rounds and p = 2 (MIND paper).
+/// Checked before any data is read: widths (`embedding_dim`, `hidden`) in `[1, 65536]`,
+/// `interests` in `[1, 256]`, `routing_iters` in `[1, 100]`, `pow_p` in `[0, 8]`,
+/// `embedding_std` in `(0, 10]`, `dropout` in `[0, 1)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MindParams {
@@ -86,11 +90,25 @@ impl Default for MindParams {
     }
 }
 
-fn bad(key: &str, message: String) -> CoreError {
-    CoreError::Params {
-        model: NAME.to_string(),
-        key: key.to_string(),
-        message,
+/// Upper bound of `pow_p`: `s^p` of a float32 score overflows for |s| above `3.4e38^(1/p)`
+/// (about 7e4 at p = 8), and the paper's best is 2.
+pub const MAX_POW_P: i64 = 8;
+
+impl ModelParams for MindParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        checks::embedding(c, self.embedding_dim, self.embedding_std)?;
+        checks::interests(c, self.interests)?;
+        c.int(
+            "routing_iters",
+            self.routing_iters,
+            1,
+            checks::MAX_ROUTING_ITERS,
+        )?;
+        c.int("pow_p", self.pow_p, 0, MAX_POW_P)?;
+        checks::tower(c, &self.hidden, self.dropout)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
     }
 }
 
@@ -113,27 +131,6 @@ impl Mind {
     pub fn new(ctx: &BuildContext) -> Result<Self> {
         let p: MindParams = params::parse(NAME, ctx.params)?;
         let d = p.embedding_dim;
-        let sizes = [
-            ("embedding_dim", d),
-            ("interests", p.interests),
-            ("routing_iters", p.routing_iters),
-        ]
-        .into_iter()
-        .chain(p.hidden.iter().map(|&h| ("hidden", h)));
-        for (key, v) in sizes {
-            if v < 1 {
-                return Err(bad(key, format!("sizes must be at least 1, got {v}")));
-            }
-        }
-        if p.pow_p < 0 {
-            return Err(bad("pow_p", format!("must be at least 0, got {}", p.pow_p)));
-        }
-        if !(0.0..1.0).contains(&p.dropout) {
-            return Err(bad(
-                "dropout",
-                format!("must be in [0, 1), got {}", p.dropout),
-            ));
-        }
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         let max_len = match fm.require("hist", NAME)?.max_len {
@@ -251,7 +248,7 @@ impl CtrLogits for Mind {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<MindParams>(
         NAME,
         "MIND: B2I dynamic routing (shared bilinear map) into K interests, label-aware attention \
          to the target + MLP",

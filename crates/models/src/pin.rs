@@ -67,13 +67,15 @@
 //! - **Loss**: one term `"ctr"`, the weighted BCE on the routed logit (`batch.weight` carries the
 //!   schedule's per-sample stratum weights `P(z) / n_z`); `score = σ(logit)`.
 
+use crate::checks;
 use crate::din::ActivationUnit;
 use longtail_core::attention::TransformerEncoder;
 use longtail_core::layers::{masked_softmax, Mlp};
 use longtail_core::tch::nn::{self, Module, RNN};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, CoreError, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
+    params, BuildContext, Check, CoreError, DeviceBatch, Losses, Model, ModelParams, Output,
+    Registry, Result, Task,
 };
 use serde::{Deserialize, Serialize};
 
@@ -85,7 +87,11 @@ pub const HEAD_GROUP: i64 = 2;
 /// Hyper-parameters (`[model.params]`). Backbone options are unset unless given; unset means the
 /// default of the chosen backbone (`attention_hidden = [36]`, `hidden_size = embedding_dim`,
 /// `layers = 1`, `heads = 2`, `ffn_dim = 4 × embedding_dim`), and an option of another backbone is
-/// rejected.
+/// rejected. Checked before any data is read: `backbone` one of `din`, `gru4rec`,
+/// `transformer`; `plugin_init` one of `fresh`, `shared_head` (which needs
+/// `plugin_hidden == hidden`); widths (`embedding_dim`, `attention_hidden`, `hidden_size`,
+/// `ffn_dim`, `hidden`, `plugin_hidden`) in `[1, 65536]`, `layers` in `[1, 64]`, `heads` in
+/// `[1, 65536]` dividing `embedding_dim`, `embedding_std` in `(0, 10]`, `dropout` in `[0, 1)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PinParams {
@@ -145,11 +151,62 @@ impl Default for PinParams {
     }
 }
 
-fn params_error(key: &str, message: String) -> CoreError {
-    CoreError::Params {
-        model: NAME.to_string(),
-        key: key.to_string(),
-        message,
+/// The `backbone` values.
+pub const BACKBONES: [&str; 3] = ["din", "gru4rec", "transformer"];
+
+impl ModelParams for PinParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        c.one_of("backbone", &self.backbone, &BACKBONES)?;
+        // Options that belong to another backbone are errors, not silently ignored.
+        let given = [
+            ("attention_hidden", self.attention_hidden.is_some(), "din"),
+            ("hidden_size", self.hidden_size.is_some(), "gru4rec"),
+            ("layers", self.layers.is_some(), "transformer"),
+            ("heads", self.heads.is_some(), "transformer"),
+            ("ffn_dim", self.ffn_dim.is_some(), "transformer"),
+        ];
+        for (key, set, owner) in given {
+            if set && owner != self.backbone {
+                return Err(c.bad(
+                    key,
+                    format!(
+                        "'{key}' is an option of backbone '{owner}', not of '{}'",
+                        self.backbone
+                    ),
+                ));
+            }
+        }
+        c.one_of("plugin_init", &self.plugin_init, &["fresh", "shared_head"])?;
+        if self.plugin_init == "shared_head" && self.plugin_hidden != self.hidden {
+            return Err(c.bad(
+                "plugin_hidden",
+                format!(
+                    "plugin_init = \"shared_head\" copies the shared head, so plugin_hidden \
+                     ({:?}) must equal hidden ({:?})",
+                    self.plugin_hidden, self.hidden
+                ),
+            ));
+        }
+        let d = self.embedding_dim;
+        checks::embedding(c, d, self.embedding_std)?;
+        match self.backbone.as_str() {
+            "din" => c.dims(
+                "attention_hidden",
+                self.attention_hidden.as_deref().unwrap_or_default(),
+            )?,
+            "gru4rec" => c.opt_dim("hidden_size", self.hidden_size)?,
+            _ => {
+                c.int("layers", self.layers.unwrap_or(1), 1, checks::MAX_LAYERS)?;
+                checks::heads(c, self.heads.unwrap_or(2), d, "embedding_dim")?;
+                c.opt_dim("ffn_dim", self.ffn_dim)?;
+            }
+        }
+        c.dims("hidden", &self.hidden)?;
+        c.dims("plugin_hidden", &self.plugin_hidden)?;
+        c.prob("dropout", self.dropout)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
     }
 }
 
@@ -196,93 +253,11 @@ impl Pin {
     pub fn new(ctx: &BuildContext) -> Result<Self> {
         let p: PinParams = params::parse(NAME, ctx.params)?;
         let d = p.embedding_dim;
-        // Options that belong to another backbone are errors, not silently ignored.
-        let given = [
-            ("attention_hidden", p.attention_hidden.is_some(), "din"),
-            ("hidden_size", p.hidden_size.is_some(), "gru4rec"),
-            ("layers", p.layers.is_some(), "transformer"),
-            ("heads", p.heads.is_some(), "transformer"),
-            ("ffn_dim", p.ffn_dim.is_some(), "transformer"),
-        ];
-        if !["din", "gru4rec", "transformer"].contains(&p.backbone.as_str()) {
-            return Err(params_error(
-                "backbone",
-                format!(
-                    "unknown backbone '{}' (expected din, gru4rec or transformer)",
-                    p.backbone
-                ),
-            ));
-        }
-        for (key, set, owner) in given {
-            if set && owner != p.backbone {
-                return Err(params_error(
-                    key,
-                    format!(
-                        "'{key}' is an option of backbone '{owner}', not of '{}'",
-                        p.backbone
-                    ),
-                ));
-            }
-        }
-        match p.plugin_init.as_str() {
-            "fresh" => {}
-            "shared_head" if p.plugin_hidden != p.hidden => {
-                return Err(params_error(
-                    "plugin_hidden",
-                    format!(
-                        "plugin_init = \"shared_head\" copies the shared head, so plugin_hidden \
-                         ({:?}) must equal hidden ({:?})",
-                        p.plugin_hidden, p.hidden
-                    ),
-                ));
-            }
-            "shared_head" => {}
-            other => {
-                return Err(params_error(
-                    "plugin_init",
-                    format!("unknown plugin_init '{other}' (expected fresh or shared_head)"),
-                ))
-            }
-        }
         let attention_hidden = p.attention_hidden.clone().unwrap_or_else(|| vec![36]);
         let hidden_size = p.hidden_size.unwrap_or(d);
         let layers = p.layers.unwrap_or(1);
         let heads = p.heads.unwrap_or(2);
         let ffn_dim = p.ffn_dim.unwrap_or(4 * d);
-        let mut sizes = vec![("embedding_dim", d)];
-        match p.backbone.as_str() {
-            "din" => sizes.extend(attention_hidden.iter().map(|&h| ("attention_hidden", h))),
-            "gru4rec" => sizes.push(("hidden_size", hidden_size)),
-            _ => sizes.extend([("layers", layers), ("heads", heads), ("ffn_dim", ffn_dim)]),
-        }
-        sizes.extend(p.hidden.iter().map(|&h| ("hidden", h)));
-        sizes.extend(p.plugin_hidden.iter().map(|&h| ("plugin_hidden", h)));
-        for (key, v) in sizes {
-            if v < 1 {
-                return Err(params_error(
-                    key,
-                    format!("sizes must be at least 1, got {v}"),
-                ));
-            }
-        }
-        if p.backbone == "transformer" && d % heads != 0 {
-            return Err(params_error(
-                "heads",
-                format!("{heads} heads do not divide embedding_dim {d}"),
-            ));
-        }
-        if !(0.0..1.0).contains(&p.dropout) {
-            return Err(params_error(
-                "dropout",
-                format!("must be in [0, 1), got {}", p.dropout),
-            ));
-        }
-        if !(p.embedding_std.is_finite() && p.embedding_std > 0.0) {
-            return Err(params_error(
-                "embedding_std",
-                format!("must be positive, got {}", p.embedding_std),
-            ));
-        }
 
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
@@ -497,7 +472,7 @@ impl Model for Pin {
             "shared" => (0.0, false),
             "plugins" => (1.0, self.p.freeze_backbone),
             other => {
-                return Err(params_error(
+                return Err(Check { model: NAME }.bad(
                     "phase",
                     format!("unknown phase '{other}' (expected shared or plugins)"),
                 ))
@@ -515,7 +490,7 @@ impl Model for Pin {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<PinParams>(
         NAME,
         "PIN (Personalizing Intervened Network, WSDM 2023; reconstructed from the abstract): \
          DIN / GRU4Rec / transformer backbone + shared head, then head and tail plugins routed by \
@@ -557,8 +532,6 @@ mod tests {
         let out = m.forward(b, train).unwrap();
         m.losses(&out, b).unwrap().weighted_total(|_| 1.0).unwrap()
     }
-
-    const BACKBONES: [&str; 3] = ["din", "gru4rec", "transformer"];
 
     #[test]
     fn conformance() {

@@ -16,19 +16,31 @@
 //! - **Params**: none besides `dropout` (accepted for a uniform config, unused: there is no hidden
 //!   layer). `score = σ(logit)`.
 
+use crate::checks;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{params, BuildContext, CtrLogits, DeviceBatch, Model, Registry, Result};
+use longtail_core::{
+    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
+};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "popularity";
 
-/// Hyper-parameters (`[model.params]`).
+/// Hyper-parameters (`[model.params]`). Checked before any data is read: `dropout` in `[0, 1)`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PopularityParams {
     /// Accepted for a uniform config; the model has no hidden layer to drop out.
     pub dropout: f64,
+}
+
+impl ModelParams for PopularityParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        c.prob("dropout", self.dropout)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
+    }
 }
 
 pub struct Popularity {
@@ -76,7 +88,7 @@ impl CtrLogits for Popularity {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<PopularityParams>(
         NAME,
         "Popularity baseline: a learned per-item bias trained with BCE (no user, no history)",
         Popularity::build,

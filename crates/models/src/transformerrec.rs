@@ -26,12 +26,14 @@
 //!   ReLU, `mlp_dropout` default 0.0, the tower all MLP baselines share) → logit, trained with
 //!   the weighted BCE `"ctr"` term; `score = σ(logit)`.
 
+use crate::checks;
 use longtail_core::attention::TransformerEncoder;
 use longtail_core::layers::{masked_softmax, Mlp};
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, CoreError, CtrLogits, DeviceBatch, Model, Registry, Result,
+    params, BuildContext, Check, CoreError, CtrLogits, DeviceBatch, Model, ModelParams, Registry,
+    Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +41,9 @@ pub const NAME: &str = "transformerrec";
 
 /// Hyper-parameters (`[model.params]`). Defaults: embedding 8 and MLP [256, 128, 32] as for the
 /// other baselines; one 2-head transformer layer with a 4 × D feed-forward.
+/// Checked before any data is read: widths (`embedding_dim`, `ffn_dim`, `hidden`) in
+/// `[1, 65536]`, `layers` in `[1, 64]`, `heads` in `[1, 65536]` dividing `embedding_dim`,
+/// `embedding_std` in `(0, 10]`, `dropout` and `mlp_dropout` in `[0, 1)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TransformerRecParams {
@@ -78,11 +83,18 @@ impl Default for TransformerRecParams {
     }
 }
 
-fn params_error(key: &str, message: String) -> CoreError {
-    CoreError::Params {
-        model: NAME.to_string(),
-        key: key.to_string(),
-        message,
+impl ModelParams for TransformerRecParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        checks::embedding(c, self.embedding_dim, self.embedding_std)?;
+        c.int("layers", self.layers, 1, checks::MAX_LAYERS)?;
+        checks::heads(c, self.heads, self.embedding_dim, "embedding_dim")?;
+        c.opt_dim("ffn_dim", self.ffn_dim)?;
+        c.prob("dropout", self.dropout)?;
+        c.dims("hidden", &self.hidden)?;
+        c.prob("mlp_dropout", self.mlp_dropout)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        checks::ctr_terms()
     }
 }
 
@@ -97,37 +109,10 @@ pub struct TransformerRec {
 
 impl TransformerRec {
     pub fn new(ctx: &BuildContext) -> Result<Self> {
+        // Validated with this model's key names (the encoder's own errors name "attention").
         let p: TransformerRecParams = params::parse(NAME, ctx.params)?;
         let d = p.embedding_dim;
         let ffn_dim = p.ffn_dim.unwrap_or(4 * d);
-        // Validate with this model's key names (the encoder's own errors name "attention").
-        let sizes = [
-            ("embedding_dim", d),
-            ("layers", p.layers),
-            ("heads", p.heads),
-            ("ffn_dim", ffn_dim),
-        ]
-        .into_iter()
-        .chain(p.hidden.iter().map(|&h| ("hidden", h)));
-        for (key, v) in sizes {
-            if v < 1 {
-                return Err(params_error(
-                    key,
-                    format!("sizes must be at least 1, got {v}"),
-                ));
-            }
-        }
-        if d % p.heads != 0 {
-            return Err(params_error(
-                "heads",
-                format!("{} heads do not divide embedding_dim {d}", p.heads),
-            ));
-        }
-        for (key, v) in [("dropout", p.dropout), ("mlp_dropout", p.mlp_dropout)] {
-            if !(0.0..1.0).contains(&v) {
-                return Err(params_error(key, format!("must be in [0, 1), got {v}")));
-            }
-        }
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         let max_len = match fm.require("hist", NAME)?.max_len {
@@ -230,7 +215,7 @@ impl CtrLogits for TransformerRec {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<TransformerRecParams>(
         NAME,
         "TransformerRec: multi-head transformer interests + target attention pooling + MLP",
         TransformerRec::build,

@@ -66,13 +66,15 @@
 //!   `["item_tower"]`, the part IDW's calibration freezes.
 //! - Histories longer than `max_len` are a caller error (the encoder panics).
 
+use crate::checks;
 use longtail_core::attention::TransformerEncoder;
 use longtail_core::layers::{id_embedding_config, masked_softmax, Mlp};
 use longtail_core::losses::in_batch_softmax;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, CoreError, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
+    params, BuildContext, Check, CoreError, DeviceBatch, Losses, Model, ModelParams, Output,
+    Registry, Result, Task,
 };
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +86,11 @@ pub const USER_TOWER: &str = "user_tower";
 
 /// Hyper-parameters (`[model.params]`). Defaults are IDW §4.4: D = 16, M = 5, a 2-layer 4-head
 /// transformer user tower and a [16, 16] MLP item tower, in-batch softmax with logQ correction.
+/// Checked before any data is read: widths (`embedding_dim`, `ffn_dim`, `item_hidden`, whose
+/// last entry must equal `embedding_dim`) in `[1, 65536]`, `interests` in `[1, 256]`, `layers` in
+/// `[1, 64]`, `heads` in `[1, 65536]` dividing `embedding_dim`, `embedding_std` in `(0, 10]`,
+/// `dropout` in `[0, 1)`, `focal_gamma` and `qmargin_scale` in `[0, 10]`, `temperature` in
+/// `(0, 100]`, and the words of `loss` and `item_norm`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TwoTowerParams {
@@ -159,11 +166,68 @@ pub enum ItemNorm {
     Posthoc,
 }
 
-fn params_error(key: &str, message: String) -> CoreError {
-    CoreError::Params {
-        model: NAME.to_string(),
-        key: key.to_string(),
-        message,
+/// Upper bound of `focal_gamma` (Lin et al. use at most 5).
+pub const MAX_FOCAL_GAMMA: f64 = 10.0;
+/// Upper bound of `qmargin_scale` (the default 0.015 already gives a 0.5 margin to an item seen
+/// once in a million).
+pub const MAX_QMARGIN_SCALE: f64 = 10.0;
+/// Upper bound of `temperature`.
+pub const MAX_TEMPERATURE: f64 = 100.0;
+
+impl LossKind {
+    /// The variant of a validated `loss` value.
+    fn from_param(v: &str) -> Self {
+        match v {
+            "focal" => LossKind::Focal,
+            "qmargin" => LossKind::QMargin,
+            _ => LossKind::Softmax,
+        }
+    }
+}
+
+impl ItemNorm {
+    /// The variant of a validated `item_norm` value.
+    fn from_param(v: &str) -> Self {
+        match v {
+            "train" => ItemNorm::Train,
+            "posthoc" => ItemNorm::Posthoc,
+            _ => ItemNorm::None,
+        }
+    }
+}
+
+impl ModelParams for TwoTowerParams {
+    fn validate(&self, c: &Check) -> Result<()> {
+        let d = self.embedding_dim;
+        checks::embedding(c, d, self.embedding_std)?;
+        checks::interests(c, self.interests)?;
+        c.int("layers", self.layers, 1, checks::MAX_LAYERS)?;
+        checks::heads(c, self.heads, d, "embedding_dim")?;
+        c.opt_dim("ffn_dim", self.ffn_dim)?;
+        c.prob("dropout", self.dropout)?;
+        c.dims("item_hidden", &self.item_hidden)?;
+        match self.item_hidden.last() {
+            None => return Err(c.bad("item_hidden", "the item tower needs at least one layer")),
+            Some(&last) if last != d => {
+                return Err(c.bad(
+                    "item_hidden",
+                    format!(
+                        "the last item-tower width ({last}) must equal embedding_dim ({d}), the \
+                         user representations' width"
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        c.one_of("loss", &self.loss, &["softmax", "focal", "qmargin"])?;
+        c.non_negative("focal_gamma", self.focal_gamma, MAX_FOCAL_GAMMA)?;
+        c.non_negative("qmargin_scale", self.qmargin_scale, MAX_QMARGIN_SCALE)?;
+        c.one_of("item_norm", &self.item_norm, &["none", "train", "posthoc"])?;
+        c.positive("temperature", self.temperature, MAX_TEMPERATURE)
+    }
+    /// One term, `softmax`, whatever `loss` is (so loss weights stay comparable).
+    fn loss_terms(&self) -> Vec<String> {
+        vec!["softmax".to_string()]
     }
 }
 
@@ -188,95 +252,8 @@ impl TwoTower {
         let p: TwoTowerParams = params::parse(NAME, ctx.params)?;
         let d = p.embedding_dim;
         let ffn_dim = p.ffn_dim.unwrap_or(4 * d);
-        let sizes = [
-            ("embedding_dim", d),
-            ("interests", p.interests),
-            ("layers", p.layers),
-            ("heads", p.heads),
-            ("ffn_dim", ffn_dim),
-        ]
-        .into_iter()
-        .chain(p.item_hidden.iter().map(|&h| ("item_hidden", h)));
-        for (key, v) in sizes {
-            if v < 1 {
-                return Err(params_error(
-                    key,
-                    format!("sizes must be at least 1, got {v}"),
-                ));
-            }
-        }
-        if d % p.heads != 0 {
-            return Err(params_error(
-                "heads",
-                format!("{} heads do not divide embedding_dim {d}", p.heads),
-            ));
-        }
-        match p.item_hidden.last() {
-            None => {
-                return Err(params_error(
-                    "item_hidden",
-                    "the item tower needs at least one layer".into(),
-                ))
-            }
-            Some(&last) if last != d => {
-                return Err(params_error(
-                    "item_hidden",
-                    format!(
-                        "the last item-tower width ({last}) must equal embedding_dim ({d}), the \
-                         user representations' width"
-                    ),
-                ))
-            }
-            Some(_) => {}
-        }
-        if !(0.0..1.0).contains(&p.dropout) {
-            return Err(params_error(
-                "dropout",
-                format!("must be in [0, 1), got {}", p.dropout),
-            ));
-        }
-        if !(p.embedding_std.is_finite() && p.embedding_std > 0.0) {
-            return Err(params_error(
-                "embedding_std",
-                format!("must be positive, got {}", p.embedding_std),
-            ));
-        }
-        for (key, v) in [
-            ("focal_gamma", p.focal_gamma),
-            ("qmargin_scale", p.qmargin_scale),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(params_error(key, format!("must be >= 0, got {v}")));
-            }
-        }
-        if !(p.temperature.is_finite() && p.temperature > 0.0) {
-            return Err(params_error(
-                "temperature",
-                format!("must be positive, got {}", p.temperature),
-            ));
-        }
-        let loss = match p.loss.as_str() {
-            "softmax" => LossKind::Softmax,
-            "focal" => LossKind::Focal,
-            "qmargin" => LossKind::QMargin,
-            other => {
-                return Err(params_error(
-                    "loss",
-                    format!("must be \"softmax\", \"focal\" or \"qmargin\", got {other:?}"),
-                ))
-            }
-        };
-        let item_norm = match p.item_norm.as_str() {
-            "none" => ItemNorm::None,
-            "train" => ItemNorm::Train,
-            "posthoc" => ItemNorm::Posthoc,
-            other => {
-                return Err(params_error(
-                    "item_norm",
-                    format!("must be \"none\", \"train\" or \"posthoc\", got {other:?}"),
-                ))
-            }
-        };
+        let loss = LossKind::from_param(&p.loss);
+        let item_norm = ItemNorm::from_param(&p.item_norm);
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         let max_len = match fm.require("hist", NAME)?.max_len {
@@ -490,7 +467,7 @@ impl Model for TwoTower {
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<TwoTowerParams>(
         NAME,
         "IDW two-tower retrieval: transformer user tower + parametric attention into M interests, \
          MLP item tower, candidate-aware scores (eq. 4), in-batch softmax with logQ \

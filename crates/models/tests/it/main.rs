@@ -1,4 +1,6 @@
-//! Every built-in model passes the conformance check.
+//! Every built-in model passes the conformance check and checks its params before building.
+
+mod params;
 
 use longtail_core::conformance;
 
