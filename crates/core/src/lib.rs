@@ -23,6 +23,7 @@ pub use checkpoint::Pretrained;
 pub use device::DeviceSpec;
 pub use error::{CoreError, Result};
 pub use model::{BuildContext, CtrLogits, Losses, Model, Output, PretrainLog, Task};
+pub use params::{Check, ModelParams};
 pub use registry::{ModelBuilder, Registry};
 
 /// Re-exported so model crates see the same data types (feature map, host batch).

@@ -1,11 +1,33 @@
-//! Typed model configs from TOML tables: unknown keys are errors that name the key.
+//! Typed model configs from TOML tables: unknown keys are errors that name the key, and every
+//! value is range-checked ([`ModelParams::validate`]) before anything is allocated, so a bad
+//! number from a config is a one-line error naming its key rather than a libtorch abort.
 
 use crate::error::{CoreError, Result};
 use serde::de::DeserializeOwned;
 
-/// Parses a model's `[model.params]` table into its typed config (which should carry
-/// `#[serde(deny_unknown_fields, default)]`).
-pub fn parse<T: DeserializeOwned>(model: &str, table: &toml::Table) -> Result<T> {
+/// The largest layer or embedding width accepted (a wider one is a typo, and its tables would
+/// not fit in memory next to any real vocabulary).
+pub const MAX_DIM: i64 = 1 << 16;
+
+/// A model's typed `[model.params]` (the struct should carry
+/// `#[serde(deny_unknown_fields, default)]`). The registry uses it to check a config before any
+/// data is read ([`crate::Registry::register_model`]).
+pub trait ModelParams: DeserializeOwned {
+    /// Range checks of every value; an error names its key (see [`Check`]).
+    fn validate(&self, check: &Check) -> Result<()>;
+    /// The loss terms a model with these params returns: the names `[train] loss_weights` may use.
+    fn loss_terms(&self) -> Vec<String>;
+}
+
+/// Parses a model's `[model.params]` table into its typed config and validates it.
+pub fn parse<T: ModelParams>(model: &str, table: &toml::Table) -> Result<T> {
+    let p: T = parse_table(model, table)?;
+    p.validate(&Check { model })?;
+    Ok(p)
+}
+
+/// Parses a table into any serde type; errors name the offending key (no range checks).
+pub fn parse_table<T: DeserializeOwned>(model: &str, table: &toml::Table) -> Result<T> {
     toml::Value::Table(table.clone())
         .try_into::<T>()
         .map_err(|e| {
@@ -26,6 +48,87 @@ pub fn parse<T: DeserializeOwned>(model: &str, table: &toml::Table) -> Result<T>
         })
 }
 
+/// Range checks that name the model and key: `check.dim("embedding_dim", p.embedding_dim)?`.
+pub struct Check<'a> {
+    pub model: &'a str,
+}
+
+impl Check<'_> {
+    /// The error for `key`.
+    pub fn bad(&self, key: &str, message: impl Into<String>) -> CoreError {
+        CoreError::Params {
+            model: self.model.to_string(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An integer in `[min, max]`.
+    pub fn int(&self, key: &str, v: i64, min: i64, max: i64) -> Result<()> {
+        if (min..=max).contains(&v) {
+            Ok(())
+        } else {
+            Err(self.bad(key, format!("must be in [{min}, {max}], got {v}")))
+        }
+    }
+
+    /// A layer or embedding width: `[1, MAX_DIM]`.
+    pub fn dim(&self, key: &str, v: i64) -> Result<()> {
+        self.int(key, v, 1, MAX_DIM)
+    }
+
+    /// An optional width (absent = derived from another one).
+    pub fn opt_dim(&self, key: &str, v: Option<i64>) -> Result<()> {
+        v.map_or(Ok(()), |v| self.dim(key, v))
+    }
+
+    /// Every width of a layer list (an empty list is allowed: no hidden layer).
+    pub fn dims(&self, key: &str, v: &[i64]) -> Result<()> {
+        for (i, &d) in v.iter().enumerate() {
+            if !(1..=MAX_DIM).contains(&d) {
+                return Err(self.bad(key, format!("entry {i} must be in [1, {MAX_DIM}], got {d}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// A dropout probability: `[0, 1)`.
+    pub fn prob(&self, key: &str, v: f64) -> Result<()> {
+        if (0.0..1.0).contains(&v) {
+            Ok(())
+        } else {
+            Err(self.bad(key, format!("must be in [0, 1), got {v}")))
+        }
+    }
+
+    /// A finite number in `(0, max]` (a scale, a standard deviation, a temperature).
+    pub fn positive(&self, key: &str, v: f64, max: f64) -> Result<()> {
+        if v > 0.0 && v <= max {
+            Ok(())
+        } else {
+            Err(self.bad(key, format!("must be in (0, {max}], got {v}")))
+        }
+    }
+
+    /// A finite number in `[0, max]`.
+    pub fn non_negative(&self, key: &str, v: f64, max: f64) -> Result<()> {
+        if (0.0..=max).contains(&v) {
+            Ok(())
+        } else {
+            Err(self.bad(key, format!("must be in [0, {max}], got {v}")))
+        }
+    }
+
+    /// One of a fixed set of words.
+    pub fn one_of(&self, key: &str, v: &str, allowed: &[&str]) -> Result<()> {
+        if allowed.contains(&v) {
+            Ok(())
+        } else {
+            Err(self.bad(key, format!("'{v}' is not one of: {}", allowed.join(", "))))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +138,48 @@ mod tests {
     #[serde(deny_unknown_fields, default)]
     struct P {
         dim: i64,
+    }
+
+    impl ModelParams for P {
+        fn validate(&self, c: &Check) -> Result<()> {
+            c.dim("dim", self.dim)
+        }
+        fn loss_terms(&self) -> Vec<String> {
+            vec!["ctr".into()]
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key() {
+        for (text, want) in [
+            ("dim = 0", "[1, 65536]"),
+            ("dim = -3", "got -3"),
+            ("dim = 100000000", "got 100000000"),
+        ] {
+            let t: toml::Table = toml::from_str(text).unwrap();
+            match parse::<P>("m", &t).unwrap_err() {
+                CoreError::Params { key, message, .. } => {
+                    assert_eq!(key, "dim");
+                    assert!(message.contains(want), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let c = Check { model: "m" };
+        assert!(c
+            .dims("hidden", &[8, 0])
+            .unwrap_err()
+            .to_string()
+            .contains("entry 1"));
+        assert!(c.prob("dropout", 1.0).is_err() && c.prob("dropout", f64::NAN).is_err());
+        assert!(
+            c.positive("s", f64::INFINITY, 10.0).is_err() && c.positive("s", 0.0, 1.0).is_err()
+        );
+        assert!(c
+            .one_of("k", "x", &["a", "b"])
+            .unwrap_err()
+            .to_string()
+            .contains("a, b"));
     }
 
     #[test]
@@ -52,7 +197,7 @@ mod tests {
             loss: String,
         }
         let t: toml::Table = toml::from_str("loss = 3").unwrap();
-        match parse::<Q>("m", &t).unwrap_err() {
+        match parse_table::<Q>("m", &t).unwrap_err() {
             CoreError::Params { key, message, .. } => assert_eq!(key, "loss", "{message}"),
             other => panic!("{other:?}"),
         }

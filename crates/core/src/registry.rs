@@ -3,14 +3,20 @@
 
 use crate::error::{CoreError, Result};
 use crate::model::{BuildContext, Model};
+use crate::params::{self, ModelParams};
 use std::collections::BTreeMap;
 
 /// Builds a model from the feature map, its params table and a device.
 pub type ModelBuilder = Box<dyn Fn(&BuildContext) -> Result<Box<dyn Model>> + Send + Sync>;
 
+/// Parses and range-checks a params table without building anything; returns the loss terms.
+type ParamsCheck = Box<dyn Fn(&str, &toml::Table) -> Result<Vec<String>> + Send + Sync>;
+
 struct Entry {
     description: String,
     builder: ModelBuilder,
+    /// Present for models registered with their params type ([`Registry::register_model`]).
+    check: Option<ParamsCheck>,
 }
 
 #[derive(Default)]
@@ -23,12 +29,42 @@ impl Registry {
         Self::default()
     }
 
-    /// Adds a model. A name registered twice is an error listing the registered names.
+    /// Adds a model together with its params type, so a config's `[model.params]` and
+    /// `loss_weights` are checked before any data is read ([`Registry::check_params`]). A name
+    /// registered twice is an error listing the registered names.
+    pub fn register_model<P: ModelParams + 'static>(
+        &mut self,
+        name: &str,
+        description: &str,
+        builder: impl Fn(&BuildContext) -> Result<Box<dyn Model>> + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.insert(
+            name,
+            description,
+            Box::new(builder),
+            Some(Box::new(|model: &str, table: &toml::Table| {
+                Ok(params::parse::<P>(model, table)?.loss_terms())
+            })),
+        )
+    }
+
+    /// Adds a model whose params are only checked when it is built (prefer
+    /// [`Registry::register_model`]). A name registered twice is an error.
     pub fn register(
         &mut self,
         name: &str,
         description: &str,
         builder: impl Fn(&BuildContext) -> Result<Box<dyn Model>> + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.insert(name, description, Box::new(builder), None)
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        description: &str,
+        builder: ModelBuilder,
+        check: Option<ParamsCheck>,
     ) -> Result<()> {
         if self.entries.contains_key(name) {
             return Err(CoreError::Registry(format!(
@@ -40,7 +76,8 @@ impl Registry {
             name.to_string(),
             Entry {
                 description: description.to_string(),
-                builder: Box::new(builder),
+                builder,
+                check,
             },
         );
         Ok(())
@@ -55,6 +92,17 @@ impl Registry {
                 "unknown model '{name}'; registered models: {}",
                 self.names().join(", ")
             )))
+        }
+    }
+
+    /// Checks `params` for model `name` without building it: unknown keys, wrong types and
+    /// out-of-range values are errors naming the key. Returns the model's loss terms, or `None`
+    /// for a model registered without its params type (checked only when built).
+    pub fn check_params(&self, name: &str, params: &toml::Table) -> Result<Option<Vec<String>>> {
+        self.check(name)?;
+        match &self.entries[name].check {
+            Some(c) => c(name, params).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -466,6 +466,7 @@ pub fn build_ctr_dataset(
         warnings.retain(|w| !w.contains("'body' is empty"));
     }
 
+    check_sample_plan(&seqs, &negative_feedback, num_items, cfg)?;
     let neg_seed = seed::derive_seed(seed, "negatives");
     let low_seed = seed::derive_seed(seed, "rated-negatives");
     let blocks: Vec<[CtrSamples; 3]> = (0..num_users.div_ceil(USER_BLOCK))
@@ -549,6 +550,52 @@ pub fn build_ctr_dataset(
         sessions: None,
         items: None,
     })
+}
+
+/// Data-dependent checks of `neg_per_pos` before any sample is drawn: it may not exceed the
+/// items any user has left unseen (negatives are drawn from those), and the samples must fit in
+/// memory.
+fn check_sample_plan(
+    seqs: &UserSequences,
+    low: &UserSequences,
+    num_items: usize,
+    cfg: &CtrConfig,
+) -> Result<()> {
+    let users = seqs.offsets.len().saturating_sub(1);
+    let mut positives = 0usize;
+    let mut most_unseen = 0usize;
+    let mut seen: Vec<u32> = Vec::new();
+    for u in 0..users {
+        let p = seqs.seq(u as u32);
+        if p.is_empty() {
+            continue;
+        }
+        positives += p.len();
+        seen.clear();
+        seen.extend_from_slice(p);
+        seen.extend_from_slice(low.seq(u as u32));
+        seen.sort_unstable();
+        seen.dedup();
+        most_unseen = most_unseen.max((num_items - 1).saturating_sub(seen.len()));
+    }
+    if cfg.neg_per_pos > most_unseen {
+        return Err(DataError::config(
+            "samples.neg_per_pos",
+            format!(
+                "{} negatives per positive, but no user has that many unseen items to draw them                  from (at most {most_unseen} of the {} items); lower it",
+                cfg.neg_per_pos,
+                num_items - 1
+            ),
+        ));
+    }
+    // One sample row: user, item, hist_end (u32), label (f32), ts (i64), two groups (u8); twice
+    // for the per-block buffers that are appended into the splits.
+    let rows = positives as f64 * (1.0 + cfg.neg_per_pos as f64) + low.items.len() as f64;
+    crate::memory::check_fits(
+        rows * 26.0 * 2.0,
+        "samples.neg_per_pos",
+        &format!("{rows:.0} samples"),
+    )
 }
 
 /// The label rule in one place: every user's positives (all rows without a threshold, else the
@@ -838,7 +885,18 @@ mod tests {
             rating: None,
             label: None,
         };
-        let d = build_ctr_dataset(&t, "full", &tiny_cfg(), 0).unwrap();
+        // Two negatives per positive: no user has two unseen items, so that is refused by name.
+        let e = build_ctr_dataset(&t, "full", &tiny_cfg(), 0).unwrap_err();
+        assert!(
+            matches!(&e, DataError::Config { key, message } if key == "samples.neg_per_pos"
+                && message.contains("at most 1 of the 2 items")),
+            "{e}"
+        );
+        let cfg = CtrConfig {
+            neg_per_pos: 1,
+            ..tiny_cfg()
+        };
+        let d = build_ctr_dataset(&t, "full", &cfg, 0).unwrap();
         let user1: Vec<f32> = (0..d.test.len())
             .filter(|&i| d.test.user[i] == 1)
             .map(|i| d.test.label[i])
@@ -848,7 +906,30 @@ mod tests {
             .filter(|&i| d.test.user[i] == 2)
             .map(|i| d.test.item[i])
             .collect();
-        assert_eq!(user2, vec![1, 2, 2]);
+        assert_eq!(user2, vec![1, 2]);
+    }
+
+    #[test]
+    fn huge_neg_per_pos_is_refused_before_sampling() {
+        // 100000 negatives per positive on a 50-item catalogue: an error naming the key, at once.
+        let t = Interactions {
+            user: (1..=10).flat_map(|u| [u, u]).chain([1]).collect(),
+            item: (1..=20).chain([50]).collect(),
+            ts: (0..21).collect(),
+            rating: None,
+            label: None,
+        };
+        let cfg = CtrConfig {
+            neg_per_pos: 100_000,
+            ..tiny_cfg()
+        };
+        let e = build_ctr_dataset(&t, "small", &cfg, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("samples.neg_per_pos") && e.contains("unseen"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub enum DataError {
     /// nulls or out-of-range values in an id column, malformed JSON).
     #[error("{}: {message}", path.display())]
     Schema { path: PathBuf, message: String },
+    /// An output that may not be written there (it is an input, or something longtail did not
+    /// write); nothing was changed.
+    #[error("{}: {message}", path.display())]
+    Output { path: PathBuf, message: String },
     /// A configuration value that cannot work; `key` is the config key.
     #[error("config key '{key}': {message}")]
     Config { key: String, message: String },

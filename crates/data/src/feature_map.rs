@@ -146,7 +146,7 @@ impl FeatureMap {
 
     /// Writes pretty JSON, atomically (temporary sibling file, then rename).
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        crate::table::write_json_atomically(path, self, true)
+        crate::atomic::write_json(path, self, true)
     }
 
     /// Reads a feature map and verifies its hash.

@@ -347,9 +347,10 @@ impl FrameReader {
 /// [`FrameWriter::finish`] renames it into place (dropping the writer unfinished removes it).
 pub struct FrameWriter {
     path: PathBuf,
-    tmp: PathBuf,
     schema: Arc<Schema>,
     writer: Option<ArrowWriter<File>>,
+    /// The temporary file; removed if the writer is dropped unfinished.
+    staged: Option<crate::atomic::Staged>,
 }
 
 impl FrameWriter {
@@ -363,12 +364,8 @@ impl FrameWriter {
             .collect();
         let metadata: BTreeMap<String, String> = like.metadata.clone();
         let schema = Arc::new(Schema::new(fields).with_metadata(metadata));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
+        let staged = crate::atomic::Staged::file(path)?;
+        let file = File::create(staged.path()).map_err(|e| DataError::io(path, e))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
@@ -380,7 +377,7 @@ impl FrameWriter {
         })?;
         Ok(FrameWriter {
             path: path.to_path_buf(),
-            tmp,
+            staged: Some(staged),
             schema,
             writer: Some(writer),
         })
@@ -424,15 +421,10 @@ impl FrameWriter {
             .take()
             .ok_or_else(|| pq_err(&"writer already finished"))?;
         let file = w.into_inner().map_err(|e| pq_err(&e))?;
-        file.sync_all().map_err(|e| DataError::io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| DataError::io(&self.path, e))
-    }
-}
-
-impl Drop for FrameWriter {
-    fn drop(&mut self) {
-        if self.writer.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
+        file.sync_all().map_err(|e| DataError::io(&self.path, e))?;
+        match self.staged.take() {
+            Some(s) => s.commit(),
+            None => Err(pq_err(&"writer already finished")),
         }
     }
 }

@@ -53,7 +53,8 @@ use parquet::arrow::ProjectionMask;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::table::{write_json_atomically, Interactions};
+use crate::atomic::write_json;
+use crate::table::Interactions;
 
 /// The longest line an importer accepts (16 MiB): bounds the memory of one line.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
@@ -176,8 +177,8 @@ impl Imported {
     /// never see a half-written file. Returns the (user, item) paths.
     pub fn write_vocab(&self, dir_or_prefix: &Path) -> Result<(PathBuf, PathBuf)> {
         let paths = vocab_paths(dir_or_prefix);
-        write_json_atomically(&paths.0, &self.user_vocab, false)?;
-        write_json_atomically(&paths.1, &self.item_vocab, false)?;
+        write_json(&paths.0, &self.user_vocab, false)?;
+        write_json(&paths.1, &self.item_vocab, false)?;
         Ok(paths)
     }
 }

@@ -55,6 +55,9 @@ use crate::error::{DataError, Result};
 use crate::import::{line_err, movielens_genres, LineReader, MAX_LINE_BYTES};
 use crate::table::write_atomically;
 
+/// Schema-metadata key that marks an item-feature table written by longtail.
+pub const MARKER_KEY: &str = "longtail.items";
+
 /// Prefix of the schema-metadata key holding a field's vocabulary as a JSON array of strings.
 pub const VOCAB_KEY_PREFIX: &str = "longtail.vocab.";
 
@@ -427,7 +430,7 @@ impl ItemFeatures {
         let mut fields = vec![Field::new("item", DataType::UInt32, false)];
         let mut cols: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from_iter_values(0..n))];
         let mut meta = BTreeMap::new();
-        meta.insert("longtail.items".to_string(), "v1".to_string());
+        meta.insert(MARKER_KEY.to_string(), "v1".to_string());
         let vocab_json = |v: &[String]| serde_json::to_string(v).map_err(|e| pq_err(&e));
         for f in &self.fields {
             fields.push(Field::new(&f.name, DataType::UInt32, false));

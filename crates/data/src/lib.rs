@@ -11,6 +11,7 @@
 //! Every random choice is driven by one user seed through named streams ([`seed`]), so the same
 //! seed gives the same data on every machine.
 
+pub mod atomic;
 pub mod batch;
 pub mod ctr;
 pub mod error;
@@ -20,6 +21,8 @@ pub mod frame;
 pub mod groups;
 pub mod import;
 pub mod items;
+pub mod memory;
+pub mod outputs;
 pub mod prepare;
 pub mod scores;
 pub mod seed;

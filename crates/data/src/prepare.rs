@@ -7,9 +7,10 @@
 //! split, user activeness and item popularity groups: [`crate::ctr`]); optionally HIM sessions
 //! for every sample ([`crate::sessions`]) and IDW sequences ([`crate::sequences`]).
 //!
-//! The folder (written under a temporary name and renamed when complete, so a failed run never
-//! leaves a half-written folder; an existing folder is replaced only if it holds a
-//! `prepare.json`):
+//! The folder (built under a temporary name and swapped in whole when complete, so a failed or
+//! killed run never leaves a half-written folder; an existing folder is replaced only if it holds
+//! a `prepare.json`, and never when it holds an input of the job). `prepare.json` records the
+//! SHA-256 of every other file, and [`load_prepared_ctr`] refuses a folder whose files changed:
 //!
 //! ```text
 //! OUT/prepare.json                     manifest: config, hashes, counts, group shares, warnings
@@ -161,13 +162,26 @@ pub struct PrepareManifest {
     pub test: SplitCounts,
     pub warnings: Vec<String>,
     pub wall_s: f64,
+    /// SHA-256 of every file of the folder but `prepare.json`, by path relative to the folder
+    /// (`/`-separated): what [`verify_files`] checks before a folder is used.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// Runs `cfg` and writes the folder `out` (see the module docs). `log` gets one line per stage.
 pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<PrepareManifest> {
     let started = Instant::now();
     cfg.validate()?;
-    check_out_dir(out)?;
+    let inputs = cfg.data.input_paths();
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let is_prepared = |p: &Path| p.join("prepare.json").is_file();
+    crate::atomic::guard_output(
+        out,
+        &inputs,
+        true,
+        crate::atomic::Replaceable::If(&is_prepared),
+        "prepared folder",
+    )?;
     let sessions = cfg.sessions.as_ref().map(Sessions::new).transpose()?;
 
     log("loading data");
@@ -224,16 +238,8 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
     }
     data.feature_map.hash = data.feature_map.compute_hash();
 
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(p) = parent {
-        std::fs::create_dir_all(p).map_err(|e| DataError::io(p, e))?;
-    }
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "prepared".into());
-    let tmp = out.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let staged = crate::atomic::Staged::dir(out)?;
+    let tmp = staged.path().to_path_buf();
     let result = (|| -> Result<PrepareManifest> {
         for d in ["samples", "sessions", "sequences"] {
             if d == "samples"
@@ -336,23 +342,100 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
             test: counts(&data.test, seq.as_ref().map(|q| q.test.len())),
             warnings: data.warnings.clone(),
             wall_s: started.elapsed().as_secs_f64(),
+            files: file_hashes(&tmp)?,
         };
         write_json(&tmp.join("prepare.json"), &manifest)?;
         Ok(manifest)
     })();
-    match result {
-        Ok(m) => {
-            if out.exists() {
-                std::fs::remove_dir_all(out).map_err(|e| DataError::io(out, e))?;
+    // On error `staged` is dropped: the temporary folder goes, `out` is untouched.
+    let m = result?;
+    staged.commit()?;
+    Ok(m)
+}
+
+/// SHA-256 of every file under `dir` but `prepare.json`, by `/`-separated relative path.
+fn file_hashes(dir: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| DataError::io(dir, e))?
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| DataError::io(dir, e))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out)?;
+            } else {
+                let rel = p.strip_prefix(root).unwrap_or(&p);
+                let rel: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                let rel = rel.join("/");
+                if rel != "prepare.json" {
+                    out.insert(rel, sha256_file(&p)?);
+                }
             }
-            std::fs::rename(&tmp, out).map_err(|e| DataError::io(out, e))?;
-            Ok(m)
         }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Err(e)
+        Ok(())
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out)?;
+    Ok(out)
+}
+
+/// SHA-256 (hex) of a file's bytes, read in blocks.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| DataError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(crate::table::hex(&h.finalize()))
+}
+
+/// Checks every file that `prepare.json` lists against its recorded SHA-256: a missing,
+/// replaced or edited file is an error naming it. Folders written before hashes were recorded
+/// are refused too (they cannot be checked).
+pub fn verify_files(dir: &Path, m: &PrepareManifest) -> Result<()> {
+    if m.files.is_empty() {
+        return Err(DataError::Schema {
+            path: dir.join("prepare.json"),
+            message: "records no file hashes (written by an older longtail), so the folder \
+                      cannot be checked: run `longtail prepare` again"
+                .into(),
+        });
+    }
+    for (rel, want) in &m.files {
+        let p = dir.join(rel);
+        if !p.is_file() {
+            return Err(DataError::Schema {
+                path: p,
+                message: "listed in prepare.json but missing: the prepared folder was modified"
+                    .into(),
+            });
+        }
+        if sha256_file(&p)? != *want {
+            return Err(DataError::Schema {
+                path: p,
+                message: "content differs from the hash in prepare.json: the prepared folder \
+                          was modified after `longtail prepare` wrote it (prepare it again)"
+                    .into(),
+            });
         }
     }
+    Ok(())
 }
 
 /// The item features of a prepared folder (`items.parquet`), if it has them.
@@ -363,24 +446,6 @@ pub fn load_prepared_items(dir: &Path) -> Result<Option<ItemFeatures>> {
     } else {
         Ok(None)
     }
-}
-
-/// Refuses to replace anything but an earlier prepared folder.
-fn check_out_dir(out: &Path) -> Result<()> {
-    if !out.exists() {
-        return Ok(());
-    }
-    let empty = std::fs::read_dir(out)
-        .map_err(|e| DataError::io(out, e))?
-        .next()
-        .is_none();
-    if out.is_dir() && (empty || out.join("prepare.json").exists()) {
-        return Ok(());
-    }
-    Err(DataError::Invalid(format!(
-        "{}: exists and is not a prepared folder (no prepare.json); refusing to replace it",
-        out.display()
-    )))
 }
 
 /// The raw-id vocabulary of the output ids: `map[new] = old` when filters re-indexed.
@@ -395,7 +460,7 @@ fn remap_vocab(vocab: &[String], map: Option<&[u32]>) -> Vec<String> {
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    crate::table::write_json_atomically(path, value, true)
+    crate::atomic::write_json(path, value, true)
 }
 
 fn samples_frame(s: &CtrSamples) -> Frame {
@@ -602,6 +667,7 @@ pub fn read_samples(path: &Path) -> Result<CtrSamples> {
 /// mismatched folder is an error, not silently wrong histories.
 pub fn load_prepared_ctr(dir: &Path) -> Result<(CtrDataset, PrepareManifest)> {
     let m = read_manifest(dir)?;
+    verify_files(dir, &m)?;
     let inter_path = dir.join("interactions.parquet");
     let inter = Interactions::read_parquet(&inter_path)?;
     if inter.content_hash() != m.interactions_hash {

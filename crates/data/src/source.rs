@@ -83,6 +83,40 @@ impl ItemSource {
     }
 }
 
+impl DataSource {
+    /// The files and folders this source reads (resolved as the loader resolves them): what no
+    /// output of a job on it may replace.
+    pub fn input_paths(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        match self {
+            DataSource::Synth { .. } => {}
+            DataSource::Parquet { path, items } => {
+                v.push(resolve_data_path(path));
+                v.extend(items.iter().map(|p| resolve_data_path(p)));
+            }
+            DataSource::Raw { path, items, .. } => {
+                v.push(resolve_data_path(path));
+                if let Some(i) = items {
+                    v.push(resolve_data_path(i.path()));
+                }
+            }
+            DataSource::Prepared { path } => v.push(resolve_data_path(path)),
+        }
+        v
+    }
+}
+
+impl ItemSource {
+    /// The item file's path as written in the config.
+    pub fn path(&self) -> &Path {
+        match self {
+            ItemSource::MovielensMovies { path }
+            | ItemSource::Movielens100k { path }
+            | ItemSource::AmazonMeta { path, .. } => path,
+        }
+    }
+}
+
 /// `origin, line N` for a TOML error with a position (else `origin`): where config errors point.
 pub fn toml_error_origin(text: &str, origin: &str, e: &toml::de::Error) -> String {
     match e.span() {

@@ -9,7 +9,7 @@
 //! converted), so a Parquet written by pandas or polars can be read as is.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Float32Array, Int64Array, UInt32Array};
@@ -25,6 +25,20 @@ use crate::error::{DataError, Result};
 
 /// Rows per written record batch: bounds the extra memory of a write to a few MB.
 const WRITE_CHUNK: usize = 1 << 16;
+
+/// Schema-metadata key that marks a Parquet file as a table written by longtail.
+pub const MARKER_KEY: &str = "longtail.interactions";
+
+/// Whether `path` is a Parquet file whose schema metadata holds `key` (a longtail marker such as
+/// [`MARKER_KEY`]); only the footer is read.
+pub fn parquet_has_marker(path: &Path, key: &str) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .map(|b| b.schema().metadata().contains_key(key))
+        .unwrap_or(false)
+}
 
 /// The canonical interaction table: one row per (user, item, time) event.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -104,7 +118,10 @@ impl Interactions {
         if self.label.is_some() {
             fields.push(Field::new("label", DataType::Float32, false));
         }
-        let schema = Arc::new(Schema::new(fields));
+        // The marker lets a later command tell its own earlier output from a user's file.
+        let marker: std::collections::BTreeMap<String, String> =
+            [(MARKER_KEY.to_string(), "v1".to_string())].into();
+        let schema = Arc::new(Schema::new(fields).with_metadata(marker));
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
@@ -337,51 +354,13 @@ pub(crate) fn open_columns(
 
 /// Writes `value` as JSON (pretty or compact) plus a final newline, atomically and synced: the
 /// one JSON writer of the crate (vocabularies, feature maps, prepare manifests).
-pub(crate) fn write_json_atomically<T: serde::Serialize + ?Sized>(
-    path: &Path,
-    value: &T,
-    pretty: bool,
-) -> Result<()> {
-    use std::io::Write;
-    write_atomically(path, |file| {
-        let mut w = std::io::BufWriter::new(file);
-        let written = if pretty {
-            serde_json::to_writer_pretty(&mut w, value)
-        } else {
-            serde_json::to_writer(&mut w, value)
-        };
-        written.map_err(|e| DataError::Schema {
-            path: path.to_path_buf(),
-            message: format!("cannot write JSON: {e}"),
-        })?;
-        w.write_all(b"\n").map_err(|e| DataError::io(path, e))?;
-        let file = w
-            .into_inner()
-            .map_err(|e| DataError::io(path, e.into_error()))?;
-        file.sync_all().map_err(|e| DataError::io(path, e))
-    })
-}
-
-/// Writes through `write` into a temporary sibling of `path`, then renames it over `path`.
-/// On any error the temporary file is removed and `path` is left untouched.
+/// Writes through `write` into a staged temporary file, renamed over `path` only on success
+/// ([`crate::atomic`]).
 pub(crate) fn write_atomically(path: &Path, write: impl FnOnce(File) -> Result<()>) -> Result<()> {
-    let tmp = tmp_path(path);
-    let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-    let res =
-        write(file).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e)));
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".to_string());
-    // The pid keeps two processes writing the same target from clobbering each other's temp file.
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let staged = crate::atomic::Staged::file(path)?;
+    let file = File::create(staged.path()).map_err(|e| DataError::io(path, e))?;
+    write(file)?;
+    staged.commit()
 }
 
 pub(crate) fn is_id_type(dt: &DataType) -> bool {

