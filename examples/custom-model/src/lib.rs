@@ -7,7 +7,8 @@ use longtail_core::losses::bce_with_logits;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
+    params, BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, Output, Registry, Result,
+    Task,
 };
 use serde::Deserialize;
 
@@ -25,6 +26,21 @@ impl Default for Params {
     }
 }
 
+/// The registry calls these before any data is read (`longtail train` checks every experiment of
+/// a config up front), and `params::parse` calls `validate` again when the model is built.
+impl ModelParams for Params {
+    /// Range checks of every value, each error naming its key: `dim = -3` is a one-line config
+    /// error instead of a libtorch panic when the embedding is allocated, and `dim = 0` (a model
+    /// that cannot learn) is refused too.
+    fn validate(&self, c: &Check) -> Result<()> {
+        c.dim("dim", self.dim)
+    }
+    /// The names `losses` returns: the terms `[train] loss_weights` may weight.
+    fn loss_terms(&self) -> Vec<String> {
+        vec!["ctr".to_string()]
+    }
+}
+
 pub struct MeanPool {
     vs: nn::VarStore,
     item: nn::Embedding,
@@ -33,6 +49,7 @@ pub struct MeanPool {
 
 impl MeanPool {
     pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
+        // Parsed and validated (`Params::validate`) before anything is allocated.
         let p: Params = params::parse(NAME, ctx.params)?;
         // Size from the feature map; a missing feature is a clear build-time error.
         let items = ctx.feature_map.require("item", NAME)?.vocab as i64;
@@ -76,7 +93,7 @@ impl Model for MeanPool {
 
 /// Adds `meanpool` to a registry.
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register(
+    r.register_model::<Params>(
         NAME,
         "mean-pooled behaviors dot target item (outside-crate example)",
         MeanPool::build,

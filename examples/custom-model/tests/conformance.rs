@@ -8,6 +8,23 @@ fn meanpool_passes_conformance() {
 }
 
 #[test]
+fn params_are_checked_before_building() {
+    let mut r = longtail_core::Registry::new();
+    longtail_example_custom_model::register(&mut r).unwrap();
+    // The terms the registry reports before building are the ones the built model returns.
+    let report = longtail_core::conformance::check(&r, "meanpool").unwrap();
+    let terms = r.check_params("meanpool", &toml::Table::new()).unwrap();
+    assert_eq!(terms, Some(report.loss_terms));
+    for bad in ["dim = 0", "dim = -3", "dim = 100000000"] {
+        let t: toml::Table = toml::from_str(bad).unwrap();
+        match r.check_params("meanpool", &t) {
+            Err(longtail_core::CoreError::Params { key, .. }) => assert_eq!(key, "dim", "{bad}"),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn extended_cli_trains_the_outside_model() {
     let dir = std::env::temp_dir().join(format!("longtail-example-{}", std::process::id()));
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_longtail-example-custom-model"))
