@@ -21,13 +21,21 @@
 //!   timestamp or one after 2100 (typically milliseconds given as seconds) is an error naming the
 //!   file, the line (or Parquet row) and the column.
 //!
+//! The CSV formats (`csv`, `movielens-csv`, `amazon-csv`) are read with the `csv` crate in the
+//! dialect `pandas.DataFrame.to_csv` writes: a field may be double-quoted, a quote inside one is
+//! doubled (`"a ""b"""`), and a quoted field may hold the delimiter and line breaks; a quote
+//! elsewhere in a field is kept as a character. A row is a record: its line number is the physical
+//! line where it starts, and a record longer than [`MAX_LINE_BYTES`] or a quoted field still open
+//! at the end of the file is an error naming its line.
+//!
 //! The six fixed formats know their columns. The generic formats `csv` and `parquet` need a
 //! [`ColumnMapping`] (which column is the user, item, timestamp, and optionally rating and label)
 //! and are read with [`import_with`]:
-//! - `csv`: delimited text (any single-character delimiter, default `,`; plain or gzip), with a
+//! - `csv`: delimited text (any single ASCII delimiter, default `,`; plain or gzip), with a
 //!   header line (mapping values are column names) or without one (`header = false`; mapping
-//!   values are 1-based column numbers such as `"1"`). Fields may be double-quoted. Every row must
-//!   have as many fields as the header (or, without a header, as the first row);
+//!   values are 1-based column numbers such as `"1"`). Every row must have as many fields as the
+//!   header (or, without a header, as the first row); unmapped columns (such as the unnamed index
+//!   column `pandas.DataFrame.to_csv` writes first) are ignored;
 //! - `parquet`: read one record batch at a time (bounded memory). Ids may be Utf8/LargeUtf8 or any
 //!   integer type; they are converted to strings, so dense ids are assigned by first appearance
 //!   exactly as for the text formats. The timestamp is an integer (seconds) or an Arrow
@@ -38,11 +46,11 @@
 //! `label` column only when it names one; the fixed formats always have `rating` and no `label`.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -52,8 +60,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DataError, Result};
 use crate::atomic::write_json;
+use crate::error::{DataError, Result};
 use crate::table::Interactions;
 
 /// The longest line an importer accepts (16 MiB): bounds the memory of one line.
@@ -72,7 +80,7 @@ pub enum ImportFormat {
     /// MovieTweetings `ratings.dat`: `user::movie::rating::ts`, ratings 0-10, no header.
     Movietweetings,
     /// Amazon ratings-only CSV (2014/2018): no header, `user,item,rating,ts[,extra...]`; extra
-    /// columns are ignored. Double-quoted fields are accepted.
+    /// columns are ignored. Quoted fields as in the `csv` format.
     AmazonCsv,
     /// Amazon review JSON lines (2014/2018): one object per line with `reviewerID`, `asin`,
     /// `overall` and `unixReviewTime`; other fields are ignored.
@@ -501,9 +509,11 @@ fn check_ts(ts: i64, column: &str) -> std::result::Result<i64, String> {
 }
 
 fn import_fixed(format: ImportFormat, input: &Path) -> Result<Imported> {
+    if matches!(format, ImportFormat::MovielensCsv | ImportFormat::AmazonCsv) {
+        return import_fixed_csv(format, input);
+    }
     let mut lines = LineReader::open(input, MAX_LINE_BYTES)?;
     let mut table = TableBuilder::new(true, false);
-    let mut header_pending = format == ImportFormat::MovielensCsv;
     let ts_column = if format == ImportFormat::AmazonJson {
         "unixReviewTime"
     } else {
@@ -514,19 +524,39 @@ fn import_fixed(format: ImportFormat, input: &Path) -> Result<Imported> {
             continue;
         }
         let at = |message: String| line_err(input, line_no, message);
+        let row = parse_row(format, text).map_err(at)?;
+        let ts = check_ts(row.ts, ts_column).map_err(at)?;
+        table
+            .push(&row.user, &row.item, ts, Some(row.rating), None)
+            .map_err(at)?;
+    }
+    table.finish(input, format)
+}
+
+/// `movielens-csv` (a header, then exactly 4 fields) and `amazon-csv` (no header, at least 4
+/// fields), read with the `csv` crate ([`DelimitedReader`]).
+fn import_fixed_csv(format: ImportFormat, input: &Path) -> Result<Imported> {
+    let mut records = DelimitedReader::open(input, b',', MAX_LINE_BYTES)?;
+    let mut table = TableBuilder::new(true, false);
+    let mut header_pending = format == ImportFormat::MovielensCsv;
+    let mut first = true;
+    while let Some((line_no, fields)) = records.next_record()? {
+        let at = |message: String| line_err(input, line_no, message);
         if header_pending {
             header_pending = false;
-            check_movielens_csv_header(text).map_err(at)?;
+            check_movielens_csv_header(&fields).map_err(at)?;
             continue;
         }
-        let row = parse_row(format, text).map_err(|m| {
-            if format == ImportFormat::AmazonCsv && line_no == 1 {
+        let exact = format == ImportFormat::MovielensCsv;
+        let row = fields4(&fields, "commas", exact).map_err(|m| {
+            if format == ImportFormat::AmazonCsv && first {
                 at(format!("{m} (amazon-csv files have no header line)"))
             } else {
                 at(m)
             }
         })?;
-        let ts = check_ts(row.ts, ts_column).map_err(at)?;
+        first = false;
+        let ts = check_ts(row.ts, "timestamp").map_err(at)?;
         table
             .push(&row.user, &row.item, ts, Some(row.rating), None)
             .map_err(at)?;
@@ -583,7 +613,19 @@ fn import_csv(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
             ),
         ));
     }
-    let mut lines = LineReader::open(input, MAX_LINE_BYTES)?;
+    let Some(delim_byte) = u8::try_from(mapping.delimiter)
+        .ok()
+        .filter(|b| b.is_ascii())
+    else {
+        return Err(DataError::config(
+            "columns",
+            format!(
+                "delimiter {:?} is not an ASCII character (the csv reader splits on one byte)",
+                mapping.delimiter
+            ),
+        ));
+    };
+    let mut records = DelimitedReader::open(input, delim_byte, MAX_LINE_BYTES)?;
     let mut table = TableBuilder::new(mapping.rating.is_some(), mapping.label.is_some());
     let delim = mapping.delimiter;
     let names: Vec<(&'static str, String)> = mapping
@@ -604,12 +646,8 @@ fn import_csv(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
         // Validate the numbers up front, so a bad mapping fails even on an empty file.
         csv_columns(input, mapping, None)?;
     }
-    while let Some((line_no, text)) = lines.next_text()? {
-        if text.trim().is_empty() {
-            continue;
-        }
+    while let Some((line_no, fields)) = records.next_record()? {
         let at = |message: String| line_err(input, line_no, message);
-        let fields = split_delimited(text, delim).map_err(at)?;
         let Some((idx, expected)) = layout.as_ref() else {
             if mapping.header {
                 let idx = csv_columns(input, mapping, Some(&fields))?;
@@ -1027,15 +1065,10 @@ fn parse_row(format: ImportFormat, text: &str) -> std::result::Result<Row<'_>, S
             let f: Vec<&str> = text.split('\t').collect();
             fields4(&f, "tabs", true)
         }
-        ImportFormat::MovielensCsv => {
-            let f = split_csv(text)?;
-            fields4(&f, "commas", true)
-        }
-        ImportFormat::AmazonCsv => {
-            let f = split_csv(text)?;
-            fields4(&f, "commas", false)
-        }
         ImportFormat::AmazonJson => parse_amazon_json(text),
+        ImportFormat::MovielensCsv | ImportFormat::AmazonCsv => {
+            Err("internal: a CSV format read line by line".into())
+        }
         ImportFormat::Csv | ImportFormat::Parquet => {
             Err("this format needs a column mapping (use import_with)".into())
         }
@@ -1081,66 +1114,8 @@ fn ts_field(s: &str) -> std::result::Result<i64, String> {
         .map_err(|_| format!("timestamp '{s}' is not an integer (unix seconds)"))
 }
 
-/// Splits one CSV line; a field may be double-quoted (returned without its quotes). Escaped
-/// quotes (`""`) and quoted fields spanning lines are rejected (no raw rating log has them).
-fn split_csv(text: &str) -> std::result::Result<Vec<&str>, String> {
-    split_delimited(text, ',')
-}
-
-/// [`split_csv`] with any single-character delimiter. Spaces before a quoted field and between
-/// its closing quote and the delimiter are skipped (unless the delimiter is a space).
-fn split_delimited(text: &str, delim: char) -> std::result::Result<Vec<&str>, String> {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let skip_spaces = delim != ' ';
-    let dlen = delim.len_utf8();
-    let mut i = 0;
-    loop {
-        // Skip leading spaces of a field.
-        let mut start = i;
-        while skip_spaces && start < bytes.len() && bytes[start] == b' ' {
-            start += 1;
-        }
-        if start < bytes.len() && bytes[start] == b'"' {
-            let open = start + 1;
-            let Some(rel) = text[open..].find('"') else {
-                return Err("unterminated double quote".into());
-            };
-            let close = open + rel;
-            if bytes.get(close + 1) == Some(&b'"') {
-                return Err("escaped quotes (\"\") inside a field are not supported".into());
-            }
-            out.push(&text[open..close]);
-            let mut j = close + 1;
-            while skip_spaces && j < bytes.len() && bytes[j] == b' ' {
-                j += 1;
-            }
-            if j >= bytes.len() {
-                return Ok(out);
-            }
-            if text[j..].starts_with(delim) {
-                i = j + dlen;
-            } else {
-                return Err("text after a closing double quote".into());
-            }
-        } else {
-            match text[i..].find(delim) {
-                Some(rel) => {
-                    out.push(&text[i..i + rel]);
-                    i += rel + dlen;
-                }
-                None => {
-                    out.push(&text[i..]);
-                    return Ok(out);
-                }
-            }
-        }
-    }
-}
-
-fn check_movielens_csv_header(text: &str) -> std::result::Result<(), String> {
+fn check_movielens_csv_header(got: &[&str]) -> std::result::Result<(), String> {
     let want = ["userid", "movieid", "rating", "timestamp"];
-    let got = split_csv(text)?;
     let ok = got.len() == want.len()
         && got
             .iter()
@@ -1151,7 +1126,7 @@ fn check_movielens_csv_header(text: &str) -> std::result::Result<(), String> {
     } else {
         Err(format!(
             "expected the header 'userId,movieId,rating,timestamp', found '{}'",
-            text.trim()
+            got.join(",").trim()
         ))
     }
 }
@@ -1207,6 +1182,328 @@ fn parse_amazon_json(text: &str) -> std::result::Result<Row<'static>, String> {
     })
 }
 
+/// Opens a plain or gzip file (gzip detected by the magic bytes `1f 8b`) as a buffered stream of
+/// its (decompressed) bytes.
+fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut raw = BufReader::with_capacity(1 << 16, file);
+    let head = raw.fill_buf().map_err(|e| DataError::io(path, e))?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(raw),
+        ))
+    } else {
+        Box::new(raw)
+    })
+}
+
+/// The states of [`RecordScanner`]: the `csv` crate's parser states for our dialect (quote `"`,
+/// doubled quotes, no escape character, no comments, `\r`, `\n` or `\r\n` line endings),
+/// collapsed to what decides where records start and whether a quote is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// Between records (line endings are skipped here: blank lines are not records).
+    StartRecord,
+    /// At the start of a field inside a record.
+    StartField,
+    /// Inside an unquoted field.
+    InField,
+    /// Inside a double-quoted field.
+    Quoted,
+    /// Just after a `"` inside a quoted field (a closing quote, or the first of a doubled one).
+    QuoteInQuoted,
+}
+
+/// A byte stream for the `csv` reader that watches the bytes it hands over, with the parser's own
+/// state machine: it records the physical (1-based) line on which each record starts (the `csv`
+/// crate's positions count a record from the end of the previous one, so they name blank lines
+/// and, with CRLF endings, the line before), refuses a record longer than `max` bytes (bounded
+/// memory, even for a quote that is never closed), and notices a quoted field still open at the
+/// end of the input (which the `csv` crate silently closes).
+struct RecordScanner {
+    inner: Box<dyn BufRead>,
+    delim: u8,
+    max: usize,
+    state: Scan,
+    /// The line of the next byte.
+    line: u64,
+    /// Start lines of the records seen but not yet taken by [`RecordScanner::take_start`].
+    starts: VecDeque<u64>,
+    /// Bytes of the current record so far.
+    record_bytes: usize,
+    /// The line where the open quoted field started.
+    quote_line: u64,
+    /// The first bytes of the input, served before `inner` (so a byte-order mark arrives whole).
+    head: Vec<u8>,
+    head_pos: usize,
+    started: bool,
+    /// Set when the input ended inside a quoted field: the line where it was opened.
+    unterminated: Option<u64>,
+    /// The error (with its line) once the scanner refused to go on.
+    failure: Option<String>,
+}
+
+impl RecordScanner {
+    fn new(inner: Box<dyn BufRead>, delim: u8, max: usize) -> Self {
+        RecordScanner {
+            inner,
+            delim,
+            max,
+            state: Scan::StartRecord,
+            line: 1,
+            starts: VecDeque::new(),
+            record_bytes: 0,
+            quote_line: 0,
+            head: Vec::new(),
+            head_pos: 0,
+            started: false,
+            unterminated: None,
+            failure: None,
+        }
+    }
+
+    /// The start line of the next record the parser returns.
+    fn take_start(&mut self) -> Option<u64> {
+        self.starts.pop_front()
+    }
+
+    /// Advances the state machine over `bytes`; returns how many were accepted (all, unless a
+    /// record grew past `max`, in which case `failure` is set).
+    fn scan(&mut self, bytes: &[u8]) -> usize {
+        let is_term = |b: u8| b == b'\n' || b == b'\r';
+        for (k, &b) in bytes.iter().enumerate() {
+            if self.state == Scan::StartRecord {
+                if is_term(b) {
+                    self.line += u64::from(b == b'\n');
+                    continue;
+                }
+                self.starts.push_back(self.line);
+                self.record_bytes = 0;
+                self.state = Scan::StartField;
+            }
+            self.record_bytes += 1;
+            if self.record_bytes > self.max {
+                let start = self.starts.back().copied().unwrap_or(self.line);
+                let hint = if self.state == Scan::Quoted {
+                    format!(
+                        " (the double-quoted field opened on line {} is never closed?)",
+                        self.quote_line
+                    )
+                } else {
+                    String::new()
+                };
+                self.failure = Some(format!(
+                    "line {start}: record longer than {} bytes{hint}",
+                    self.max
+                ));
+                return k;
+            }
+            self.line += u64::from(b == b'\n');
+            self.state = match self.state {
+                Scan::StartField if b == b'"' => {
+                    self.quote_line = self.line;
+                    Scan::Quoted
+                }
+                Scan::StartField | Scan::InField | Scan::QuoteInQuoted if b == self.delim => {
+                    Scan::StartField
+                }
+                Scan::StartField | Scan::InField | Scan::QuoteInQuoted if is_term(b) => {
+                    Scan::StartRecord
+                }
+                Scan::StartField | Scan::InField => Scan::InField,
+                Scan::Quoted if b == b'"' => Scan::QuoteInQuoted,
+                Scan::Quoted => Scan::Quoted,
+                Scan::QuoteInQuoted if b == b'"' => Scan::Quoted,
+                Scan::QuoteInQuoted => Scan::InField,
+                Scan::StartRecord => Scan::StartRecord,
+            };
+        }
+        bytes.len()
+    }
+
+    fn fail(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            self.failure.clone().unwrap_or_default(),
+        )
+    }
+}
+
+impl Read for RecordScanner {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.failure.is_some() {
+            return Err(self.fail());
+        }
+        if !self.started {
+            // The parser strips a UTF-8 byte-order mark only when its first read holds all three
+            // bytes: hand them over together, and skip them here too.
+            self.started = true;
+            while self.head.len() < 3 {
+                let avail = self.inner.fill_buf()?;
+                if avail.is_empty() {
+                    break;
+                }
+                let n = avail.len().min(3 - self.head.len());
+                self.head.extend_from_slice(&avail[..n]);
+                self.inner.consume(n);
+            }
+            if self.head == b"\xef\xbb\xbf" && buf.len() > 3 {
+                // The mark and the first bytes after it (an input of just the mark reads as
+                // the end of the file).
+                buf[..3].copy_from_slice(&self.head);
+                self.head_pos = 3;
+                return self.read_inner(&mut buf[3..]).map(|n| n + 3);
+            }
+        }
+        if self.head_pos < self.head.len() {
+            let pending = &self.head[self.head_pos..];
+            let n = pending.len().min(buf.len());
+            buf[..n].copy_from_slice(&pending[..n]);
+            let accepted = self.scan(&buf[..n]);
+            self.head_pos += accepted;
+            return if accepted == 0 && n > 0 {
+                Err(self.fail())
+            } else {
+                Ok(accepted)
+            };
+        }
+        self.read_inner(buf)
+    }
+}
+
+impl RecordScanner {
+    /// Reads from `inner` into `buf`, scanning what is handed over.
+    fn read_inner(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.inner.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        let accepted = self.scan(&buf[..n]);
+        self.inner.consume(accepted);
+        if n == 0 && self.state == Scan::Quoted {
+            self.unterminated = Some(self.quote_line);
+        }
+        if accepted == 0 && n > 0 {
+            return Err(self.fail());
+        }
+        Ok(accepted)
+    }
+}
+
+/// Reads delimited text (plain or gzip) with the `csv` crate, in the dialect `pandas.to_csv`
+/// writes: fields may be double-quoted, with `""` for a quote and delimiters or line breaks
+/// inside; `\n`, `\r\n` (or `\r`) line endings; an optional UTF-8 byte-order mark. Records are
+/// streamed one at a time; a record longer than `max` bytes is an error.
+pub(crate) struct DelimitedReader {
+    csv: csv::Reader<RecordScanner>,
+    path: PathBuf,
+    record: csv::ByteRecord,
+    delim: u8,
+}
+
+impl DelimitedReader {
+    /// Opens `path`; `delim` must be an ASCII character other than `"`, `\r` and `\n`.
+    pub(crate) fn open(path: &Path, delim: u8, max: usize) -> Result<Self> {
+        let inner = open_text(path)?;
+        Ok(Self::from_reader(inner, path, delim, max))
+    }
+
+    fn from_reader(inner: Box<dyn BufRead>, path: &Path, delim: u8, max: usize) -> Self {
+        let csv = csv::ReaderBuilder::new()
+            .delimiter(delim)
+            .has_headers(false)
+            .flexible(true)
+            .quoting(true)
+            .double_quote(true)
+            .escape(None)
+            .comment(None)
+            .trim(csv::Trim::None)
+            .terminator(csv::Terminator::CRLF)
+            .from_reader(RecordScanner::new(inner, delim, max));
+        DelimitedReader {
+            csv,
+            path: path.to_path_buf(),
+            record: csv::ByteRecord::new(),
+            delim,
+        }
+    }
+
+    /// The next record that is not blank (all of its fields empty or whitespace, as a line of
+    /// spaces or of whitespace delimiters), with the 1-based physical line where it starts; its
+    /// fields are decoded as UTF-8 (an error names the line and the 1-based column).
+    pub(crate) fn next_record(&mut self) -> Result<Option<(usize, Vec<&str>)>> {
+        loop {
+            let more = match self.csv.read_byte_record(&mut self.record) {
+                Ok(more) => more,
+                Err(e) => return Err(self.csv_err(e)),
+            };
+            let scanner = self.csv.get_mut();
+            let start = scanner.take_start();
+            if let Some(q) = scanner.unterminated {
+                return Err(line_err(
+                    &self.path,
+                    usize::try_from(q).unwrap_or(usize::MAX),
+                    "unterminated double quote: the quoted field that starts on this line is \
+                     not closed before the end of the file"
+                        .into(),
+                ));
+            }
+            if !more {
+                return Ok(None);
+            }
+            let line = start
+                .or_else(|| self.record.position().map(|p| p.line()))
+                .unwrap_or(0);
+            let line = usize::try_from(line).unwrap_or(usize::MAX);
+            let blank = self
+                .record
+                .iter()
+                .all(|f| f.iter().all(u8::is_ascii_whitespace))
+                && (self.record.len() == 1 || self.delim.is_ascii_whitespace());
+            if blank {
+                continue;
+            }
+            let mut fields = Vec::with_capacity(self.record.len());
+            for (j, f) in self.record.iter().enumerate() {
+                match std::str::from_utf8(f) {
+                    Ok(s) => fields.push(s),
+                    Err(e) => {
+                        return Err(line_err(
+                            &self.path,
+                            line,
+                            format!("column {}: not valid UTF-8 ({e})", j + 1),
+                        ))
+                    }
+                }
+            }
+            return Ok(Some((line, fields)));
+        }
+    }
+
+    fn csv_err(&mut self, e: csv::Error) -> DataError {
+        let scanner = self.csv.get_ref();
+        if let Some(msg) = &scanner.failure {
+            return DataError::Schema {
+                path: self.path.clone(),
+                message: msg.clone(),
+            };
+        }
+        let line = scanner.line;
+        let message = e.to_string();
+        match e.into_kind() {
+            csv::ErrorKind::Io(e) => DataError::io(
+                &self.path,
+                std::io::Error::new(e.kind(), format!("line {line}: {e}")),
+            ),
+            _ => line_err(
+                &self.path,
+                usize::try_from(line).unwrap_or(usize::MAX),
+                message,
+            ),
+        }
+    }
+}
+
 /// Reads lines of at most `max` bytes from a plain or gzip file (gzip detected by magic bytes).
 pub(crate) struct LineReader {
     inner: Box<dyn BufRead>,
@@ -1218,18 +1515,7 @@ pub(crate) struct LineReader {
 
 impl LineReader {
     pub(crate) fn open(path: &Path, max: usize) -> Result<Self> {
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        let mut raw = BufReader::with_capacity(1 << 16, file);
-        let head = raw.fill_buf().map_err(|e| DataError::io(path, e))?;
-        let inner: Box<dyn BufRead> = if head.starts_with(&[0x1f, 0x8b]) {
-            Box::new(BufReader::with_capacity(
-                1 << 16,
-                flate2::bufread::MultiGzDecoder::new(raw),
-            ))
-        } else {
-            Box::new(raw)
-        };
-        Ok(Self::from_reader(inner, path, max))
+        Ok(Self::from_reader(open_text(path)?, path, max))
     }
 
     fn from_reader(inner: Box<dyn BufRead>, path: &Path, max: usize) -> Self {
@@ -1806,6 +2092,190 @@ mod tests {
         let e = import_with(ImportFormat::Csv, &p, Some(&m)).unwrap_err();
         assert!(matches!(e, DataError::Io { .. }), "{e}");
         assert!(e.to_string().contains("bad.gz"), "{e}");
+    }
+
+    /// What `pandas.DataFrame.to_csv` writes with its defaults (`index=True`, `QUOTE_MINIMAL`):
+    /// an unnamed index column first, quotes only around fields that need them, `""` for a
+    /// quote, line breaks kept inside quoted fields.
+    const PANDAS_CSV: &str = ",user,item,title,ts,rating\n\
+        0,u1,\"i,1\",\"The \"\"Best\"\" Of\",100,4.5\n\
+        1,u2,i2,\"two\nlines\",200,3.0\n\
+        2,\"u \"\"3\"\"\",\"i,1\",\"a, \"\"b\"\"\nand\n\"\"c\"\"\",300,1.0\n";
+
+    fn pandas_mapping() -> ColumnMapping {
+        csv_map(r#"{"user":"user","item":"item","timestamp":"ts","rating":"rating"}"#)
+    }
+
+    fn assert_pandas_import(im: &Imported) {
+        assert_eq!(im.user_vocab, vec!["", "u1", "u2", "u \"3\""]);
+        assert_eq!(im.item_vocab, vec!["", "i,1", "i2"]);
+        assert_eq!(im.interactions.user, vec![1, 2, 3]);
+        assert_eq!(im.interactions.item, vec![1, 2, 1]);
+        assert_eq!(im.interactions.ts, vec![100, 200, 300]);
+        assert_eq!(im.interactions.rating, Some(vec![4.5, 3.0, 1.0]));
+    }
+
+    #[test]
+    fn pandas_to_csv_quotes_doubled_quotes_embedded_newlines_and_index_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "pandas.csv", PANDAS_CSV.as_bytes());
+        let m = pandas_mapping();
+        let im = import_with(ImportFormat::Csv, &p, Some(&m)).unwrap();
+        assert_pandas_import(&im);
+        // Quoted ids keep their embedded delimiter, quotes and line breaks.
+        let mut m2 = m.clone();
+        m2.item = "title".into();
+        let im = import_with(ImportFormat::Csv, &p, Some(&m2)).unwrap();
+        assert_eq!(
+            im.item_vocab,
+            vec!["", "The \"Best\" Of", "two\nlines", "a, \"b\"\nand\n\"c\""]
+        );
+        // The unnamed index column can be mapped by position without a header, too.
+        let body = PANDAS_CSV.split_once('\n').unwrap().1;
+        let p = write(dir.path(), "noheader.csv", body.as_bytes());
+        let m3: ColumnMapping = "user=2,item=3,timestamp=5,rating=6,header=false"
+            .parse()
+            .unwrap();
+        let im = import_with(ImportFormat::Csv, &p, Some(&m3)).unwrap();
+        assert_pandas_import(&im);
+    }
+
+    #[test]
+    fn pandas_to_csv_bom_crlf_and_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = pandas_mapping();
+        // encoding="utf-8-sig", lineterminator="\r\n" (the default on Windows): record ends are
+        // CRLF, line breaks inside quoted fields stay as they were in the data.
+        let crlf = PANDAS_CSV
+            .replace(",100,4.5\n", ",100,4.5\r\n")
+            .replace(",200,3.0\n", ",200,3.0\r\n")
+            .replace(",300,1.0\n", ",300,1.0\r\n")
+            .replace("rating\n", "rating\r\n");
+        let bom = format!("\u{feff}{crlf}");
+        let p = write(dir.path(), "bom.csv", bom.as_bytes());
+        assert_pandas_import(&import_with(ImportFormat::Csv, &p, Some(&m)).unwrap());
+        // compression="gzip".
+        let p = write(dir.path(), "bom.csv.gz", &gzip(bom.as_bytes()));
+        assert_pandas_import(&import_with(ImportFormat::Csv, &p, Some(&m)).unwrap());
+        // A quoted first header field right after the byte-order mark.
+        let p = write(
+            dir.path(),
+            "q.csv",
+            "\u{feff}\"user\",item,ts\r\nu,\"i\r\nj\",5\r\n".as_bytes(),
+        );
+        let im = import_with(
+            ImportFormat::Csv,
+            &p,
+            Some(&ColumnMapping::new("user", "item", "ts")),
+        )
+        .unwrap();
+        assert_eq!(im.item_vocab, vec!["", "i\r\nj"]);
+        // Only a byte-order mark: no rows, not an error about the header.
+        let p = write(dir.path(), "bomonly.csv", b"\xef\xbb\xbf");
+        let e = import_with(ImportFormat::Csv, &p, Some(&m))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bomonly.csv") && e.contains("no rows"), "{e}");
+    }
+
+    #[test]
+    fn csv_errors_name_the_physical_line_after_multiline_records() {
+        let m = pandas_mapping();
+        // Row 4 starts on physical line 8 (rows 2 and 3 span 2 and 3 lines).
+        let bad = format!("{PANDAS_CSV}3,u4,i9,x,1.5,2.0\n");
+        for body in [
+            bad.clone(),
+            bad.replace('\n', "\r\n"),
+            format!("\u{feff}\n\n{}", bad.replacen('\n', "\n\n", 1)),
+        ] {
+            let want = if body.starts_with('\u{feff}') {
+                "line 11:"
+            } else {
+                "line 8:"
+            };
+            let e = csv_err(body.as_bytes(), &m);
+            assert!(
+                e.contains(want) && e.contains("'1.5' is not an integer"),
+                "{want}: {e}"
+            );
+        }
+        // A record with a line break in a quoted field, and the wrong field count: named by the
+        // line it starts on.
+        let e = csv_err(b"user,item,ts,rating\n1,2,3,4\n1,\"2\n\",3\n", &m);
+        assert!(e.contains("line 3:") && e.contains("found 3"), "{e}");
+        // Bytes that are not UTF-8 name the line and the column.
+        let e = csv_err(b"user,item,ts,rating\n1,2,3,4\n\n1,\xff,3,4\n", &m);
+        assert!(
+            e.contains("line 4:") && e.contains("column 2") && e.contains("UTF-8"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn csv_record_length_is_bounded_even_inside_an_open_quote() {
+        let body: Vec<u8> = b"a,b\n\"c,d\n"
+            .iter()
+            .chain(&[b'x'; 100])
+            .copied()
+            .collect();
+        let reader: Box<dyn BufRead> = Box::new(std::io::Cursor::new(body));
+        let mut r = DelimitedReader::from_reader(reader, Path::new("x.csv"), b',', 32);
+        assert_eq!(r.next_record().unwrap().unwrap(), (1, vec!["a", "b"]));
+        let e = r.next_record().unwrap_err().to_string();
+        assert!(
+            e.contains("x.csv")
+                && e.contains("line 2: record longer than 32 bytes")
+                && e.contains("opened on line 2"),
+            "{e}"
+        );
+        // A whitespace-only line is blank; `,,` is a record of empty fields.
+        let reader: Box<dyn BufRead> = Box::new(std::io::Cursor::new(b"  \r\n,,\n".to_vec()));
+        let mut r = DelimitedReader::from_reader(reader, Path::new("x.csv"), b',', 32);
+        assert_eq!(r.next_record().unwrap().unwrap(), (2, vec!["", "", ""]));
+        assert!(r.next_record().unwrap().is_none());
+    }
+
+    #[test]
+    fn csv_delimiter_must_be_one_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "x.csv", "u§i§t\n1§2§3\n".as_bytes());
+        let mut m = ColumnMapping::new("u", "i", "t");
+        m.delimiter = '§';
+        let e = import_with(ImportFormat::Csv, &p, Some(&m)).unwrap_err();
+        assert!(
+            matches!(&e, DataError::Config { key, .. } if key == "columns")
+                && e.to_string().contains("ASCII"),
+            "{e}"
+        );
+        m.delimiter = ';';
+        let p = write(dir.path(), "y.csv", b"u;i;t\n1;\"2;x\";3\n");
+        let im = import_with(ImportFormat::Csv, &p, Some(&m)).unwrap();
+        assert_eq!(im.item_vocab, vec!["", "2;x"]);
+    }
+
+    #[test]
+    fn amazon_and_movielens_csv_accept_pandas_quoting() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "a.csv",
+            b"\xef\xbb\xbf\"A \"\"1\"\"\",\"B,2\",5.0,1393545600\r\nA,\"B\r\n3\",4.0,1393545601\r\n",
+        );
+        let im = import(ImportFormat::AmazonCsv, &p).unwrap();
+        assert_eq!(im.user_vocab, vec!["", "A \"1\"", "A"]);
+        assert_eq!(im.item_vocab, vec!["", "B,2", "B\r\n3"]);
+        let p = write(
+            dir.path(),
+            "r.csv",
+            b"userId,movieId,rating,timestamp\r\n1,31,2.5,1260759144\r\n\"1\",\"1029\",\"0.5\",\"1260759179\"\r\n",
+        );
+        let im = import(ImportFormat::MovielensCsv, &p).unwrap();
+        assert_eq!(im.interactions.rating, Some(vec![2.5, 0.5]));
+        let e = err_of(
+            ImportFormat::MovielensCsv,
+            b"userId,movieId,rating,timestamp\r\n1,31,2.5,1260759144\r\n1,\"3\n1\",2.5\r\n",
+        );
+        assert!(e.contains("line 3:") && e.contains("found 3"), "{e}");
     }
 
     #[test]
