@@ -63,3 +63,40 @@ pub(crate) fn heads(c: &Check, heads: i64, dim: i64, dim_key: &str) -> Result<()
 pub(crate) fn count(c: &Check, key: &str, v: usize, min: i64, max: i64) -> Result<()> {
     c.int(key, i64::try_from(v).unwrap_or(i64::MAX), min, max)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use longtail_core::CoreError;
+
+    fn key(r: Result<()>) -> String {
+        match r {
+            Err(CoreError::Params { key, .. }) => key,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shared_checks_name_their_keys() {
+        let c = Check { model: "m" };
+        assert_eq!(key(embedding(&c, 0, 0.01)), "embedding_dim");
+        for std in [0.0, -0.1, f64::NAN, f64::INFINITY, 11.0] {
+            assert_eq!(key(embedding(&c, 8, std)), "embedding_std", "{std}");
+        }
+        assert!(embedding(&c, 8, MAX_STD).is_ok());
+        assert_eq!(key(tower(&c, &[8, 0], 0.0)), "hidden");
+        assert_eq!(key(tower(&c, &[], f64::NAN)), "dropout");
+        assert_eq!(key(interests(&c, MAX_INTERESTS + 1)), "interests");
+        // Heads must be in range and divide the width they split.
+        assert!(heads(&c, 4, 16, "embedding_dim").is_ok());
+        for h in [0, -2, 3, MAX_DIM + 1] {
+            assert_eq!(key(heads(&c, h, 16, "embedding_dim")), "heads", "{h}");
+        }
+        let msg = heads(&c, 3, 16, "embedding_dim").unwrap_err().to_string();
+        assert!(msg.contains("embedding_dim 16"), "{msg}");
+        // usize counts beyond i64 are out of range, not wrapped.
+        assert_eq!(key(count(&c, "steps", usize::MAX, 1, 10)), "steps");
+        assert_eq!(key(count(&c, "steps", 0, 1, 10)), "steps");
+        assert!(count(&c, "steps", 10, 1, 10).is_ok());
+    }
+}
