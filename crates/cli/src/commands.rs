@@ -56,7 +56,9 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
                     }
                     cfg.model.name = m.clone();
                 }
-                registry.check(&cfg.model.name)?;
+                if let Some(e) = run.epochs {
+                    cfg.train.epochs = e;
+                }
             }
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let seeds: Vec<Option<u64>> = if seeds.is_empty() {
@@ -64,20 +66,50 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             } else {
                 seeds.into_iter().map(Some).collect()
             };
-            let total = cfgs.len() * seeds.len();
-            let mut k = 0;
-            for cfg in cfgs {
+            // Every (block, seed) run, checked before the first one trains: each block's config,
+            // and each run folder (none may collide with another, replace an input, or replace
+            // something that is not an earlier run).
+            let origin = config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "the built-in demo".into());
+            let mut runs: Vec<ExperimentConfig> = Vec::new();
+            let mut dirs: Vec<(std::path::PathBuf, String)> = Vec::new();
+            for cfg in &cfgs {
+                let block = |e: longtail_train::TrainError| {
+                    anyhow::anyhow!("config {origin}, experiment '{}': {e}", cfg.name)
+                };
+                longtail_train::check_experiment(registry, cfg).map_err(block)?;
                 for &seed in &seeds {
-                    k += 1;
-                    if total > 1 {
-                        eprintln!("== [{k}/{total}] {} (model {})", cfg.name, cfg.model.name);
+                    let mut c = cfg.clone();
+                    if let Some(s) = seed {
+                        c.seed = s;
                     }
-                    let run = RunArgs {
-                        seed,
-                        ..run.clone()
-                    };
-                    train_and_print(registry, cfg.clone(), &run, &command)?;
+                    let dir = longtail_train::check_run_dir(&run.out, &c).map_err(block)?;
+                    if let Some((_, other)) = dirs.iter().find(|(d, _)| *d == dir) {
+                        bail!(
+                            "config {origin}: experiments '{other}' and '{}' would both write the \
+                             run folder {} (same name, model and seed); give one of them another \
+                             `name`",
+                            c.name,
+                            dir.display()
+                        );
+                    }
+                    dirs.push((dir, c.name.clone()));
+                    runs.push(c);
                 }
+            }
+            let total = runs.len();
+            for (k, cfg) in runs.into_iter().enumerate() {
+                if total > 1 {
+                    eprintln!(
+                        "== [{}/{total}] {} (model {})",
+                        k + 1,
+                        cfg.name,
+                        cfg.model.name
+                    );
+                }
+                train_and_print(registry, cfg, &run, &command)?;
             }
             Ok(())
         }
@@ -136,7 +168,7 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             if runs.is_empty() {
                 bail!("give at least one run folder (or a folder of run folders)");
             }
-            let preamble = match &preamble {
+            let preamble_text = match &preamble {
                 Some(p) => Some(
                     std::fs::read_to_string(p)
                         .with_context(|| format!("cannot read --preamble {}", p.display()))?,
@@ -146,7 +178,8 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             let opts = longtail_train::ReportOptions {
                 base,
                 name: name.clone(),
-                preamble,
+                preamble: preamble_text,
+                preamble_from: preamble,
                 copy_manifests,
             };
             let rows = longtail_train::write_report(&runs, &out, &opts)?;
@@ -279,6 +312,11 @@ fn import(
 ) -> Result<()> {
     let format: longtail_data::ImportFormat = format.parse()?;
     let mapping: Option<longtail_data::ColumnMapping> = columns.map(str::parse).transpose()?;
+    let inputs: Vec<&Path> = std::iter::once(input)
+        .chain(items.map(|(p, _)| p))
+        .collect();
+    // Where it will write is checked first, so a doomed import does not read the log at all.
+    longtail_data::outputs::check_import_outputs(output, &inputs, items.is_some())?;
     let imported = longtail_data::import_with(format, input, mapping.as_ref())?;
     // Item features are read before anything is written, so a bad items file leaves no output.
     let features = match items {
@@ -300,9 +338,10 @@ fn import(
         }),
         None => None,
     };
-    imported.interactions.write_parquet(output)?;
-    // Vocabularies beside the table: OUT.parquet -> OUT.user_vocab.json, OUT.item_vocab.json.
-    let (users, items_vocab) = imported.write_vocab(&output.with_extension(""))?;
+    // All outputs or none: table, vocabularies and item features are renamed into place together.
+    let paths =
+        longtail_data::outputs::write_import(&imported, features.as_ref(), output, &inputs)?;
+    let (users, items_vocab) = (&paths.user_vocab, &paths.item_vocab);
     let t = &imported.interactions;
     println!(
         "imported {} rows ({} users, {} items) from {} as {format}; wrote {}, {}, {}",
@@ -315,8 +354,7 @@ fn import(
         items_vocab.display()
     );
     if let Some(f) = features {
-        let path = longtail_data::items::items_path(output);
-        f.write_parquet(&path)?;
+        let path = &paths.items;
         let names: Vec<String> = f
             .fields
             .iter()
@@ -346,6 +384,19 @@ fn prepare(config: &Path, out: &Path, seed: Option<u64>) -> Result<()> {
     if let Some(s) = seed {
         cfg.seed = s;
     }
+    // The config is an input too: replacing a folder that holds it would delete it (prepare
+    // itself checks the data's inputs; they are named here too so the first error is the right one).
+    let is_prepared = |p: &Path| p.join("prepare.json").is_file();
+    let mut inputs = cfg.data.input_paths();
+    inputs.push(config.to_path_buf());
+    let inputs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+    longtail_data::atomic::guard_output(
+        out,
+        &inputs,
+        true,
+        longtail_data::atomic::Replaceable::If(&is_prepared),
+        "prepared folder",
+    )?;
     let started = std::time::Instant::now();
     let log = |stage: &str| {
         eprintln!("[{:>6.1}s] {stage}", started.elapsed().as_secs_f64());
@@ -491,14 +542,10 @@ fn synth(out: &Path, config: Option<&Path>, seed: u64, a: &crate::SynthArgs) -> 
         cfg.min_len = t;
         cfg.max_len = t;
     }
+    let inputs: Vec<&Path> = config.into_iter().collect();
+    longtail_data::outputs::check_synth_outputs(out, &inputs)?;
     let data = generate(&cfg, seed)?;
-    data.interactions.write_parquet(out)?;
-    let clusters = out.with_extension("item_clusters.json");
-    let json = serde_json::to_vec(&data.item_cluster)?;
-    let tmp = out.with_extension("item_clusters.json.tmp");
-    std::fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &clusters)
-        .with_context(|| format!("cannot write {}", clusters.display()))?;
+    let clusters = longtail_data::outputs::write_synth(&data, out, &inputs)?;
     println!(
         "wrote {} interactions of {} users over {} items ({} clusters) to {} and {}",
         data.interactions.len(),

@@ -264,16 +264,50 @@ pub enum DataCommand {
     },
 }
 
-/// Runs the CLI with `registry`; returns the process exit code. Errors are one line on stderr.
+/// Runs the CLI with `registry`; returns the process exit code. Errors are one line on stderr,
+/// with the paths the user gave (never a temporary name), and exit code 1. A panic anywhere (a
+/// bug, or libtorch refusing something) is caught and reported the same way: never exit 101.
 pub fn main_with(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
-    match commands::run(&registry, cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", one_line(&e));
-            ExitCode::from(1)
+    // The default hook prints a multi-line panic report; keep only the message and place.
+    let last_panic = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = last_panic.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut slot) = seen.lock() {
+            *slot = Some(format!("{msg}{at}"));
         }
-    }
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        commands::run(&registry, cli.command)
+    }));
+    let message = match result {
+        Ok(Ok(())) => return ExitCode::SUCCESS,
+        Ok(Err(e)) => one_line(&e),
+        Err(_) => {
+            let what = last_panic
+                .lock()
+                .ok()
+                .and_then(|s| s.clone())
+                .unwrap_or_else(|| "unknown panic".into());
+            format!("internal error (please report it): {what}")
+        }
+    };
+    let message = longtail_data::atomic::user_text(&message);
+    eprintln!(
+        "error: {}",
+        message.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    ExitCode::from(1)
 }
 
 /// The error and its causes on one line, skipping causes whose text the message already holds

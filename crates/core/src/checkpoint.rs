@@ -1,4 +1,4 @@
-//! Checkpoints in safetensors, written atomically (temporary name, then rename).
+//! Checkpoints in safetensors, written atomically through `longtail_data::atomic`.
 
 use crate::error::{CoreError, Result};
 use crate::model::Model;
@@ -17,20 +17,18 @@ pub fn save(model: &dyn Model, path: &Path) -> Result<()> {
     if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         return Err(ckpt_err(path, "checkpoint files must end in .safetensors"));
     }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| ckpt_err(path, "not a file name"))?;
-    // Keep the extension so tch picks the safetensors format for the temporary file too.
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}.safetensors", std::process::id()));
-    if let Err(e) = model.var_store().save(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ckpt_err(path, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ckpt_err(path, e)
+    // tch picks the format by extension, so it writes a file of the target's own name inside a
+    // staged folder; data::atomic renames it into place.
+    longtail_data::atomic::write_with_path(path, |inner| {
+        model
+            .var_store()
+            .save(inner)
+            .map_err(|e| longtail_data::DataError::Schema {
+                path: path.to_path_buf(),
+                message: format!("cannot save checkpoint: {e}"),
+            })
     })
+    .map_err(CoreError::from)
 }
 
 /// Loads every variable of the model from `path`; a missing variable is an error naming it.

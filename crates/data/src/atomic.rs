@@ -157,6 +157,22 @@ pub fn write_file(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> R
     s.commit()
 }
 
+/// Writes `path` atomically through a writer that needs a real path with the target's own name
+/// (a library that picks its format by extension): `write` gets `TMPDIR/NAME` inside a staged
+/// temporary folder beside `path`, which is then renamed over `path`.
+pub fn write_with_path(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = path.file_name().ok_or_else(|| DataError::Output {
+        path: path.to_path_buf(),
+        message: "is not a file name".into(),
+    })?;
+    let dir = Staged::dir(path)?;
+    let inner = dir.path().join(name);
+    write(&inner)?;
+    std::fs::rename(&inner, path).map_err(|e| DataError::io(path, e))?;
+    // `dir` is dropped uncommitted: its (now empty) temporary folder is removed.
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     write_file(path, |f| {
@@ -356,10 +372,17 @@ pub fn guard_output(
     }
     match replaceable {
         Replaceable::If(ours) if ours(target) => Ok(()),
-        _ => err(format!(
-            "exists and is not a {what} written by longtail; refusing to replace it (remove it or \
-             choose another path)"
-        )),
+        _ => {
+            let a = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            err(format!(
+                "exists and is not {a} {what} written by longtail; refusing to replace it (remove \
+                 it or choose another path)"
+            ))
+        }
     }
 }
 
@@ -387,14 +410,41 @@ fn inside(path: &Path, dir: &Path) -> bool {
     }
 }
 
-/// An absolute path with symlinks resolved as far as the path exists.
+/// An absolute path with symlinks resolved as far as the path exists; the rest (which does not
+/// exist yet) is applied lexically, `..` included, so `x/../f` and `f` compare equal even before
+/// `x` exists.
 fn absolute(p: &Path) -> Option<PathBuf> {
+    use std::path::Component;
     if let Ok(c) = p.canonicalize() {
         return Some(c);
     }
-    let name = p.file_name()?;
-    let parent = parent_of(p);
-    Some(absolute(&parent)?.join(name))
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(p)
+    };
+    // The longest existing prefix, canonical; then the remaining components one by one.
+    let comps: Vec<Component> = abs.components().collect();
+    let mut base = PathBuf::new();
+    let mut i = 0;
+    for (k, _) in comps.iter().enumerate().rev() {
+        let prefix: PathBuf = comps[..=k].iter().collect();
+        if let Ok(c) = prefix.canonicalize() {
+            base = c;
+            i = k + 1;
+            break;
+        }
+    }
+    for c in &comps[i..] {
+        match c {
+            Component::ParentDir => {
+                base.pop();
+            }
+            Component::CurDir => {}
+            other => base.push(other.as_os_str()),
+        }
+    }
+    Some(base)
 }
 
 #[cfg(test)]
@@ -424,6 +474,22 @@ mod tests {
         assert_eq!(names(d.path()), vec!["a.json"]);
         write_json(&p, &[1, 2], false).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "[1,2]\n");
+    }
+
+    #[test]
+    fn write_with_path_keeps_the_name_and_leaves_nothing_behind() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.safetensors");
+        write_with_path(&p, |inner| {
+            assert_eq!(inner.file_name(), p.file_name());
+            std::fs::write(inner, "x").map_err(|e| DataError::io(inner, e))
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"x");
+        let r = write_with_path(&p, |_| Err(DataError::Invalid("no".into())));
+        assert!(r.is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"x");
+        assert_eq!(names(d.path()), vec!["m.safetensors"]);
     }
 
     #[test]
@@ -510,8 +576,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("is the input") && e.contains("log.csv"), "{e}");
-        // The same file under another spelling.
+        // The same file under another spelling, through a folder that does not exist yet.
         let alias = d.path().join(".").join("log.csv");
+        assert!(guard_output(&alias, &[&input], false, Replaceable::If(&yes), "o").is_err());
+        let alias = d.path().join("nope/../log.csv");
         assert!(guard_output(&alias, &[&input], false, Replaceable::If(&yes), "o").is_err());
         // A folder that holds an input.
         assert!(guard_output(d.path(), &[&input], true, Replaceable::If(&yes), "o").is_err());

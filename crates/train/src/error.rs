@@ -23,8 +23,21 @@ pub enum TrainError {
     Config { key: String, message: String },
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
-    #[error("training diverged: {0}")]
-    Diverged(String),
+    /// libtorch refused something (an allocation, a shape) by a panic inside tch.
+    #[error(
+        "model '{model}': libtorch failed: {message} (check [model.params] and [train] sizes)"
+    )]
+    Libtorch { model: String, message: String },
+    /// A non-finite loss: the run stops at once, before anything claims success.
+    #[error(
+        "training diverged: the loss is not finite at epoch {epoch}, step {step} ({terms}); {hint}"
+    )]
+    Diverged {
+        epoch: usize,
+        step: usize,
+        terms: String,
+        hint: String,
+    },
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

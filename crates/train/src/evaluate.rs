@@ -2,10 +2,10 @@
 //! candidate list when the table has a `list` column.
 
 use crate::error::{Result, TrainError};
+use longtail_data::atomic::{guard_output, Replaceable};
 use longtail_data::{ScoresTable, ITEM_GROUP_NAMES, USER_GROUP_NAMES};
 use longtail_eval::{
-    check_candidate_lists, ctr_metrics, list_metrics, list_metrics_by_group, write_metrics_json,
-    Metrics, ScoredSlice,
+    check_candidate_lists, ctr_metrics, list_metrics, list_metrics_by_group, Metrics, ScoredSlice,
 };
 use std::path::Path;
 
@@ -43,6 +43,7 @@ pub fn evaluate_scores(t: &ScoresTable, ks: &[usize]) -> Result<Metrics> {
 
 /// Reads `scores`, evaluates, and writes `out_dir/metrics.json`; returns the metrics.
 pub fn evaluate_scores_file(scores: &Path, out_dir: &Path, ks: &[usize]) -> Result<Metrics> {
+    check_metrics_output(scores, out_dir)?;
     let t = ScoresTable::read_parquet(scores)?;
     // Metric errors (a NaN score, a list with two positives) are about this file: say so.
     let m = evaluate_scores(&t, ks).map_err(|e| match e {
@@ -52,9 +53,28 @@ pub fn evaluate_scores_file(scores: &Path, out_dir: &Path, ks: &[usize]) -> Resu
         },
         other => other,
     })?;
-    std::fs::create_dir_all(out_dir).map_err(|e| crate::error::io(out_dir, e))?;
-    write_metrics_json(&out_dir.join("metrics.json"), &m)?;
+    write_metrics(&out_dir.join("metrics.json"), &m)?;
     Ok(m)
+}
+
+/// Checks where [`evaluate_scores_file`] will write before it reads anything: `out_dir/metrics.json`
+/// must not be the scores file, and an existing one must be an earlier metrics file.
+pub fn check_metrics_output(scores: &Path, out_dir: &Path) -> Result<()> {
+    let is_metrics = |p: &Path| longtail_eval::read_metrics_json(p).is_ok();
+    guard_output(
+        &out_dir.join("metrics.json"),
+        &[scores],
+        false,
+        Replaceable::If(&is_metrics),
+        "metrics file",
+    )?;
+    Ok(())
+}
+
+/// Writes `metrics.json` atomically (flat keys, non-finite values as `null`).
+pub fn write_metrics(path: &Path, m: &Metrics) -> Result<()> {
+    let text = longtail_eval::metrics_json(m)?;
+    Ok(longtail_data::atomic::write_bytes(path, text.as_bytes())?)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! test metrics -> a run folder with `run.json`, `metrics.json`, the feature map and the model.
 
 use crate::error::{io, Result, TrainError};
-use crate::evaluate::{evaluate_scores, TEST_SCORES};
+use crate::evaluate::{evaluate_scores, write_metrics, TEST_SCORES};
 use crate::manifest::{hash_json, DatasetInfo, RunManifest, StageRecord};
 use crate::retrieval::{
     full_catalogue_metrics, sampled_metrics, train_retrieval, IdwConfig, RetrievalData,
@@ -16,7 +16,7 @@ use longtail_data::{
     apply_filters, build_ctr_dataset, CtrConfig, FilterConfig, Interactions, ItemFeatures,
     ScoresTable, SequenceConfig, SessionConfig, SynthConfig,
 };
-use longtail_eval::{write_metrics_json, Metrics};
+use longtail_eval::Metrics;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -167,7 +167,7 @@ pub fn load_experiment(
 ) -> Result<ExperimentConfig> {
     let table: toml::Table =
         toml::from_str(text).map_err(|e: toml::de::Error| TrainError::ConfigFile {
-            origin: origin.to_string(),
+            origin: longtail_data::source::toml_error_origin(text, origin, &e),
             message: e.message().trim().to_string(),
         })?;
     let Some(blocks) = table.get("experiments") else {
@@ -308,7 +308,7 @@ fn run_stage1(
         list: None,
     };
     let metrics = evaluate_scores(&table, &[])?;
-    write_metrics_json(&stage_dir.join("metrics.json"), &metrics)?;
+    write_metrics(&stage_dir.join("metrics.json"), &metrics)?;
     let bytes = std::fs::read(dir.join(&rel)).map_err(|e| io(&dir.join(&rel), e))?;
     Ok(StageRecord {
         model: p.model.name.clone(),
@@ -431,32 +431,19 @@ pub fn load_run_data(
     })
 }
 
-/// Runs `cfg` and writes `out_root/<name>-<model>-seed<seed>/`. `command` and `git_revision`
-/// go into the manifest.
-pub fn run_experiment(
-    registry: &Registry,
-    cfg: &ExperimentConfig,
-    device: DeviceSpec,
-    out_root: &Path,
-    command: &str,
-    git_revision: Option<&str>,
-) -> Result<RunOutcome> {
-    // Fail on the cheap checks before touching data.
-    registry.check(&cfg.model.name)?;
-    cfg.train.validate()?;
-    cfg.samples.validate()?;
-    let device = device.resolve()?;
-    let started = Instant::now();
-    let started_unix_s = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    seed_everything(cfg.seed);
+/// The run folder of `cfg` under `out_root`: `<name>-<model>-seed<seed>`.
+pub fn run_dir(out_root: &Path, cfg: &ExperimentConfig) -> PathBuf {
+    out_root.join(format!("{}-{}-seed{}", cfg.name, cfg.model.name, cfg.seed))
+}
 
-    let dir = out_root.join(format!("{}-{}-seed{}", cfg.name, cfg.model.name, cfg.seed));
-    // Re-running an experiment replaces its run; a run of another dataset with the same name
-    // (e.g. the same block in two dataset configs) is never silently overwritten.
+/// Checks that `cfg`'s run folder may be written before anything runs: it must not be (or hold)
+/// an input, and an existing folder must be an earlier run of the same dataset. A re-run replaces
+/// it whole; a folder longtail did not write is never touched.
+pub fn check_run_dir(out_root: &Path, cfg: &ExperimentConfig) -> Result<PathBuf> {
+    let dir = run_dir(out_root, cfg);
     if let Ok(text) = std::fs::read_to_string(dir.join("run.json")) {
+        // A run of another dataset with the same name (the same block in two dataset configs)
+        // is never replaced.
         let other = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v["dataset"]["name"].as_str().map(str::to_string));
@@ -471,23 +458,82 @@ pub fn run_experiment(
             });
         }
     }
-    let existed = dir.exists();
-    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    let result = run_in(
-        registry,
-        cfg,
-        device,
+    let inputs = cfg.data.input_paths();
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let is_run = |p: &Path| {
+        std::fs::read_to_string(p.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<RunManifest>(&t).ok())
+            .is_some()
+    };
+    longtail_data::atomic::guard_output(
         &dir,
-        command,
-        git_revision,
-        started,
-        started_unix_s,
-    );
-    if result.is_err() && !existed {
-        // A failed run leaves no half-written run folder behind.
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    result
+        &inputs,
+        true,
+        longtail_data::atomic::Replaceable::If(&is_run),
+        "run folder",
+    )?;
+    Ok(dir)
+}
+
+/// Runs `cfg` and writes `out_root/<name>-<model>-seed<seed>/` ([`run_dir`]). The folder is
+/// built under a temporary name and swapped in whole when the run succeeded: a failed or killed
+/// run leaves an earlier run folder as it was and no half-written one. `command` and
+/// `git_revision` go into the manifest.
+pub fn run_experiment(
+    registry: &Registry,
+    cfg: &ExperimentConfig,
+    device: DeviceSpec,
+    out_root: &Path,
+    command: &str,
+    git_revision: Option<&str>,
+) -> Result<RunOutcome> {
+    // Fail on the cheap checks before touching data.
+    crate::check::check_experiment(registry, cfg)?;
+    let device = device.resolve()?;
+    let dir = check_run_dir(out_root, cfg)?;
+    let started = Instant::now();
+    let started_unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    seed_everything(cfg.seed);
+
+    let staged = longtail_data::atomic::Staged::dir(&dir)?;
+    // libtorch reports some failures (an allocation it cannot make, a shape it rejects) by a
+    // panic inside tch; it becomes this run's error instead of an abort.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_in(
+            registry,
+            cfg,
+            device,
+            staged.path(),
+            command,
+            git_revision,
+            started,
+            started_unix_s,
+        )
+    }))
+    .unwrap_or_else(|payload| {
+        Err(TrainError::Libtorch {
+            model: cfg.model.name.clone(),
+            message: panic_message(payload.as_ref()),
+        })
+    });
+    // On error `staged` is dropped: its temporary folder goes, `dir` is as it was.
+    let mut outcome = result?;
+    staged.commit()?;
+    outcome.dir = dir;
+    Ok(outcome)
+}
+
+/// The text of a panic payload (what `panic!` or tch's `unwrap` said).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -514,14 +560,6 @@ fn run_in(
             started,
             started_unix_s,
         );
-    }
-    if cfg.idw.is_some() {
-        return Err(TrainError::Config {
-            key: "idw".into(),
-            message: "IDW is a retrieval schedule: add a [sequences] section (and a retrieval \
-                      model such as `twotower`)"
-                .into(),
-        });
     }
     let (data, inter_hash, n_inter, filter_report) =
         if let DataSource::Prepared { path } = &cfg.data {
@@ -564,7 +602,6 @@ fn run_in(
     let mut model = registry.build(&cfg.model.name, &ctx)?;
     let mut data = data;
     if let Some(p) = &cfg.pin {
-        p.validate()?;
         if p.train_users == crate::stratified::TrainUsers::Tail {
             let idx: Vec<usize> = (0..data.train.len())
                 .filter(|&i| data.train.user_group[i] == 0)
@@ -682,7 +719,7 @@ fn run_in(
     scores.write_parquet(&dir.join(TEST_SCORES))?;
     let metrics: Metrics = evaluate_scores(&scores, &[])?;
     checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;
-    write_metrics_json(&dir.join("metrics.json"), &metrics)?;
+    write_metrics(&dir.join("metrics.json"), &metrics)?;
 
     let dataset = DatasetInfo {
         name: cfg.dataset.clone(),
@@ -723,17 +760,6 @@ fn run_retrieval_in(
     started: Instant,
     started_unix_s: u64,
 ) -> Result<RunOutcome> {
-    if matches!(cfg.data, DataSource::Prepared { .. }) {
-        return Err(TrainError::Config {
-            key: "data.kind".into(),
-            message: "retrieval runs ([sequences]) build their sequences from a raw, parquet or \
-                      synth source; a prepared folder's sequences are for other tools"
-                .into(),
-        });
-    }
-    if let Some(i) = &cfg.idw {
-        i.validate()?;
-    }
     let rd = load_run_data(&cfg.data, cfg.filters.as_ref(), cfg.seed, &dir.join("data"))?;
     let inter = &rd.interactions;
     let (positives, _) = longtail_data::ctr::feedback_sequences(
@@ -793,7 +819,7 @@ fn run_retrieval_in(
     }
     scores.write_parquet(&dir.join(TEST_SCORES))?;
     checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;
-    write_metrics_json(&dir.join("metrics.json"), &metrics)?;
+    write_metrics(&dir.join("metrics.json"), &metrics)?;
     // `epochs` lists every phase's epochs in order (the loss plots read it).
     let epochs = log
         .phases

@@ -1,6 +1,7 @@
 //! longtail-train: the training loop, evaluation of a trained model on a split, and run
 //! manifests. It receives models from a `Registry` and never names one.
 
+pub mod check;
 pub mod error;
 pub mod evaluate;
 pub mod experiment;
@@ -10,11 +11,14 @@ pub mod retrieval;
 pub mod stratified;
 pub mod trainer;
 
+pub use check::check_experiment;
 pub use error::{Result, TrainError};
-pub use evaluate::{evaluate_scores, evaluate_scores_file, TEST_SCORES};
+pub use evaluate::{
+    check_metrics_output, evaluate_scores, evaluate_scores_file, write_metrics, TEST_SCORES,
+};
 pub use experiment::{
-    experiment_names, load_experiment, run_experiment, DataSource, ExperimentConfig, ModelSection,
-    RunOutcome,
+    check_run_dir, experiment_names, load_experiment, run_dir, run_experiment, DataSource,
+    ExperimentConfig, ModelSection, RunOutcome,
 };
 pub use manifest::RunManifest;
 pub use report::{aggregate, load_runs, write_report, ReportOptions, ReportRow};

@@ -4,7 +4,7 @@
 
 use crate::error::{io, Result, TrainError};
 use crate::manifest::RunManifest;
-use longtail_data::atomic::write_bytes;
+use longtail_data::atomic::{guard_output, write_bytes, Replaceable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -251,13 +251,13 @@ fn file_stem(name: &str) -> String {
 
 /// Per dataset: `<prefix>auc_by_user_group_<dataset>.png` (bars: all / tail / body / head, one
 /// colour per model and variant, ± std) and `<prefix>loss_<dataset>.png` (training loss per
-/// epoch, one line per run). Returns the files written.
-pub fn write_plots(
+/// epoch, one line per run). Returns each file's path and PNG bytes (nothing is written here).
+pub fn render_plots(
     runs: &[(PathBuf, RunManifest)],
     rows: &[ReportRow],
     out: &Path,
     prefix: &str,
-) -> Result<Vec<PathBuf>> {
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut written = Vec::new();
     let datasets: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.dataset.as_str()).collect();
@@ -295,8 +295,7 @@ pub fn write_plots(
                 &title("Test AUC by user group (± std)", dataset),
                 "AUC",
             )?;
-            write_bytes(&path, &png)?;
-            written.push(path);
+            written.push((path, png));
         }
         let curves: Vec<(String, Vec<(f64, f64)>)> = runs
             .iter()
@@ -324,8 +323,7 @@ pub fn write_plots(
                 "epoch",
                 "weighted total loss",
             )?;
-            write_bytes(&path, &png)?;
-            written.push(path);
+            written.push((path, png));
         }
     }
     Ok(written)
@@ -364,12 +362,12 @@ fn mean_curves(points: impl Iterator<Item = (String, f64, f64)>) -> Vec<(String,
 /// test metrics against the skew, one line per model variant (mean over seeds):
 /// `<prefix>skew_<metric>.png` for full-catalogue HR@5 on tail, head and all clusters and for the
 /// mean silhouette; and, for IDW runs, `<prefix>silhouette_over_idw_iterations.png` (one line per
-/// skew and variant). Returns the files written.
-pub fn write_sweep_plots(
+/// skew and variant). Returns each file's path and PNG bytes (nothing is written here).
+pub fn render_sweep_plots(
     runs: &[(PathBuf, RunManifest)],
     out: &Path,
     prefix: &str,
-) -> Result<Vec<PathBuf>> {
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut written = Vec::new();
     let skews: std::collections::BTreeSet<i64> = runs
         .iter()
@@ -399,8 +397,7 @@ pub fn write_sweep_plots(
             "interest skew (power-law exponent)",
             what,
         )?;
-        write_bytes(&path, &png)?;
-        written.push(path);
+        written.push((path, png));
     }
     // Silhouette over IDW iterations (Figure 4): iteration t's value is measured before its
     // wake phase, so iteration 1 is the unweighted model.
@@ -423,8 +420,7 @@ pub fn write_sweep_plots(
             "IDW iteration",
             "mean silhouette",
         )?;
-        write_bytes(&path, &png)?;
-        written.push(path);
+        written.push((path, png));
     }
     Ok(written)
 }
@@ -440,6 +436,8 @@ pub struct ReportOptions {
     pub name: Option<String>,
     /// Markdown put before the tables (the discussion of a results page).
     pub preamble: Option<String>,
+    /// The file `preamble` was read from: an input, so no output may replace it.
+    pub preamble_from: Option<PathBuf>,
     /// Copy each run's `run.json` and `metrics.json` to `OUT/NAME-runs/RUN/` and list them with
     /// links, so a results page carries its manifests.
     pub copy_manifests: bool,
@@ -453,9 +451,11 @@ pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Resul
         add_rela_impr(&mut rows, b)?;
     }
     let name = opts.name.as_deref().unwrap_or("report");
-    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    // Every output is made first, then checked (none may be an input or something longtail did
+    // not write), then written: a refused report writes nothing.
+    let mut files: Vec<(PathBuf, Vec<u8>, Kind)> = Vec::new();
     let json = serde_json::to_vec_pretty(&rows).map_err(|e| io(out, std::io::Error::other(e)))?;
-    write_bytes(&out.join(format!("{name}.json")), &json)?;
+    files.push((out.join(format!("{name}.json")), json, Kind::Rows));
     let mut md = String::new();
     if let Some(p) = &opts.preamble {
         md.push_str(p.trim_end());
@@ -479,11 +479,13 @@ pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Resul
             // Per dataset: the same block name on two datasets gives the same run folder name.
             let run = format!("{}/{run}", m.dataset.name);
             let dest = runs_dir.join(&run);
-            std::fs::create_dir_all(&dest).map_err(|e| io(&dest, e))?;
-            for f in ["run.json", "metrics.json"] {
+            for (f, kind) in [
+                ("run.json", Kind::Manifest),
+                ("metrics.json", Kind::Metrics),
+            ] {
                 let src = path.with_file_name(f);
                 let bytes = std::fs::read(&src).map_err(|e| io(&src, e))?;
-                write_bytes(&dest.join(f), &bytes)?;
+                files.push((dest.join(f), bytes, kind));
             }
             listed.push((
                 m.dataset.name.clone(),
@@ -505,18 +507,87 @@ pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Resul
         Some(n) => format!("{n}_"),
         None => String::new(),
     };
-    let mut plots = write_plots(&runs, &rows, out, &prefix)?;
-    plots.extend(write_sweep_plots(&runs, out, &prefix)?);
+    let mut plots = render_plots(&runs, &rows, out, &prefix)?;
+    plots.extend(render_sweep_plots(&runs, out, &prefix)?);
     if !plots.is_empty() {
         md.push_str("\n## Plots\n\n");
-        for p in &plots {
+        for (p, _) in &plots {
             if let Some(f) = p.file_name().map(|f| f.to_string_lossy()) {
                 md.push_str(&format!("![{f}]({f})\n"));
             }
         }
     }
-    write_bytes(&out.join(format!("{name}.md")), md.as_bytes())?;
+    files.extend(plots.into_iter().map(|(p, b)| (p, b, Kind::Png)));
+    md.push_str(&format!("\n{REPORT_MARK}\n"));
+    files.push((
+        out.join(format!("{name}.md")),
+        md.into_bytes(),
+        Kind::Markdown,
+    ));
+
+    let mut inputs: Vec<PathBuf> = runs
+        .iter()
+        .flat_map(|(p, _)| [p.clone(), p.with_file_name("metrics.json")])
+        .collect();
+    inputs.extend(opts.preamble_from.iter().cloned());
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let rows_beside = out.join(format!("{name}.json"));
+    for (path, _, kind) in &files {
+        let ours = |p: &Path| kind.is_ours(p, &rows_beside);
+        guard_output(path, &inputs, false, Replaceable::If(&ours), kind.what())?;
+    }
+    for (path, bytes, _) in &files {
+        write_bytes(path, bytes)?;
+    }
     Ok(rows)
+}
+
+/// The last line of every report's Markdown: how a later report knows the file is its own.
+pub const REPORT_MARK: &str = "<!-- written by longtail report -->";
+
+/// The kinds of file a report writes, and how each recognises an earlier one of its kind.
+#[derive(Clone, Copy)]
+enum Kind {
+    Rows,
+    Markdown,
+    Png,
+    Manifest,
+    Metrics,
+}
+
+impl Kind {
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Rows => "report table (JSON)",
+            Kind::Markdown => "report page",
+            Kind::Png => "plot",
+            Kind::Manifest => "copied run manifest",
+            Kind::Metrics => "copied metrics file",
+        }
+    }
+
+    fn is_ours(self, p: &Path, rows_beside: &Path) -> bool {
+        let rows = |p: &Path| {
+            std::fs::read(p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Vec<ReportRow>>(&b).ok())
+                .is_some()
+        };
+        match self {
+            Kind::Rows => rows(p),
+            // Pages written before the mark existed are known by their JSON twin.
+            Kind::Markdown => {
+                std::fs::read_to_string(p).is_ok_and(|t| t.contains(REPORT_MARK))
+                    || rows(rows_beside)
+            }
+            Kind::Png => std::fs::read(p).is_ok_and(|b| b.starts_with(b"\x89PNG\r\n\x1a\n")),
+            Kind::Manifest => std::fs::read(p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<RunManifest>(&b).ok())
+                .is_some(),
+            Kind::Metrics => longtail_eval::read_metrics_json(p).is_ok(),
+        }
+    }
 }
 
 #[cfg(test)]

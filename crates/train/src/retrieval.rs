@@ -344,6 +344,7 @@ pub fn fit_retrieval(
         let start = Instant::now();
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
         let mut total = 0.0;
+        let mut watch = crate::trainer::LossWatch::new(device, cfg.lr);
         for idx in order.chunks(cfg.batch_size) {
             let host = host_batch(&data.seq.train, idx, &logq, weights.as_deref())?;
             let batch = DeviceBatch::from_host(&host, device)?;
@@ -358,6 +359,9 @@ pub fn fit_retrieval(
             opt.zero_grad();
             t.backward();
             opt.step();
+            watch.observe(&t, &losses.0);
+            // This loop reads every term below anyway, so checking each step costs nothing more.
+            watch.check(epoch)?;
             let rows = idx.len() as f64;
             total += t.double_value(&[]) * rows;
             for (name, l) in &losses.0 {
@@ -370,11 +374,6 @@ pub fn fit_retrieval(
             .map(|(k, v)| (k, v / n.max(1) as f64))
             .collect();
         let total = total / n.max(1) as f64;
-        if !total.is_finite() {
-            return Err(TrainError::Diverged(format!(
-                "epoch {epoch}: total loss is {total}"
-            )));
-        }
         losses.insert("total".into(), total);
         let eval_start = Instant::now();
         let valid = if data.seq.valid.is_empty() {

@@ -62,25 +62,47 @@ impl Default for TrainConfig {
     }
 }
 
+/// The largest learning rate accepted: far above any useful Adam step, low enough that a typo
+/// such as `1e300` is caught before it turns every parameter into inf.
+pub const MAX_LR: f64 = 100.0;
+
 impl TrainConfig {
+    /// Range checks of every value; errors name the key (`train.*`).
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &str, message: &str| {
+        let bad = |key: &str, message: String| {
             Err(TrainError::Config {
                 key: format!("train.{key}"),
-                message: message.into(),
+                message,
             })
         };
         if self.epochs == 0 {
-            return bad("epochs", "must be at least 1");
+            return bad("epochs", "must be at least 1".into());
         }
-        if self.batch_size == 0 || self.eval_batch_size == 0 {
-            return bad("batch_size", "batch sizes must be at least 1");
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1".into());
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad("lr", "must be a positive number");
+        if self.eval_batch_size == 0 {
+            return bad("eval_batch_size", "must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr <= MAX_LR) {
+            return bad("lr", format!("must be in (0, {MAX_LR}], got {}", self.lr));
         }
         if self.log_every == 0 {
-            return bad("log_every", "must be at least 1");
+            return bad("log_every", "must be at least 1".into());
+        }
+        for (name, &w) in &self.loss_weights {
+            if !(w.is_finite() && w >= 0.0) {
+                return bad(
+                    &format!("loss_weights.{name}"),
+                    format!("must be a finite number >= 0, got {w}"),
+                );
+            }
+        }
+        if self.early_stopping_patience > 0 && self.early_stopping_metric.trim().is_empty() {
+            return bad(
+                "early_stopping_metric",
+                "must name a validation metric".into(),
+            );
         }
         Ok(())
     }
@@ -205,6 +227,7 @@ fn fit_inner(
         let mut total_sum = Tensor::zeros([], (Kind::Float, device));
         let mut seen = 0usize;
         let mut step = 0usize;
+        let mut watch = LossWatch::new(device, cfg.lr);
         // Batches are built on a background thread, PREFETCH ahead of the step.
         prefetch_batches(&batches, PREFETCH, |host| -> Result<()> {
             let mut batch = DeviceBatch::from_host(&host, device)?;
@@ -217,8 +240,12 @@ fn fit_inner(
                 let n = host.valid as f64;
                 seen += host.valid;
                 total_sum += t * n;
+                watch.observe(&Tensor::from(t), &[]);
                 pb.inc(1);
                 step += 1;
+                if step % cfg.log_every == 0 {
+                    watch.check(epoch)?;
+                }
                 return Ok(());
             }
             let out = model.forward(&batch, true)?;
@@ -232,6 +259,7 @@ fn fit_inner(
             opt.zero_grad();
             total.backward();
             opt.step();
+            watch.observe(&total, &losses.0);
             let n = host.valid as f64;
             seen += host.valid;
             tch::no_grad(|| {
@@ -245,6 +273,7 @@ fn fit_inner(
             });
             pb.inc(1);
             if (step + 1) % cfg.log_every == 0 {
+                watch.check(epoch)?;
                 pb.set_message(format!(
                     "loss {:.4}",
                     total_sum.double_value(&[]) / seen.max(1) as f64
@@ -253,6 +282,7 @@ fn fit_inner(
             step += 1;
             Ok(())
         })?;
+        watch.check(epoch)?;
         let train_wall_s = start.elapsed().as_secs_f64();
         pb.finish_and_clear();
         let mut losses: BTreeMap<String, f64> = sums
@@ -260,11 +290,6 @@ fn fit_inner(
             .map(|(n, t)| (n.clone(), t.double_value(&[]) / seen.max(1) as f64))
             .collect();
         let total = total_sum.double_value(&[]) / seen.max(1) as f64;
-        if !total.is_finite() {
-            return Err(TrainError::Diverged(format!(
-                "epoch {epoch}: total loss is {total}"
-            )));
-        }
         losses.insert("total".into(), total);
         let eval_start = Instant::now();
         let valid = if data.valid.is_empty() {
@@ -307,6 +332,92 @@ fn fit_inner(
     }
     stopper.finish(model, &mut logs);
     Ok(logs)
+}
+
+/// Watches every step's loss for a non-finite value without a host sync inside the step: the
+/// first bad step and the loss terms at that step stay on the device and are read by
+/// [`LossWatch::check`] at the loop's read points (every `log_every` steps, the end of an epoch).
+pub(crate) struct LossWatch {
+    /// Steps observed so far (on the device, so the step number needs no host copy).
+    step: Tensor,
+    /// The first step whose total was not finite; `i64::MAX` while none was.
+    first_bad: Tensor,
+    /// `[total, term...]` at the first bad step.
+    at_bad: Option<Tensor>,
+    names: Vec<String>,
+    lr: f64,
+}
+
+impl LossWatch {
+    pub(crate) fn new(device: Device, lr: f64) -> Self {
+        Self {
+            step: Tensor::zeros([], (Kind::Int64, device)),
+            first_bad: Tensor::full([], i64::MAX, (Kind::Int64, device)),
+            at_bad: None,
+            names: Vec::new(),
+            lr,
+        }
+    }
+
+    /// Records one step's weighted total and its terms (device ops only).
+    pub(crate) fn observe(&mut self, total: &Tensor, terms: &[(String, Tensor)]) {
+        tch::no_grad(|| {
+            let _ = self.step.g_add_scalar_(1);
+            let total = total.detach().to_kind(Kind::Float).reshape([1]);
+            let mut parts = vec![total.shallow_clone()];
+            parts.extend(
+                terms
+                    .iter()
+                    .map(|(_, t)| t.detach().to_kind(Kind::Float).reshape([1])),
+            );
+            let now = Tensor::cat(&parts, 0);
+            let bad = total
+                .isfinite()
+                .logical_not()
+                .squeeze()
+                .logical_and(&self.first_bad.eq(i64::MAX));
+            if self.names.is_empty() || self.names.len() + 1 != now.size()[0] as usize {
+                self.names = terms.iter().map(|(n, _)| n.clone()).collect();
+                self.at_bad = None;
+            }
+            self.at_bad = Some(match &self.at_bad {
+                Some(prev) => now.where_self(&bad, prev),
+                None => now.where_self(&bad, &Tensor::full_like(&now, f64::NAN)),
+            });
+            self.first_bad = self.step.where_self(&bad, &self.first_bad);
+        });
+    }
+
+    /// Fails with the epoch, the step (1-based, counted from the watch's start: make one per
+    /// epoch), the loss terms at that step and a hint when a non-finite loss was observed.
+    pub(crate) fn check(&self, epoch: usize) -> Result<()> {
+        let first = self.first_bad.int64_value(&[]);
+        if first == i64::MAX {
+            return Ok(());
+        }
+        let values: Vec<f64> = self
+            .at_bad
+            .as_ref()
+            .and_then(|t| Vec::<f64>::try_from(t.to_kind(Kind::Double).to_device(Device::Cpu)).ok())
+            .unwrap_or_default();
+        let mut terms: Vec<String> = Vec::new();
+        if let Some(t) = values.first() {
+            terms.push(format!("total = {t}"));
+        }
+        for (n, v) in self.names.iter().zip(values.iter().skip(1)) {
+            terms.push(format!("{n} = {v}"));
+        }
+        Err(TrainError::Diverged {
+            epoch,
+            step: first.max(0) as usize,
+            terms: terms.join(", "),
+            hint: format!(
+                "lower train.lr (now {}), check train.loss_weights, and look for extreme values in \
+                 the data; no run folder was written",
+                self.lr
+            ),
+        })
+    }
 }
 
 /// Early stopping on a validation metric (higher is better), shared by the CTR and retrieval

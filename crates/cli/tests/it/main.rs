@@ -5,8 +5,10 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod fuzz_config;
 mod mfn;
 mod pin;
+mod reliability;
 mod retrieval;
 
 fn longtail(args: &[&str], cwd: &Path) -> Output {
@@ -414,8 +416,23 @@ fn demo_config_file_matches_builtin_default() {
 /// architecture.md's layering: no tch under data or eval; train never depends on models.
 #[test]
 fn layering_rules_hold() {
+    // Only the host platform's crates: a fresh registry holds just what the build fetched, and
+    // `--offline` without a filter would need the crates of every target (android, windows...).
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let v = Command::new(rustc).arg("-vV").output().unwrap();
+    let host = String::from_utf8_lossy(&v.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names the host");
     let o = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
+        .arg(&host)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
@@ -550,7 +567,9 @@ fn every_shipped_config_parses() {
                 .collect()
         };
         for c in configs {
-            registry.check(&c.model.name).unwrap();
+            // Everything that is checked before a run: params ranges, loss terms, sections.
+            longtail_train::check_experiment(&registry, &c)
+                .unwrap_or_else(|e| panic!("{origin}, experiment '{}': {e}", c.name));
             n += 1;
         }
     }

@@ -1,0 +1,188 @@
+//! Everything about an experiment that can be checked without reading its data, checked before
+//! any block of a config runs: the model's name and params (ranges included), every schedule
+//! section, the loss-weight term names against the model's terms, the data step's numbers, and
+//! section combinations that would otherwise be ignored. Errors name the full config key.
+
+use crate::error::{Result, TrainError};
+use crate::experiment::{DataSource, ExperimentConfig};
+use longtail_core::{CoreError, Registry};
+use longtail_data::DataError;
+
+/// Puts `section.` in front of a config error's key (unless it is there already), so a key from a
+/// section's own validator names its place in the experiment config.
+pub(crate) fn in_section<T>(section: &str, r: Result<T>) -> Result<T> {
+    let prefix = |key: String| {
+        if key.starts_with(&format!("{section}.")) || key == section {
+            key
+        } else {
+            format!("{section}.{key}")
+        }
+    };
+    r.map_err(|e| match e {
+        TrainError::Config { key, message } => TrainError::Config {
+            key: prefix(key),
+            message,
+        },
+        TrainError::Data(DataError::Config { key, message }) => TrainError::Config {
+            key: prefix(key),
+            message,
+        },
+        TrainError::Core(CoreError::Params {
+            model,
+            key,
+            message,
+        }) => TrainError::Config {
+            key: prefix(key),
+            message: format!("(model '{model}') {message}"),
+        },
+        other => other,
+    })
+}
+
+/// The checks of one experiment that need no data (see the module docs). `run_experiment` runs
+/// them too; the CLI runs them for every block before the first one trains.
+pub fn check_experiment(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
+    let terms = in_section(
+        "model.params",
+        registry
+            .check_params(&cfg.model.name, &cfg.model.params)
+            .map_err(TrainError::from),
+    )?;
+    in_section("train", cfg.train.validate())?;
+    if let Some(terms) = &terms {
+        for name in cfg.train.loss_weights.keys() {
+            if !terms.contains(name) {
+                return Err(TrainError::Config {
+                    key: format!("train.loss_weights.{name}"),
+                    message: format!(
+                        "model '{}' has no loss term '{name}' (its terms: {})",
+                        cfg.model.name,
+                        terms.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    in_section("samples", cfg.samples.validate().map_err(Into::into))?;
+    if let Some(f) = &cfg.filters {
+        in_section("filters", f.validate().map_err(Into::into))?;
+    }
+    if let Some(s) = &cfg.sessions {
+        in_section("sessions", s.validate().map_err(Into::into))?;
+    }
+    if let DataSource::Synth { synth } = &cfg.data {
+        in_section("data.synth", synth.validate().map_err(Into::into))?;
+    }
+    if let Some(p) = &cfg.pretrain {
+        registry.check(&p.model.name)?;
+        let terms = in_section(
+            "pretrain.model.params",
+            registry
+                .check_params(&p.model.name, &p.model.params)
+                .map_err(TrainError::from),
+        )?;
+        if let Some(t) = &p.train {
+            in_section("pretrain.train", t.validate())?;
+            if let Some(terms) = &terms {
+                if let Some(name) = t.loss_weights.keys().find(|n| !terms.contains(n)) {
+                    return Err(TrainError::Config {
+                        key: format!("pretrain.train.loss_weights.{name}"),
+                        message: format!(
+                            "model '{}' has no loss term '{name}' (its terms: {})",
+                            p.model.name,
+                            terms.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    let combo = |key: &str, message: &str| {
+        Err(TrainError::Config {
+            key: key.into(),
+            message: message.into(),
+        })
+    };
+    match &cfg.sequences {
+        Some(sc) => {
+            in_section("sequences", sc.validate().map_err(Into::into))?;
+            if let Some(i) = &cfg.idw {
+                in_section("idw", i.validate())?;
+            }
+            if matches!(cfg.data, DataSource::Prepared { .. }) {
+                return combo(
+                    "data.kind",
+                    "retrieval runs ([sequences]) build their sequences from a raw, parquet or \
+                     synth source; a prepared folder's sequences are for other tools",
+                );
+            }
+            // Sections a retrieval run would silently ignore.
+            if cfg.pin.is_some() {
+                return combo(
+                    "pin",
+                    "[pin] is a CTR schedule and retrieval runs ([sequences]) do not use it: \
+                     remove one of the two",
+                );
+            }
+            if cfg.pretrain.is_some() {
+                return combo(
+                    "pretrain",
+                    "[pretrain] is a CTR stage and retrieval runs ([sequences]) do not use it",
+                );
+            }
+            if cfg.sessions.is_some() {
+                return combo(
+                    "sessions",
+                    "HIM sessions feed CTR batches; retrieval runs ([sequences]) do not use them",
+                );
+            }
+        }
+        None => {
+            if cfg.idw.is_some() {
+                return combo(
+                    "idw",
+                    "IDW is a retrieval schedule: add a [sequences] section (and a retrieval \
+                     model such as `twotower`)",
+                );
+            }
+            if cfg.train.item_weighting != crate::retrieval::ItemWeighting::None {
+                return combo(
+                    "train.item_weighting",
+                    "per-item loss weights apply to retrieval runs ([sequences]) only; CTR runs \
+                     would ignore them",
+                );
+            }
+        }
+    }
+    if let Some(p) = &cfg.pin {
+        in_section("pin", p.validate())?;
+    }
+    check_batch_memory(cfg)
+}
+
+/// Bytes per history position of one batch row: the `i64` id, the `f32` mask, and room for the
+/// activations and gradients of a small model (32 floats each way). A lower-bound estimate.
+const BYTES_PER_POSITION: f64 = 8.0 + 4.0 + 32.0 * 4.0 * 2.0;
+
+/// One training batch (and one evaluation batch) must fit in memory: batches have a fixed shape,
+/// so `batch_size` rows are allocated even when the data are smaller. Retrieval batches also hold
+/// `[B, B]` in-batch logits with their softmax and gradient.
+fn check_batch_memory(cfg: &ExperimentConfig) -> Result<()> {
+    let (len, retrieval) = match &cfg.sequences {
+        Some(sc) => (sc.max_len, true),
+        None => (cfg.samples.max_hist_len, false),
+    };
+    let row = (len as f64 + 1.0) * BYTES_PER_POSITION;
+    for (key, b) in [
+        ("train.batch_size", cfg.train.batch_size),
+        ("train.eval_batch_size", cfg.train.eval_batch_size),
+    ] {
+        let b = b as f64;
+        let mut bytes = b * row;
+        if retrieval && key == "train.batch_size" {
+            bytes += b * b * 4.0 * 3.0;
+        }
+        longtail_data::memory::check_fits(bytes, key, &format!("one batch of {b:.0} rows"))?;
+    }
+    Ok(())
+}
