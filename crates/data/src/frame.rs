@@ -16,7 +16,6 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -263,19 +262,14 @@ impl Column {
 /// Streams a frame file one record batch (row group slice) at a time.
 pub struct FrameReader {
     path: PathBuf,
-    reader: ParquetRecordBatchReader,
+    reader: crate::table::Batches,
     empty: Frame,
 }
 
 impl FrameReader {
     /// Opens `path` and checks that every `required` column is present with a supported type.
     pub fn open(path: &Path, required: &[&str]) -> Result<FrameReader> {
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(&e))?;
+        let builder = crate::table::open_parquet(path)?;
         let schema = builder.schema().clone();
         let mut empty = Frame {
             columns: Vec::new(),
@@ -308,7 +302,7 @@ impl FrameReader {
                 });
             }
         }
-        let reader = builder.build().map_err(|e| pq_err(&e))?;
+        let reader = crate::table::parquet_batches(path, builder)?;
         Ok(FrameReader {
             path: path.to_path_buf(),
             reader,
@@ -326,10 +320,7 @@ impl FrameReader {
         let Some(batch) = self.reader.next() else {
             return Ok(None);
         };
-        let batch = batch.map_err(|e| DataError::Parquet {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
+        let batch = batch?;
         let mut out = self.empty.clone();
         for (i, (name, col)) in out.columns.iter_mut().enumerate() {
             col.append(batch.column(i).as_ref())

@@ -56,7 +56,6 @@ use std::str::FromStr;
 
 use arrow::array::{Array, Float32Array};
 use arrow::datatypes::{DataType, TimeUnit};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use serde::{Deserialize, Serialize};
 
@@ -756,16 +755,11 @@ fn is_raw_value_type(dt: &DataType) -> bool {
 }
 
 fn import_parquet(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
-    let file = File::open(input).map_err(|e| DataError::io(input, e))?;
-    let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
-        path: input.to_path_buf(),
-        message: e.to_string(),
-    };
     let schema_err = |message: String| DataError::Schema {
         path: input.to_path_buf(),
         message,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(&e))?;
+    let builder = crate::table::open_parquet(input)?;
     let schema = builder.schema().clone();
     let columns = mapping.columns();
     let mut roots = Vec::new();
@@ -798,18 +792,19 @@ fn import_parquet(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
         }
     }
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(PARQUET_BATCH_ROWS)
-        .build()
-        .map_err(|e| pq_err(&e))?;
+    let reader = crate::table::parquet_batches(
+        input,
+        builder
+            .with_projection(mask)
+            .with_batch_size(PARQUET_BATCH_ROWS),
+    )?;
     let mut table = TableBuilder::new(mapping.rating.is_some(), mapping.label.is_some());
     let mut row0 = 0usize;
     let mut ids: [Vec<String>; 2] = [Vec::new(), Vec::new()];
     let mut ts = Vec::new();
     let mut values: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
     for batch in reader {
-        let batch = batch.map_err(|e| pq_err(&e))?;
+        let batch = batch?;
         let n = batch.num_rows();
         let col = |key: &str, name: &str| -> Result<&dyn Array> {
             let a = batch.column_by_name(name).ok_or_else(|| {

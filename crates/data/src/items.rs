@@ -37,7 +37,6 @@
 //!   `json.dumps(ast.literal_eval(line))` per line.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,7 +44,6 @@ use arrow::array::{Array, ArrayRef, ListArray, UInt32Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -486,16 +484,11 @@ impl ItemFeatures {
     /// metadata; the `item` column must hold each of `0..n` exactly once (any order). Errors are
     /// [`DataError::Schema`] naming the file and the column.
     pub fn read_parquet(path: &Path) -> Result<ItemFeatures> {
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
         let bad = |message: String| DataError::Schema {
             path: path.to_path_buf(),
             message,
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(&e))?;
+        let builder = crate::table::open_parquet(path)?;
         let schema = builder.schema().clone();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let Some(item_col) = names.iter().position(|n| n == "item") else {
@@ -542,12 +535,12 @@ impl ItemFeatures {
             check_vocab(&vocab, &format!("column '{name}'")).map_err(bad)?;
             cols.push((i, name.clone(), is_list, vocab));
         }
-        let reader = builder.build().map_err(|e| pq_err(&e))?;
+        let reader = crate::table::parquet_batches(path, builder)?;
         let mut items: Vec<u32> = Vec::new();
         let mut cat: Vec<Vec<u32>> = vec![Vec::new(); cols.len()];
         let mut rows: Vec<Vec<Vec<u32>>> = vec![Vec::new(); cols.len()];
         for batch in reader {
-            let batch = batch.map_err(|e| pq_err(&e))?;
+            let batch = batch?;
             let row0 = items.len();
             let item = batch.column(item_col);
             if item.null_count() > 0 {
@@ -590,8 +583,19 @@ impl ItemFeatures {
                     }
                     let offs = l.value_offsets();
                     for r in 0..l.len() {
-                        let (s, e) = (offs[r] as usize, offs[r + 1] as usize);
-                        let row = &vals.values()[s..e];
+                        let (s, e) = (offs[r], offs[r + 1]);
+                        let row = usize::try_from(s)
+                            .ok()
+                            .zip(usize::try_from(e).ok())
+                            .and_then(|(s, e)| vals.values().get(s..e))
+                            .ok_or_else(|| {
+                                bad(format!(
+                                    "column '{name}' row {} (0-based): list offsets {s}..{e} \
+                                     outside its {} values",
+                                    row0 + r,
+                                    vals.len()
+                                ))
+                            })?;
                         if let Some(&v) = row.iter().find(|&&v| v == 0 || v as usize >= vocab.len())
                         {
                             return Err(out_of_range(r, v));
@@ -854,6 +858,9 @@ fn price_bucket_ids(prices: &[Option<f64>], k: usize) -> Vec<u32> {
         .collect()
 }
 
+/// The most `price_buckets` [`amazon_item_features`] accepts.
+pub const MAX_PRICE_BUCKETS: usize = 1000;
+
 /// Item features from Amazon metadata JSON lines (plain or gzip), one object per line with
 /// `asin` and optionally:
 /// - `categories` (2014: list of category paths, lists of strings) or `category` (2018: one path,
@@ -862,7 +869,8 @@ fn price_bucket_ids(prices: &[Option<f64>], k: usize) -> Vec<u32> {
 /// - `brand` (string) -> `brand` field;
 /// - `price` (number or a string like `"$12.99"`; unparsable = missing) -> `price_bucket` field:
 ///   `price_buckets` equal-frequency buckets over the priced items present in `item_vocab`, ids
-///   `1..=k` named `q1`..`qk` (cheapest first); `price_buckets = 0` leaves the field out.
+///   `1..=k` named `q1`..`qk` (cheapest first); `price_buckets = 0` leaves the field out; more
+///   than [`MAX_PRICE_BUCKETS`] is a config error.
 ///
 /// Objects whose `asin` is not in `item_vocab` are ignored; a repeated `asin` keeps its first
 /// line. A line that is not a strict-JSON object (e.g. the single-quoted Python-literal lines of
@@ -872,6 +880,13 @@ pub fn amazon_item_features(
     item_vocab: &[String],
     price_buckets: usize,
 ) -> Result<ItemFeatures> {
+    if price_buckets > MAX_PRICE_BUCKETS {
+        // The bucket vocabulary is built up front: a huge count would be a huge allocation.
+        return Err(DataError::config(
+            "price_buckets",
+            format!("{price_buckets} price buckets; at most {MAX_PRICE_BUCKETS}"),
+        ));
+    }
     let index = dense_index(item_vocab)?;
     let n = item_vocab.len();
     let mut category: Vec<Option<String>> = vec![None; n];
@@ -970,6 +985,7 @@ pub fn amazon_item_features(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Write;
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -1408,5 +1424,14 @@ mod tests {
         assert!(e.to_string().contains("trunc.json.gz"), "{e}");
         // A bad item vocabulary.
         assert!(amazon_item_features(&p, &["x".to_string()], 4).is_err());
+        // A huge bucket count was a huge up-front allocation (its vocabulary q1..qk): now a
+        // config error, before the file is read.
+        let p = write(dir.path(), "ok.json", format!("{good}\n").as_bytes());
+        assert!(amazon_item_features(&p, &iv, MAX_PRICE_BUCKETS).is_ok());
+        let e = amazon_item_features(&p, &iv, usize::MAX).unwrap_err();
+        assert!(
+            matches!(&e, DataError::Config { key, .. } if key == "price_buckets"),
+            "{e}"
+        );
     }
 }

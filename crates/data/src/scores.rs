@@ -134,10 +134,6 @@ impl ScoresTable {
                 ColumnSpec::new("list", is_code_type, "an integer code"),
             ],
         )?;
-        let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
         let schema_err = |message: String| DataError::Schema {
             path: path.to_path_buf(),
             message,
@@ -149,7 +145,7 @@ impl ScoresTable {
             ..Default::default()
         };
         for batch in reader {
-            let batch = batch.map_err(|e| pq_err(&e))?;
+            let batch = batch?;
             let row0 = out.user.len();
             let col = |name: &str| {
                 batch.column_by_name(name).cloned().ok_or_else(|| {

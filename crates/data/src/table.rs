@@ -191,10 +191,6 @@ impl Interactions {
             ],
         )?;
         let optional = [present[0], present[1]];
-        let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
         let schema_err = |message: String| DataError::Schema {
             path: path.to_path_buf(),
             message,
@@ -206,7 +202,7 @@ impl Interactions {
             ..Default::default()
         };
         for batch in reader {
-            let batch = batch.map_err(|e| pq_err(&e))?;
+            let batch = batch?;
             let row0 = out.user.len();
             let col = |name: &str| {
                 batch.column_by_name(name).ok_or_else(|| {
@@ -291,6 +287,133 @@ impl ColumnSpec {
     }
 }
 
+/// Opens a Parquet file for reading and checks its footer's layout first: every column chunk's
+/// offsets and sizes must be non-negative and lie inside the file, and row counts non-negative
+/// (the parquet crate panics on negative ones and trusts the rest). Errors name the file (and the
+/// row group and column).
+pub(crate) fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    let builder = parquet_guard(path, || {
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    })?;
+    check_parquet_layout(builder.metadata(), file_len).map_err(|message| DataError::Parquet {
+        path: path.to_path_buf(),
+        message: format!("malformed file: {message}"),
+    })?;
+    Ok(builder)
+}
+
+/// Builds the record-batch reader of `builder` (see [`open_parquet`]) as [`Batches`].
+pub(crate) fn parquet_batches(
+    path: &Path,
+    builder: ParquetRecordBatchReaderBuilder<File>,
+) -> Result<Batches> {
+    let reader = parquet_guard(path, || {
+        builder.build().map_err(|e| DataError::Parquet {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    })?;
+    Ok(Batches {
+        reader: Some(reader),
+        path: path.to_path_buf(),
+    })
+}
+
+/// Runs a step of the parquet crate on the bytes of `path`, turning a panic inside it into an
+/// error naming the file: some of its decoders index out of bounds on malformed pages (e.g. a
+/// BYTE_STREAM_SPLIT page shorter than its value count) instead of returning an error.
+pub(crate) fn parquet_guard<T>(path: &Path, step: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(DataError::Parquet {
+            path: path.to_path_buf(),
+            message: format!("malformed file: the Parquet decoder failed ({what})"),
+        })
+    })
+}
+
+/// The record batches of a Parquet file, each decoded under [`parquet_guard`]; errors name the
+/// file, and the iteration stops after one.
+pub(crate) struct Batches {
+    reader: Option<ParquetRecordBatchReader>,
+    path: std::path::PathBuf,
+}
+
+impl Iterator for Batches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Result<RecordBatch>> {
+        let reader = self.reader.as_mut()?;
+        let path = &self.path;
+        let next = parquet_guard(path, || {
+            reader.next().transpose().map_err(|e| DataError::Parquet {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        });
+        match next {
+            Ok(Some(batch)) => Some(Ok(batch)),
+            Ok(None) => None,
+            Err(e) => {
+                self.reader = None;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+fn check_parquet_layout(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    file_len: u64,
+) -> std::result::Result<(), String> {
+    for (g, rg) in meta.row_groups().iter().enumerate() {
+        if rg.num_rows() < 0 {
+            return Err(format!(
+                "row group {g} has a negative row count ({})",
+                rg.num_rows()
+            ));
+        }
+        for (c, col) in rg.columns().iter().enumerate() {
+            let at = || format!("row group {g}, column {c} ('{}')", col.column_path());
+            let start = col
+                .dictionary_page_offset()
+                .unwrap_or(col.data_page_offset());
+            let fields = [
+                ("data page offset", col.data_page_offset()),
+                (
+                    "dictionary page offset",
+                    col.dictionary_page_offset().unwrap_or(0),
+                ),
+                ("compressed size", col.compressed_size()),
+                ("uncompressed size", col.uncompressed_size()),
+                ("value count", col.num_values()),
+            ];
+            if let Some((what, v)) = fields.iter().find(|(_, v)| *v < 0) {
+                return Err(format!("{}: negative {what} ({v})", at()));
+            }
+            let end = (start as u64).checked_add(col.compressed_size() as u64);
+            if end.is_none_or(|e| e > file_len) {
+                return Err(format!(
+                    "{}: the column chunk (bytes {start}.., {} long) runs past the end of the \
+                     file ({file_len} bytes)",
+                    at(),
+                    col.compressed_size()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Opens a Parquet file, checks that every `required` column exists and every present column has
 /// an accepted type (errors name the file and column), and returns a record-batch reader of just
 /// those columns with a flag per `optional` column saying whether it is there.
@@ -298,17 +421,12 @@ pub(crate) fn open_columns(
     path: &Path,
     required: &[ColumnSpec],
     optional: &[ColumnSpec],
-) -> Result<(ParquetRecordBatchReader, Vec<bool>)> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let pq_err = |e: &dyn std::fmt::Display| DataError::Parquet {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+) -> Result<(Batches, Vec<bool>)> {
     let schema_err = |message: String| DataError::Schema {
         path: path.to_path_buf(),
         message,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(&e))?;
+    let builder = open_parquet(path)?;
     let schema = builder.schema().clone();
     let find = |name: &str| schema.fields().iter().position(|f| f.name() == name);
     let check = |i: usize, c: &ColumnSpec| {
@@ -345,10 +463,7 @@ pub(crate) fn open_columns(
         }
     }
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .map_err(|e| pq_err(&e))?;
+    let reader = parquet_batches(path, builder.with_projection(mask))?;
     Ok((reader, present))
 }
 

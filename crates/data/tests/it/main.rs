@@ -2,6 +2,7 @@
 //! CTR samples -> fixed-size batches.
 
 mod filter_real;
+mod fuzz;
 mod import_real;
 mod leakage;
 mod prepare;
