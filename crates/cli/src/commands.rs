@@ -263,31 +263,48 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
                 println!("item popularity Gini: {:.3}", s.item_gini);
             }
             if let Some(dir) = plots {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
                 let (users, items) = longtail_data::activity_counts(&table);
                 let name = file
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let png = longtail_eval::plot_long_tail(
-                    &users,
-                    &format!("User activeness: {name}"),
-                    "users ranked by interactions",
-                    "interactions",
-                )?;
-                longtail_data::atomic::write_bytes(&dir.join("user_activeness.png"), &png)?;
-                let png = longtail_eval::plot_long_tail(
-                    &items,
-                    &format!("Item popularity: {name}"),
-                    "items ranked by interactions",
-                    "interactions",
-                )?;
-                longtail_data::atomic::write_bytes(&dir.join("item_popularity.png"), &png)?;
+                let pngs = [
+                    (
+                        dir.join("user_activeness.png"),
+                        longtail_eval::plot_long_tail(
+                            &users,
+                            &format!("User activeness: {name}"),
+                            "users ranked by interactions",
+                            "interactions",
+                        )?,
+                    ),
+                    (
+                        dir.join("item_popularity.png"),
+                        longtail_eval::plot_long_tail(
+                            &items,
+                            &format!("Item popularity: {name}"),
+                            "items ranked by interactions",
+                            "interactions",
+                        )?,
+                    ),
+                ];
+                let png = longtail_data::outputs::is_png;
+                for (path, _) in &pngs {
+                    longtail_data::atomic::guard_output(
+                        path,
+                        &[file.as_path()],
+                        false,
+                        longtail_data::atomic::Replaceable::If(&png),
+                        "plot",
+                    )?;
+                }
+                for (path, bytes) in &pngs {
+                    longtail_data::atomic::write_bytes(path, bytes)?;
+                }
                 eprintln!(
                     "wrote {} and {}",
-                    dir.join("user_activeness.png").display(),
-                    dir.join("item_popularity.png").display()
+                    pngs[0].0.display(),
+                    pngs[1].0.display()
                 );
             }
             Ok(())
@@ -482,6 +499,10 @@ fn bench_density(items: i64, dim: i64, chunk: i64, device: &str) -> Result<()> {
     if items < 2 || dim < 1 || chunk < 1 {
         bail!("--items must be >= 2, --dim and --chunk >= 1");
     }
+    // Representations, weights and one [chunk, N] block of kernel values with its temporaries.
+    let bytes = (items as f64) * (dim as f64 * 4.0 * 3.0 + 16.0)
+        + (chunk.min(items) as f64) * (items as f64) * 4.0 * 4.0;
+    longtail_data::memory::check_fits(bytes, "--items", "one sleep phase")?;
     let device = device.parse::<DeviceSpec>()?.resolve()?;
     longtail_core::seed::seed_everything(1);
     let run = |n: i64| -> Result<(f64, longtail_core::density::SleepStats)> {

@@ -117,6 +117,16 @@ pub fn write_import(
     Ok(p)
 }
 
+/// Whether `p` is a PNG file (the plots longtail writes): what a later plot may replace.
+pub fn is_png(p: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(p)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head == *b"\x89PNG\r\n\x1a\n"
+}
+
 /// `synth --out OUT` writes `OUT` and `OUT.item_clusters.json` (`.parquet` dropped from OUT).
 pub fn clusters_path(out: &Path) -> PathBuf {
     beside(out, "item_clusters.json")

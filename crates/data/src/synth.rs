@@ -292,9 +292,28 @@ fn draw(rng: &mut impl Rng, cdf: &[f64]) -> usize {
         .min(cdf.len().saturating_sub(1))
 }
 
+/// What the generator will hold, checked against memory before anything is allocated: the length
+/// and item distributions, and the rows (users times the expected sequence length).
+fn check_memory(cfg: &SynthConfig) -> Result<()> {
+    let span = (cfg.max_len - cfg.min_len + 1) as f64;
+    crate::memory::check_fits(span * 16.0, "max_len", "the sequence-length distribution")?;
+    crate::memory::check_fits(cfg.items as f64 * 24.0, "items", "the item distribution")?;
+    let (mut z, mut m) = (0.0, 0.0);
+    for l in cfg.min_len..=cfg.max_len {
+        let p = (l as f64).powf(-cfg.length_exponent);
+        z += p;
+        m += p * l as f64;
+    }
+    let mean_len = if z > 0.0 { m / z } else { cfg.max_len as f64 };
+    // user, item, ts per row, twice (per-user buffers, then the table).
+    let rows = cfg.users as f64 * mean_len;
+    crate::memory::check_fits(rows * 16.0 * 2.0, "users", &format!("{rows:.0} interactions"))
+}
+
 /// Generates the synthetic data set; deterministic for (`cfg`, `seed`).
 pub fn generate(cfg: &SynthConfig, seed: u64) -> Result<SynthData> {
     cfg.validate()?;
+    check_memory(cfg)?;
     let c = cfg.clusters;
     let k = cfg.items_per_cluster();
     let pi = power_law(c, cfg.interest_skew);

@@ -172,7 +172,11 @@ fn check_batch_memory(cfg: &ExperimentConfig) -> Result<()> {
         Some(sc) => (sc.max_len, true),
         None => (cfg.samples.max_hist_len, false),
     };
-    let row = (len as f64 + 1.0) * BYTES_PER_POSITION;
+    let mut row = (len as f64 + 1.0) * BYTES_PER_POSITION;
+    if let Some(sc) = &cfg.sessions {
+        // `[B, S, n]` items and counts, with their embeddings' share of the activations.
+        row += (sc.windows.len() * sc.top_n) as f64 * BYTES_PER_POSITION;
+    }
     for (key, b) in [
         ("train.batch_size", cfg.train.batch_size),
         ("train.eval_batch_size", cfg.train.eval_batch_size),

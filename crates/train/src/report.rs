@@ -580,7 +580,7 @@ impl Kind {
                 std::fs::read_to_string(p).is_ok_and(|t| t.contains(REPORT_MARK))
                     || rows(rows_beside)
             }
-            Kind::Png => std::fs::read(p).is_ok_and(|b| b.starts_with(b"\x89PNG\r\n\x1a\n")),
+            Kind::Png => longtail_data::outputs::is_png(p),
             Kind::Manifest => std::fs::read(p)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<RunManifest>(&b).ok())

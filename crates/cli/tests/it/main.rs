@@ -297,7 +297,7 @@ fn bad_model_param_is_named() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(
-        err.contains("'embeding_dim'") && err.contains("basemodel"),
+        err.contains("'model.params.embeding_dim'") && err.contains("basemodel"),
         "{err}"
     );
 }

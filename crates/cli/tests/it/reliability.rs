@@ -507,3 +507,23 @@ fn toml_syntax_errors_in_named_blocks_name_the_line() {
     );
     fails_with(&o, &["c.toml, line 4"]);
 }
+
+#[test]
+fn generator_and_bench_sizes_are_checked_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, v, key) in [
+        ("--max-len", "1000000000000", "max_len"),
+        ("--users", "4000000000", "users"),
+        ("--users", "2000000000", "users"),
+    ] {
+        let o = longtail(&["synth", "--out", "s.parquet", flag, v], dir.path());
+        fails_with(&o, &[key]);
+        assert!(!dir.path().join("s.parquet").exists());
+    }
+    let o = longtail(
+        &["bench-density", "--items", "100000000", "--device", "cpu"],
+        dir.path(),
+    );
+    fails_with(&o, &["--items"]);
+    no_temporaries(dir.path());
+}
