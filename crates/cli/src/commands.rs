@@ -301,11 +301,7 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
                 for (path, bytes) in &pngs {
                     longtail_data::atomic::write_bytes(path, bytes)?;
                 }
-                eprintln!(
-                    "wrote {} and {}",
-                    pngs[0].0.display(),
-                    pngs[1].0.display()
-                );
+                eprintln!("wrote {} and {}", pngs[0].0.display(), pngs[1].0.display());
             }
             Ok(())
         }

@@ -307,7 +307,11 @@ fn check_memory(cfg: &SynthConfig) -> Result<()> {
     let mean_len = if z > 0.0 { m / z } else { cfg.max_len as f64 };
     // user, item, ts per row, twice (per-user buffers, then the table).
     let rows = cfg.users as f64 * mean_len;
-    crate::memory::check_fits(rows * 16.0 * 2.0, "users", &format!("{rows:.0} interactions"))
+    crate::memory::check_fits(
+        rows * 16.0 * 2.0,
+        "users",
+        &format!("{rows:.0} interactions"),
+    )
 }
 
 /// Generates the synthetic data set; deterministic for (`cfg`, `seed`).
