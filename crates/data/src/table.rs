@@ -300,11 +300,265 @@ pub(crate) fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilde
             message: e.to_string(),
         })
     })?;
-    check_parquet_layout(builder.metadata(), file_len).map_err(|message| DataError::Parquet {
-        path: path.to_path_buf(),
-        message: format!("malformed file: {message}"),
-    })?;
+    check_parquet_layout(builder.metadata(), file_len)
+        .and_then(|()| check_page_headers(path, builder.metadata()))
+        .map_err(|message| DataError::Parquet {
+            path: path.to_path_buf(),
+            message: format!("malformed file: {message}"),
+        })?;
     Ok(builder)
+}
+
+/// The most a snappy page may expand when decompressed (snappy's densest element, a 3-byte copy,
+/// yields 64 bytes), plus slack for tiny pages.
+const SNAPPY_MAX_RATIO: i64 = 32;
+const PAGE_SIZE_SLACK: i64 = 1 << 16;
+
+/// Walks every column chunk's page headers (only the headers are read): each page must fit in
+/// its chunk, and a snappy page may not claim to decompress to more than snappy can produce. The
+/// parquet crate allocates both sizes before it checks them (a 1 KiB file could ask for 2 GiB).
+fn check_page_headers(
+    path: &Path,
+    meta: &parquet::file::metadata::ParquetMetaData,
+) -> std::result::Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    for (g, rg) in meta.row_groups().iter().enumerate() {
+        for (c, col) in rg.columns().iter().enumerate() {
+            let at = || format!("row group {g}, column {c} ('{}')", col.column_path());
+            let snappy = col.compression() == parquet::basic::Compression::SNAPPY;
+            // The fewest bits one plainly encoded value takes (a byte array: its 4-byte length).
+            let value_bits: i64 = {
+                use parquet::basic::Type;
+                let d = col.column_descr();
+                match d.physical_type() {
+                    Type::BOOLEAN => 1,
+                    Type::INT32 | Type::FLOAT | Type::BYTE_ARRAY => 32,
+                    Type::INT64 | Type::DOUBLE => 64,
+                    Type::INT96 => 96,
+                    Type::FIXED_LEN_BYTE_ARRAY => (i64::from(d.type_length()) * 8).max(1),
+                }
+            };
+            // Offsets and sizes were checked by check_parquet_layout (non-negative, in the file).
+            let start = col
+                .dictionary_page_offset()
+                .unwrap_or(col.data_page_offset()) as u64;
+            let end = start + col.compressed_size() as u64;
+            let mut pos = start;
+            while pos < end {
+                // A header is usually a few dozen bytes; statistics can make it longer.
+                let mut header = None;
+                for limit in [1u64 << 10, 1 << 16] {
+                    let want = (end - pos).min(limit) as usize;
+                    buf.resize(want, 0);
+                    file.seek(SeekFrom::Start(pos))
+                        .and_then(|_| file.read_exact(&mut buf))
+                        .map_err(|e| format!("{}: cannot read a page header: {e}", at()))?;
+                    header = thrift::page_sizes(&buf);
+                    if header.is_some() || want as u64 == end - pos {
+                        break;
+                    }
+                }
+                let Some(h) = header else {
+                    // Unreadable (or longer than 64 KiB): left to the parquet crate's own errors.
+                    break;
+                };
+                let page = pos + h.header_len as u64;
+                let what = |why: &str| {
+                    format!(
+                        "{}: the page at byte {pos} claims {} compressed and {} uncompressed \
+                         bytes, {why}",
+                        at(),
+                        h.compressed,
+                        h.uncompressed,
+                    )
+                };
+                if h.compressed < 0 || h.uncompressed < 0 {
+                    return Err(what("a negative size"));
+                }
+                if page + h.compressed as u64 > end {
+                    return Err(what(&format!(
+                        "more than its {}-byte column chunk holds",
+                        end - start
+                    )));
+                }
+                if snappy
+                    && h.uncompressed
+                        > h.compressed.saturating_mul(SNAPPY_MAX_RATIO) + PAGE_SIZE_SLACK
+                {
+                    return Err(what("more than snappy can decompress that to"));
+                }
+                // A dictionary page holds its values plainly encoded, and the reader sizes the
+                // dictionary by the count before decoding it.
+                if let Some(n) = h.dictionary_values {
+                    let most = h.uncompressed.saturating_mul(8) / value_bits;
+                    if !(0..=most).contains(&n) {
+                        return Err(format!(
+                            "{}: the dictionary page at byte {pos} claims {n} values, more than \
+                             its {} bytes can hold",
+                            at(),
+                            h.uncompressed
+                        ));
+                    }
+                }
+                pos = page + h.compressed as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Just enough of the Thrift compact protocol to read a Parquet page header's sizes and length.
+mod thrift {
+    /// The sizes of a page header (fields 2 and 3), the value count of a dictionary page (field
+    /// 7, its field 1) and the header's own length in bytes.
+    pub(super) struct PageSizes {
+        pub(super) uncompressed: i64,
+        pub(super) compressed: i64,
+        pub(super) dictionary_values: Option<i64>,
+        pub(super) header_len: usize,
+    }
+
+    struct Cursor<'a> {
+        bytes: &'a [u8],
+        pos: usize,
+    }
+
+    impl Cursor<'_> {
+        fn byte(&mut self) -> Option<u8> {
+            let b = *self.bytes.get(self.pos)?;
+            self.pos += 1;
+            Some(b)
+        }
+
+        fn varint(&mut self) -> Option<u64> {
+            let mut v = 0u64;
+            for shift in (0..64).step_by(7) {
+                let b = self.byte()?;
+                v |= u64::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    return Some(v);
+                }
+            }
+            None
+        }
+
+        fn zigzag(&mut self) -> Option<i64> {
+            let v = self.varint()?;
+            Some((v >> 1) as i64 ^ -((v & 1) as i64))
+        }
+
+        fn skip(&mut self, n: u64) -> Option<()> {
+            let n = usize::try_from(n).ok()?;
+            let end = self.pos.checked_add(n)?;
+            (end <= self.bytes.len()).then(|| self.pos = end)
+        }
+
+        /// Skips one value of compact type `t` (`depth` bounds nesting).
+        fn skip_value(&mut self, t: u8, depth: u32) -> Option<()> {
+            if depth > 32 {
+                return None;
+            }
+            match t {
+                1 | 2 => Some(()),
+                3 => self.skip(1),
+                4..=6 => self.varint().map(drop),
+                7 => self.skip(8),
+                8 => {
+                    let n = self.varint()?;
+                    self.skip(n)
+                }
+                9 | 10 => {
+                    let h = self.byte()?;
+                    let n = match h >> 4 {
+                        15 => self.varint()?,
+                        n => u64::from(n),
+                    };
+                    let et = h & 0x0f;
+                    for _ in 0..n {
+                        if matches!(et, 1 | 2) {
+                            self.skip(1)?;
+                        } else {
+                            self.skip_value(et, depth + 1)?;
+                        }
+                    }
+                    Some(())
+                }
+                11 => {
+                    let n = self.varint()?;
+                    if n == 0 {
+                        return Some(());
+                    }
+                    let kv = self.byte()?;
+                    for _ in 0..n {
+                        self.skip_value(kv >> 4, depth + 1)?;
+                        self.skip_value(kv & 0x0f, depth + 1)?;
+                    }
+                    Some(())
+                }
+                12 => self.skip_struct(depth + 1, |_, _, _| None).map(drop),
+                _ => None,
+            }
+        }
+
+        /// Reads a struct: `field(cursor, id, type)` may consume a field (returning `Some`),
+        /// otherwise it is skipped. Returns when the struct's stop byte is read.
+        fn skip_struct(
+            &mut self,
+            depth: u32,
+            mut field: impl FnMut(&mut Self, i16, u8) -> Option<()>,
+        ) -> Option<()> {
+            let mut last = 0i16;
+            loop {
+                let h = self.byte()?;
+                if h == 0 {
+                    return Some(());
+                }
+                let t = h & 0x0f;
+                let id = match h >> 4 {
+                    0 => i16::try_from(self.zigzag()?).ok()?,
+                    d => last.checked_add(i16::from(d))?,
+                };
+                last = id;
+                let start = self.pos;
+                if field(self, id, t).is_none() {
+                    self.pos = start;
+                    self.skip_value(t, depth)?;
+                }
+            }
+        }
+    }
+
+    /// Parses a page header at the start of `bytes`; `None` if it is not a complete one.
+    pub(super) fn page_sizes(bytes: &[u8]) -> Option<PageSizes> {
+        let mut c = Cursor { bytes, pos: 0 };
+        let (mut uncompressed, mut compressed, mut dictionary_values) = (None, None, None);
+        c.skip_struct(0, |c, id, t| match (id, t) {
+            (2, 5) => {
+                uncompressed = Some(c.zigzag()?);
+                Some(())
+            }
+            (3, 5) => {
+                compressed = Some(c.zigzag()?);
+                Some(())
+            }
+            (7, 12) => c.skip_struct(1, |c, id, t| match (id, t) {
+                (1, 5) => {
+                    dictionary_values = Some(c.zigzag()?);
+                    Some(())
+                }
+                _ => None,
+            }),
+            _ => None,
+        })?;
+        Some(PageSizes {
+            uncompressed: uncompressed?,
+            compressed: compressed?,
+            dictionary_values,
+            header_len: c.pos,
+        })
+    }
 }
 
 /// Builds the record-batch reader of `builder` (see [`open_parquet`]) as [`Batches`].

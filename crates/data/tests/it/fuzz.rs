@@ -156,6 +156,13 @@ const SPECIALS: &[&[u8]] = &[
     b"'",
     b"\\",
     b"=",
+    // Binary: Thrift compact varints (zigzag i32::MAX, u64::MAX, a negative), little-endian
+    // i32::MIN / i32::MAX (Parquet lengths and offsets).
+    b"\xfe\xff\xff\xff\x0f",
+    b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+    b"\x01",
+    b"\x00\x00\x00\x80",
+    b"\xff\xff\xff\x7f",
 ];
 
 /// A position in the input: an offset from the start or from the end (taken modulo the length).
@@ -222,6 +229,11 @@ enum Mutation {
         len: usize,
         byte: u8,
     },
+    /// Writes a special string over the bytes at `at` (the length stays, where it fits).
+    Overwrite {
+        at: Pos,
+        which: usize,
+    },
 }
 
 fn pos() -> impl Strategy<Value = Pos> {
@@ -259,6 +271,7 @@ fn mutation(seeds: usize) -> impl Strategy<Value = Mutation> {
         }),
         1 => (pos(), 1usize..70_000, any::<u8>())
             .prop_map(|(at, len, byte)| Mutation::LongLine { at, len, byte }),
+        2 => (pos(), 0..SPECIALS.len()).prop_map(|(at, which)| Mutation::Overwrite { at, which }),
     ]
 }
 
@@ -328,6 +341,12 @@ fn apply(data: &mut Vec<u8>, m: &Mutation, seeds: &[(String, Vec<u8>)]) {
         Mutation::LongLine { at, len: n, byte } => {
             let i = at.at(len);
             data.splice(i..i, std::iter::repeat_n(*byte, *n));
+        }
+        Mutation::Overwrite { at, which } => {
+            let s = SPECIALS[*which % SPECIALS.len()];
+            let i = at.at(len);
+            let n = s.len().min(len - i);
+            data[i..i + n].copy_from_slice(&s[..n]);
         }
     }
     data.truncate(MAX_INPUT);
@@ -1270,6 +1289,13 @@ fn mutations_stay_in_bounds_and_the_driver_reports_failures() {
             len: 3,
             byte: b'x',
         },
+        Mutation::Overwrite {
+            at: Pos {
+                x: 1,
+                from_end: true,
+            },
+            which: SPECIALS.len() - 5,
+        },
     ];
     for start in [&b""[..], b"x", b"hello, world"] {
         for m in &all {
@@ -1425,4 +1451,115 @@ fn regression_items_parquet_index_out_of_bounds() {
         ItemFeatures::read_parquet(p).map(drop)
     });
     assert!(e.contains("the Parquet decoder failed"), "{e}");
+}
+
+/// The byte range of the varint value of field `n` (1-based, an i32) of the first page header.
+fn page_header_field(bytes: &[u8], n: usize) -> std::ops::Range<usize> {
+    assert_eq!(&bytes[..4], b"PAR1");
+    let mut i = 4;
+    for _ in 1..n {
+        assert_eq!(bytes[i], 0x15, "field header (delta 1, i32)");
+        i += 1;
+        while bytes[i] & 0x80 != 0 {
+            i += 1;
+        }
+        i += 1;
+    }
+    assert_eq!(bytes[i], 0x15, "field header (delta 1, i32)");
+    let start = i + 1;
+    let mut end = start;
+    while bytes[end] & 0x80 != 0 {
+        end += 1;
+    }
+    start..end + 1
+}
+
+/// A page header claiming 2^31 - 1 bytes: the parquet crate allocated (and, for snappy, zeroed)
+/// that much before checking it, for a 1 KiB file. Now the page headers are checked first
+/// (`table::check_page_headers`): a page must fit in its column chunk, and a snappy page cannot
+/// expand more than snappy can.
+/// A varint inserted into a dictionary page header made its value count about 2^31: the parquet
+/// crate zero-filled a dictionary of that many values (16 GiB) before decoding it. Now a
+/// dictionary page may not claim more values than its bytes can hold.
+#[test]
+fn regression_parquet_dictionary_count_bounds_allocation() {
+    let seed = written("snappy", |p| raw_parquet(p, true));
+    let bytes = replay(
+        &seed,
+        &[Mutation::Insert {
+            at: Pos {
+                x: 966999761,
+                from_end: false,
+            },
+            bytes: vec![129, 128, 128, 128, 176, 128],
+        }],
+    );
+    let mut m = ColumnMapping::new("uid", "iid", "ms");
+    m.rating = Some("stars".into());
+    let (e, peak) = with_peak(|| {
+        read_err(&bytes, "log.parquet", |p| {
+            import_with(ImportFormat::Parquet, p, Some(&m)).map(drop)
+        })
+    });
+    assert!(peak < 1 << 20, "held {peak} bytes");
+    assert!(
+        e.contains("malformed file") && e.contains("dictionary page"),
+        "{e}"
+    );
+}
+
+#[test]
+fn regression_parquet_page_header_sizes_bound_allocations() {
+    let i32_max = [0xfe, 0xff, 0xff, 0xff, 0x0f]; // zigzag varint of 2^31 - 1
+    for (seed, field, want) in [
+        (
+            written("items", |p| small_items().write_parquet(p).unwrap()),
+            2,
+            "snappy",
+        ),
+        (
+            written("items", |p| small_items().write_parquet(p).unwrap()),
+            3,
+            "column chunk",
+        ),
+        (written("snappy", |p| raw_parquet(p, true)), 2, "snappy"),
+        (
+            written("plain", |p| raw_parquet(p, false)),
+            3,
+            "column chunk",
+        ),
+    ] {
+        let mut bytes = seed.1.clone();
+        let r = page_header_field(&bytes, field);
+        bytes.splice(r, i32_max);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.parquet");
+        std::fs::write(&p, &bytes).unwrap();
+        let (results, peak) = with_peak(|| {
+            [
+                ItemFeatures::read_parquet(&p).map(drop),
+                Interactions::read_parquet(&p).map(drop),
+                Frame::read_parquet(&p, &[]).map(drop),
+                import_with(
+                    ImportFormat::Parquet,
+                    &p,
+                    Some(&ColumnMapping::new("uid", "iid", "when")),
+                )
+                .map(drop),
+            ]
+        });
+        assert!(
+            peak < 1 << 20,
+            "{} field {field}: held {peak} bytes",
+            seed.0
+        );
+        for r in results {
+            let e = r.unwrap_err().to_string();
+            assert!(
+                e.contains("x.parquet") && e.contains("malformed file") && e.contains(want),
+                "{} field {field}: {e}",
+                seed.0
+            );
+        }
+    }
 }
