@@ -32,7 +32,7 @@ use longtail_data::{
 };
 
 /// Cases per target when `LONGTAIL_FUZZ_CASES` is not set (keeps the module at a few seconds).
-pub const DEFAULT_CASES: u32 = 192;
+pub const DEFAULT_CASES: u32 = 256;
 /// One input may take at most this long.
 pub const HANG_SECS: u64 = 30;
 /// The most a reader may hold at once on one (at most ~1 MiB) input.
