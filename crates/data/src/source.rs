@@ -121,7 +121,13 @@ impl ItemSource {
 pub fn toml_error_origin(text: &str, origin: &str, e: &toml::de::Error) -> String {
     match e.span() {
         Some(s) => {
-            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            // Count newlines in bytes: a position inside a multi-byte character cannot panic.
+            let end = s.start.min(text.len());
+            let line = text.as_bytes()[..end]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
             format!("{origin}, line {line}")
         }
         None => origin.to_string(),
