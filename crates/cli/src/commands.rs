@@ -3,7 +3,7 @@
 use crate::{Command, RunArgs};
 use anyhow::{bail, Context, Result};
 use longtail_core::{runtime, DeviceBatch, DeviceSpec, Registry};
-use longtail_data::{batch::item_logq, build_ctr_dataset, generate, BatchIter, SynthConfig};
+use longtail_data::{build_ctr_dataset, generate, SynthConfig};
 use longtail_train::{run_experiment, ExperimentConfig, RunOutcome};
 use std::path::Path;
 use std::time::Instant;
@@ -596,79 +596,40 @@ fn bench(
     let data = generate(&synth, 1)?;
     let synth_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let mut ds = build_ctr_dataset(&data.interactions, "bench", &cfg.samples, 1)?;
-    // Every batch carries HIM sessions (default windows), so session-based models can be
-    // benchmarked too; other models ignore them.
-    ds.with_sessions(&longtail_data::SessionConfig::default())?;
+    let ds = build_ctr_dataset(&data.interactions, "bench", &cfg.samples, 1)?;
     let prep_s = t.elapsed().as_secs_f64();
     let prep_rows = ds.train.len() + ds.valid.len() + ds.test.len();
 
-    longtail_core::seed::seed_everything(1);
-    let params = toml::Table::new();
-    let ctx = longtail_core::BuildContext::new(&ds.feature_map, &params, device);
-    let mut m = registry.build(model, &ctx)?;
-    let logq = item_logq(&ds.item_freq);
-    let iter = BatchIter::try_new(
-        &ds.train,
-        &ds.sequences,
+    let shape = longtail_train::bench::step::StepShape {
         batch_size,
-        cfg.samples.max_hist_len,
-        Some(1),
-        Some(&logq),
-    )?;
-    let iter = match &ds.sessions {
-        Some(s) => iter.with_sessions(s, &ds.negative_feedback),
-        None => iter,
+        hist_len: cfg.samples.max_hist_len,
+        ..Default::default()
     };
-    let hosts: Vec<_> = iter.collect();
-    if hosts.is_empty() {
-        bail!("no training batches");
-    }
     let t = Instant::now();
-    let batches: Vec<DeviceBatch> = hosts
-        .iter()
-        .map(|h| DeviceBatch::from_host(h, device))
-        .collect::<Result<_, _>>()?;
-    let h2d_s = t.elapsed().as_secs_f64();
-    use tch::nn::OptimizerConfig;
-    let mut opt = tch::nn::Adam::default().build(m.var_store(), 1e-3)?;
-    let mut step = |i: usize| -> Result<tch::Tensor> {
-        let b = &batches[i % batches.len()];
-        let out = m.forward(b, true)?;
-        let total = m
-            .losses(&out, b)?
-            .weighted_total(|_| 1.0)
-            .context("no loss terms")?;
-        opt.zero_grad();
-        total.backward();
-        opt.step();
-        Ok(total)
-    };
-    for i in 0..10 {
-        let _ = step(i)?;
+    let mut b = longtail_train::bench::step::StepBench::new(registry, model, &shape, device, 1)?;
+    let setup_s = t.elapsed().as_secs_f64();
+    b.time(10)?;
+    let (step_ms, final_loss) = b.time(steps)?;
+    let h2d = Instant::now();
+    for h in &b.hosts {
+        let _ = DeviceBatch::from_host(h, device)?;
     }
-    let t = Instant::now();
-    let mut last = None;
-    for i in 0..steps {
-        last = Some(step(i)?);
-    }
-    // One read at the end waits for queued device work, so the timing is honest.
-    let final_loss = last.map(|l| l.double_value(&[])).unwrap_or(f64::NAN);
-    let train_s = t.elapsed().as_secs_f64();
-    let _ = &mut m;
+    let h2d_s = h2d.elapsed().as_secs_f64();
     let rt = runtime::info();
     let report = serde_json::json!({
         "model": model,
+        "task": format!("{:?}", b.task).to_lowercase(),
         "device": longtail_core::device::device_name(device),
         "batch_size": batch_size,
         "steps": steps,
-        "train_samples_per_s": (steps * batch_size) as f64 / train_s,
-        "train_step_ms": train_s * 1e3 / steps as f64,
+        "train_samples_per_s": batch_size as f64 * 1e3 / step_ms,
+        "train_step_ms": step_ms,
         "final_loss": final_loss,
+        "setup_s": setup_s,
         "synth_interactions_per_s": data.interactions.len() as f64 / synth_s,
         "prepare_rows_per_s": prep_rows as f64 / prep_s,
         "prepare_rows": prep_rows,
-        "host_to_device_batches_per_s": batches.len() as f64 / h2d_s,
+        "host_to_device_batches_per_s": b.hosts.len() as f64 / h2d_s.max(1e-12),
         "threads": rt.threads,
         "tch": rt.tch,
         "libtorch": rt.libtorch,

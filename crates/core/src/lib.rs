@@ -24,7 +24,7 @@ pub use device::DeviceSpec;
 pub use error::{CoreError, Result};
 pub use model::{BuildContext, CtrLogits, Losses, Model, Output, PretrainLog, Task};
 pub use params::{Check, ModelParams};
-pub use registry::{ModelBuilder, Registry};
+pub use registry::{ModelBuilder, ParamsInfo, Registry};
 
 /// Re-exported so model crates see the same data types (feature map, host batch).
 pub use longtail_data as data;

@@ -12,7 +12,7 @@ pub const MAX_DIM: i64 = 1 << 16;
 /// A model's typed `[model.params]` (the struct should carry
 /// `#[serde(deny_unknown_fields, default)]`). The registry uses it to check a config before any
 /// data is read ([`crate::Registry::register_model`]).
-pub trait ModelParams: DeserializeOwned {
+pub trait ModelParams: DeserializeOwned + serde::Serialize {
     /// Range checks of every value; an error names its key (see [`Check`]).
     fn validate(&self, check: &Check) -> Result<()>;
     /// The loss terms a model with these params returns: the names `[train] loss_weights` may use.
@@ -134,7 +134,7 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Debug, Deserialize, Default, PartialEq)]
+    #[derive(Debug, Deserialize, serde::Serialize, Default, PartialEq)]
     #[serde(deny_unknown_fields, default)]
     struct P {
         dim: i64,

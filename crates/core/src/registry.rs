@@ -9,8 +9,17 @@ use std::collections::BTreeMap;
 /// Builds a model from the feature map, its params table and a device.
 pub type ModelBuilder = Box<dyn Fn(&BuildContext) -> Result<Box<dyn Model>> + Send + Sync>;
 
-/// Parses and range-checks a params table without building anything; returns the loss terms.
-type ParamsCheck = Box<dyn Fn(&str, &toml::Table) -> Result<Vec<String>> + Send + Sync>;
+/// What the registry knows of a params table without building the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamsInfo {
+    /// The loss terms a model with these params returns.
+    pub loss_terms: Vec<String>,
+    /// Every param with its value, defaults filled in (what the model will use).
+    pub effective: serde_json::Value,
+}
+
+/// Parses and range-checks a params table without building anything.
+type ParamsCheck = Box<dyn Fn(&str, &toml::Table) -> Result<ParamsInfo> + Send + Sync>;
 
 struct Entry {
     description: String,
@@ -43,7 +52,16 @@ impl Registry {
             description,
             Box::new(builder),
             Some(Box::new(|model: &str, table: &toml::Table| {
-                Ok(params::parse::<P>(model, table)?.loss_terms())
+                let p = params::parse::<P>(model, table)?;
+                let effective = serde_json::to_value(&p).map_err(|e| CoreError::Params {
+                    model: model.to_string(),
+                    key: "<params>".into(),
+                    message: format!("cannot show the params: {e}"),
+                })?;
+                Ok(ParamsInfo {
+                    loss_terms: p.loss_terms(),
+                    effective,
+                })
             })),
         )
     }
@@ -99,6 +117,13 @@ impl Registry {
     /// out-of-range values are errors naming the key. Returns the model's loss terms, or `None`
     /// for a model registered without its params type (checked only when built).
     pub fn check_params(&self, name: &str, params: &toml::Table) -> Result<Option<Vec<String>>> {
+        Ok(self.params_info(name, params)?.map(|i| i.loss_terms))
+    }
+
+    /// [`Registry::check_params`] with the effective params (defaults filled in), for manifests,
+    /// `longtail models NAME` and benchmark twins; `None` for a model registered without its
+    /// params type.
+    pub fn params_info(&self, name: &str, params: &toml::Table) -> Result<Option<ParamsInfo>> {
         self.check(name)?;
         match &self.entries[name].check {
             Some(c) => c(name, params).map(Some),

@@ -1,6 +1,7 @@
 //! longtail-train: the training loop, evaluation of a trained model on a split, and run
 //! manifests. It receives models from a `Registry` and never names one.
 
+pub mod bench;
 pub mod check;
 pub mod error;
 pub mod evaluate;

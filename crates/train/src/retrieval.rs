@@ -243,7 +243,7 @@ fn real_history(s: &SeqSamples, i: usize) -> Vec<i64> {
 
 /// Host batch of rows `idx` of `s`: target as `item`, label 1, `weight = item_weight[target]`
 /// (1 without weights), `item_logq` of the target.
-fn host_batch(
+pub(crate) fn host_batch(
     s: &SeqSamples,
     idx: &[usize],
     logq: &[f32],

@@ -10,11 +10,11 @@ use longtail_core::{
     params, BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, Output, Registry, Result,
     Task,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "meanpool";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Params {
     pub dim: i64,

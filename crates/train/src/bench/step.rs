@@ -1,0 +1,204 @@
+//! One training step of a registered model at fixed shapes, timed: forward, the weighted loss
+//! terms, backward and an Adam step, the sequence every run repeats. CTR models train on the
+//! demo's synthetic CTR samples (with HIM sessions, so every model finds its inputs); retrieval
+//! models on synthetic next-item sequences. The same setup is what a benchmark twin replays
+//! (`crate::bench::twin`), so the two time the same work.
+
+use crate::error::{Result, TrainError};
+use crate::experiment::ExperimentConfig;
+use longtail_core::{BuildContext, DeviceBatch, Model, Registry, Task};
+use longtail_data::batch::item_logq;
+use longtail_data::{
+    build_ctr_dataset, generate, BatchIter, HostBatch, SequenceConfig, SynthConfig,
+};
+use std::time::Instant;
+use tch::nn::OptimizerConfig;
+use tch::{nn, Device, Tensor};
+
+/// The shapes of a step benchmark.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepShape {
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// History length (CTR: `samples.max_hist_len`; retrieval: `sequences.max_len`).
+    pub hist_len: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Distinct batches cycled through (the timing never reuses one batch back to back).
+    pub batches: usize,
+}
+
+impl Default for StepShape {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            hist_len: 30,
+            lr: 1e-3,
+            batches: 8,
+        }
+    }
+}
+
+/// Params a model needs to train on the benchmark's synthetic data without other stages (MFN's
+/// fixed behavior embeddings come from a stage-1 model otherwise).
+pub fn bench_params(model: &str) -> toml::Table {
+    let mut t = toml::Table::new();
+    if model == "mfn" {
+        t.insert("fixed_embeddings".into(), "random".into());
+        t.insert("centers".into(), "random".into());
+    }
+    t
+}
+
+/// A model, its optimizer and fixed-shape device batches, ready to step.
+pub struct StepBench {
+    pub model: Box<dyn Model>,
+    pub task: Task,
+    pub hosts: Vec<HostBatch>,
+    pub batches: Vec<DeviceBatch>,
+    pub opt: nn::Optimizer,
+    pub params: toml::Table,
+    pub shape: StepShape,
+    pub device: Device,
+    next: usize,
+}
+
+impl StepBench {
+    /// Builds `model` (with [`bench_params`]) on the benchmark data, seeded by `seed`.
+    pub fn new(
+        registry: &Registry,
+        model: &str,
+        shape: &StepShape,
+        device: Device,
+        seed: u64,
+    ) -> Result<Self> {
+        registry.check(model)?;
+        if shape.batch_size == 0 || shape.hist_len == 0 || shape.batches == 0 {
+            return Err(TrainError::Config {
+                key: "bench".into(),
+                message: "batch size, history length and batch count must be at least 1".into(),
+            });
+        }
+        let params = bench_params(model);
+        let demo = ExperimentConfig::demo();
+        let synth = match &demo.data {
+            longtail_data::DataSource::Synth { synth } => synth.clone(),
+            _ => SynthConfig::default(),
+        };
+        let data = generate(&synth, seed)?;
+        let mut samples = demo.samples.clone();
+        samples.max_hist_len = shape.hist_len;
+        let mut ds = build_ctr_dataset(&data.interactions, "bench", &samples, seed)?;
+        ds.with_sessions(&longtail_data::SessionConfig::default())?;
+
+        longtail_core::seed::seed_everything(seed);
+        // Retrieval models are told apart by building them once on the CTR feature map.
+        let probe_ctx = BuildContext::new(&ds.feature_map, &params, device);
+        let probe = registry.build(model, &probe_ctx)?;
+        let task = probe.task();
+        drop(probe);
+        longtail_core::seed::seed_everything(seed);
+        let (model, hosts) = match task {
+            Task::Ctr => {
+                let m = registry.build(model, &probe_ctx)?;
+                let logq = item_logq(&ds.item_freq);
+                let iter = BatchIter::try_new(
+                    &ds.train,
+                    &ds.sequences,
+                    shape.batch_size,
+                    shape.hist_len,
+                    Some(seed),
+                    Some(&logq),
+                )?;
+                let iter = match &ds.sessions {
+                    Some(s) => iter.with_sessions(s, &ds.negative_feedback),
+                    None => iter,
+                };
+                let hosts: Vec<HostBatch> = iter.take(shape.batches).collect();
+                (m, hosts)
+            }
+            Task::Retrieval => {
+                let sc = SequenceConfig {
+                    max_len: shape.hist_len,
+                    ..SequenceConfig::default()
+                };
+                let seqs =
+                    longtail_data::build_sequences(&ds.sequences, ds.num_items(), &sc, seed)?;
+                let rd = crate::retrieval::RetrievalData::new(
+                    "bench",
+                    &ds.sequences,
+                    seqs,
+                    ds.num_items(),
+                    0.2,
+                    None,
+                );
+                let ctx = BuildContext::new(&rd.feature_map, &params, device);
+                let m = registry.build(model, &ctx)?;
+                let logq = item_logq(&rd.label_freq);
+                let n = rd.seq.train.len();
+                let hosts = (0..shape.batches)
+                    .map(|b| {
+                        let idx: Vec<usize> = (0..shape.batch_size)
+                            .map(|r| (b * shape.batch_size + r) % n.max(1))
+                            .collect();
+                        crate::retrieval::host_batch(&rd.seq.train, &idx, &logq, None)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (m, hosts)
+            }
+        };
+        if hosts.is_empty() {
+            return Err(TrainError::Config {
+                key: "bench".into(),
+                message: "the benchmark data gave no training batch".into(),
+            });
+        }
+        let batches = hosts
+            .iter()
+            .map(|h| DeviceBatch::from_host(h, device))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let opt = nn::Adam::default().build(model.var_store(), shape.lr)?;
+        Ok(Self {
+            model,
+            task,
+            hosts,
+            batches,
+            opt,
+            params,
+            shape: shape.clone(),
+            device,
+            next: 0,
+        })
+    }
+
+    /// One training step on the next batch; returns the weighted total (left on the device).
+    pub fn step(&mut self) -> Result<Tensor> {
+        let b = &self.batches[self.next % self.batches.len()];
+        self.next += 1;
+        let out = self.model.forward(b, true)?;
+        let total = self
+            .model
+            .losses(&out, b)?
+            .weighted_total(|_| 1.0)
+            .ok_or_else(|| TrainError::Config {
+                key: "model".into(),
+                message: format!("model '{}' returned no loss terms", self.model.name()),
+            })?;
+        self.opt.zero_grad();
+        total.backward();
+        self.opt.step();
+        Ok(total)
+    }
+
+    /// Runs `steps` steps and returns milliseconds per step and the last loss. One host read at
+    /// the end waits for queued device work, so the time is honest on a GPU too.
+    pub fn time(&mut self, steps: usize) -> Result<(f64, f64)> {
+        let t = Instant::now();
+        let mut last = None;
+        for _ in 0..steps.max(1) {
+            last = Some(self.step()?);
+        }
+        let loss = last.map(|l| l.double_value(&[])).unwrap_or(f64::NAN);
+        Ok((t.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64, loss))
+    }
+}
