@@ -1,27 +1,35 @@
 #!/usr/bin/env python3
-"""AUC / GAUC with scikit-learn and pandas on the files written by `auc_bench` (see
-benches/src/bin/auc_bench.rs), checked against longtail's values. Not part of CI.
+"""AUC / GAUC with scikit-learn and pandas on the arrays longtail's `auc_inputs` wrote (see
+`longtail_train::bench::workers`; `auc_bench --out DIR` or `longtail bench worker auc` write them),
+the peer of longtail's `auc_worker`. Not part of the tests' timings.
 
-Usage: auc_vs_sklearn.py DATA_DIR [--longtail-json FILE] [--repeats 3] [--naive-users 10000]
-       [--naive-full] [--tol 1e-9]
+Usage: auc_vs_sklearn.py DATA_DIR [--repeats 3] [--longtail-json FILE] [--tol 1e-9]
+       [--naive-users N] [--naive-full]
 
-Timed (best wall time of --repeats, arrays already in memory as numpy):
-  * sklearn_auc:  sklearn.metrics.roc_auc_score(labels, scores) on all samples.
-  * pandas_gauc:  vectorised rank-based per-user AUC in pandas: a DataFrame from the arrays,
-                  groupby(user).rank(method="average") of the scores, then per user the
-                  Mann-Whitney U from the rank sum of positives; users with one class are left
-                  out; the mean is weighted by the user's sample count (longtail's definition).
-  * naive_gauc:   the common groupby(user).apply(roc_auc_score) version. It is slow (one Python
-                  call per user), so by default it runs once on the users with id < --naive-users
-                  and the full-data time is extrapolated linearly in the number of users (marked
-                  "extrapolated"); --naive-full runs it on every user instead. On that subset its
-                  value is checked against the vectorised pandas GAUC of the same subset.
-Prints one JSON object.
+Timed (median and best wall time of --repeats, arrays already in memory as numpy):
+  * metrics/auc_<n>:  sklearn.metrics.roc_auc_score(labels, scores) on all samples.
+  * metrics/gauc_<n>: vectorised rank-based per-user AUC in pandas: a DataFrame from the arrays,
+                      groupby(user).rank(method="average") of the scores, then per user the
+                      Mann-Whitney U from the rank sum of positives; users with one class are left
+                      out; the mean is weighted by the user's sample count (longtail's definition).
+  * metrics/gauc_<n>_naive (only with --naive-users N > 0 or --naive-full): the common
+                      groupby(user).apply(roc_auc_score). It is slow (one Python call per user), so
+                      it runs once on the users with id < N and its full-data time is extrapolated
+                      linearly in the number of users (`extrapolated` = 1); --naive-full runs it on
+                      every user. On that subset its value must equal the vectorised GAUC's.
+<n> is the sample count as longtail names it: 10m for 10,000,000, 20k for 20,000, else the number.
+
+Prints one JSON object, the schema every side prints: {"figures": {"metrics/auc_10m": {"ms", "best_ms",
+"value", "n", "threads"}, "metrics/gauc_10m": {"ms", "best_ms", "value", "users_used", "users_skipped",
+"samples_used", "threads"}}}. With --longtail-json (longtail's figures for the same files) each figure
+gains `abs_diff` (|value - longtail's|) and the script exits 1 when one exceeds --tol or the GAUC
+counts differ. Versions go to stderr.
 """
 import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -31,13 +39,22 @@ import sklearn
 from sklearn.metrics import roc_auc_score
 
 
-def best_of(repeats, f):
-    best, out = float("inf"), None
+def timed(repeats, f):
+    """(median s, best s, last result) of `repeats` runs of f."""
+    times, out = [], None
     for _ in range(repeats):
         t = time.perf_counter()
         out = f()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), min(times), out
+
+
+def size_tag(n):
+    if n > 0 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n > 0 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
 
 
 def pandas_gauc(users, scores, labels):
@@ -74,28 +91,17 @@ def naive_gauc(users, scores, labels):
     return float(np.sum(r["auc"] * r["n"]) / np.sum(r["n"])), int(len(r))
 
 
-def machine():
-    model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu_model": model, "platform": platform.platform()}
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("data_dir")
-    ap.add_argument("--longtail-json", help="auc_bench's JSON output, to check the values against")
+    ap.add_argument("--longtail-json", help="longtail's figures JSON, to check the values against")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--naive-users", type=int, default=10_000)
+    ap.add_argument("--naive-users", type=int, default=0)
     ap.add_argument("--naive-full", action="store_true")
     ap.add_argument("--tol", type=float, default=1e-9)
     a = ap.parse_args()
+    if a.repeats < 1:
+        sys.exit("--repeats must be at least 1")
 
     d = a.data_dir
     scores = np.fromfile(os.path.join(d, "scores.f32"), dtype="<f4")
@@ -103,82 +109,62 @@ def main():
     users = np.fromfile(os.path.join(d, "users.u32"), dtype="<u4")
     if not (len(scores) == len(labels) == len(users)):
         sys.exit("arrays differ in length")
-    n_users = int(users.max()) + 1
+    n = int(len(scores))
+    tag = size_tag(n)
 
-    auc_s, auc = best_of(a.repeats, lambda: float(roc_auc_score(labels, scores)))
-    gauc_s, (gauc, used, skipped, samples_used) = best_of(
+    auc_ms, auc_best, auc = timed(a.repeats, lambda: float(roc_auc_score(labels, scores)))
+    gauc_ms, gauc_best, (gauc, used, skipped, samples_used) = timed(
         a.repeats, lambda: pandas_gauc(users, scores, labels)
     )
+    figs = {
+        f"metrics/auc_{tag}": {"ms": auc_ms * 1e3, "best_ms": auc_best * 1e3, "value": auc,
+                               "n": float(n), "threads": 1.0},
+        f"metrics/gauc_{tag}": {"ms": gauc_ms * 1e3, "best_ms": gauc_best * 1e3, "value": gauc,
+                                "users_used": float(used), "users_skipped": float(skipped),
+                                "samples_used": float(samples_used), "threads": 1.0},
+    }
+    ok = True
 
-    # Naive groupby-apply, on a subset of users unless --naive-full.
-    if a.naive_full:
-        mask = np.ones(len(users), dtype=bool)
-        k_users = n_users
-    else:
-        k_users = min(a.naive_users, n_users)
+    if a.naive_full or a.naive_users > 0:
+        n_users = int(users.max()) + 1
+        k_users = n_users if a.naive_full else min(a.naive_users, n_users)
         mask = users < k_users
-    su, ss, sl = users[mask], scores[mask], labels[mask]
-    t = time.perf_counter()
-    naive, naive_used = naive_gauc(su, ss, sl)
-    naive_sub_s = time.perf_counter() - t
-    vec_sub = pandas_gauc(su, ss, sl)[0]
-    naive = {
-        "method": "groupby('user').apply(roc_auc_score), single-class users skipped",
-        "users": k_users,
-        "samples": int(mask.sum()),
-        "users_used": naive_used,
-        "s": naive_sub_s,
-        "gauc_subset": naive,
-        "vectorised_gauc_subset": vec_sub,
-        "matches_vectorised": abs(naive - vec_sub) <= a.tol,
-        "full_s": naive_sub_s * n_users / k_users,
-        "full_s_is": "measured" if k_users == n_users else "extrapolated linearly in users",
-    }
+        su, ss, sl = users[mask], scores[mask], labels[mask]
+        t = time.perf_counter()
+        naive, _ = naive_gauc(su, ss, sl)
+        sub_s = time.perf_counter() - t
+        vec_sub = pandas_gauc(su, ss, sl)[0]
+        full_ms = sub_s * n_users / k_users * 1e3
+        figs[f"metrics/gauc_{tag}_naive"] = {
+            "ms": full_ms, "best_ms": full_ms, "measured_ms": sub_s * 1e3,
+            "users": float(k_users), "samples": float(mask.sum()),
+            "extrapolated": 0.0 if k_users == n_users else 1.0,
+            "subset_value": naive, "subset_abs_diff": abs(naive - vec_sub),
+        }
+        if abs(naive - vec_sub) > a.tol:
+            print(f"auc_vs_sklearn: naive GAUC {naive!r} != vectorised {vec_sub!r} on the subset",
+                  file=sys.stderr)
+            ok = False
 
-    out = {
-        "tool": "scikit-learn + pandas",
-        "n": int(len(scores)),
-        "users": n_users,
-        "auc": auc,
-        "gauc": gauc,
-        "gauc_users_used": used,
-        "gauc_users_skipped": skipped,
-        "gauc_samples_used": samples_used,
-        "auc_s": auc_s,
-        "gauc_s": gauc_s,
-        "auc_method": "sklearn.metrics.roc_auc_score(labels, scores)",
-        "gauc_method": "pandas vectorised: groupby(user).rank(average) -> per-user Mann-Whitney U",
-        "naive_gauc": naive,
-        "repeats": a.repeats,
-        "timing": "best wall time of `repeats` runs, arrays already in memory",
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-            "sklearn": sklearn.__version__,
-        },
-        "machine": machine(),
-    }
-    ok = naive["matches_vectorised"]
     if a.longtail_json:
         with open(a.longtail_json) as f:
-            lt = json.load(f)
-        d_auc = abs(lt["auc"] - auc)
-        d_gauc = abs(lt["gauc"] - gauc)
-        counts = (lt["gauc_users_used"], lt["gauc_users_skipped"], lt["gauc_samples_used"]) == (
-            used, skipped, samples_used)
-        out["check"] = {
-            "tol": a.tol,
-            "auc_abs_diff": d_auc,
-            "gauc_abs_diff": d_gauc,
-            "gauc_counts_equal": counts,
-            "match": d_auc <= a.tol and d_gauc <= a.tol and counts,
-            "speedup_auc": auc_s / lt["auc_s"],
-            "speedup_gauc_vs_pandas_vectorised": gauc_s / lt["gauc_s"],
-            "speedup_gauc_vs_naive_apply": naive["full_s"] / lt["gauc_s"],
-        }
-        ok = ok and out["check"]["match"]
-    print(json.dumps(out, indent=2))
+            lt = json.load(f)["figures"]
+        for fid in (f"metrics/auc_{tag}", f"metrics/gauc_{tag}"):
+            diff = abs(lt[fid]["value"] - figs[fid]["value"])
+            figs[fid]["abs_diff"] = diff
+            if diff > a.tol:
+                print(f"auc_vs_sklearn: {fid}: {figs[fid]['value']!r} vs longtail "
+                      f"{lt[fid]['value']!r} (|d| = {diff:.1e} > {a.tol:g})", file=sys.stderr)
+                ok = False
+        g, lg = figs[f"metrics/gauc_{tag}"], lt[f"metrics/gauc_{tag}"]
+        for k in ("users_used", "users_skipped", "samples_used"):
+            if g[k] != lg.get(k):
+                print(f"auc_vs_sklearn: gauc {k} {g[k]} vs longtail {lg.get(k)}", file=sys.stderr)
+                ok = False
+
+    print(f"auc_vs_sklearn: python {platform.python_version()}, numpy {np.__version__}, "
+          f"pandas {pd.__version__}, scikit-learn {sklearn.__version__}", file=sys.stderr)
+    print(json.dumps({"figures": figs}))
     return 0 if ok else 1
 
 

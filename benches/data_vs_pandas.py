@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The import + prepare workload of `data_bench` (benches/src/bin/data_bench.rs) in pandas/numpy,
-timed the same way, for comparison. Not part of CI.
+"""The import + prepare workload of longtail's data worker (`longtail_train::bench::workers::
+data_worker`; `data_bench` or `longtail bench worker data` run it) in pandas/numpy, timed the same
+way: the peer of the `data/<dataset>/import` and `data/<dataset>/prepare` figures.
 
 Usage: data_vs_pandas.py --dataset ml-1m|movietweetings --out DIR [--repeats 3] [--seed 0]
        [--longtail-dir PREPARED_DIR]
@@ -28,18 +29,21 @@ prepare (timed end to end, import included, like longtail's `prepare`):
     content hashes of the input and output tables, and writes to a temporary folder renamed at
     the end; pandas does none of these.
 
-Memory: ru_maxrss (peak RSS of this process, interpreter and imported modules included) at the
-end, and VmRSS after `import pandas, pyarrow` before any work. With --longtail-dir (longtail's
-prepared folder of the same dataset) it checks, outside the timings, that both sides have the same
-dense ids, positives and hist_end values (the split and negatives are random on both sides).
-Prints one JSON object.
+Prints one JSON object, the schema every side prints: {"figures": {"data/<ds>/import": {"ms"
+(median of --repeats), "best_ms", "rows_per_s" (rows / median s), "rows"}, "data/<ds>/prepare":
+{"ms", "best_ms", "rows_per_s", "rows", "positives", "samples", "peak_rss_mb", "rss_before_mb"}}}.
+Memory, in MiB: VmHWM (the process's peak resident set, interpreter and imported modules included,
+the import runs too) at the end, and VmRSS after `import pandas, pyarrow` before any work, both from
+/proc/self/status as on longtail's side. With --longtail-dir (longtail's prepared folder of the same
+dataset) it checks, outside the timings, that both sides have the same dense ids, positives and
+hist_end values (the split and negatives are random on both sides): the prepare figure gains
+`ids_match` (1 or 0) and the script exits 1 on a mismatch. Versions go to stderr.
 """
 import argparse
 import json
 import math
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -68,29 +72,6 @@ def proc_status_kb(key):
     except OSError:
         pass
     return None
-
-
-def machine():
-    model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem_kb = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    mem_kb = int(line.split()[1])
-                    break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu_model": model, "mem_total_kb": mem_kb,
-            "platform": platform.platform()}
 
 
 def do_import(path):
@@ -231,11 +212,6 @@ def do_prepare(path, threshold, out, seed):
     return counts, import_s
 
 
-def timing(times, rows):
-    return {"best_s": min(times), "median_s": statistics.median(times), "times_s": times,
-            "rows_per_s": rows / min(times)}
-
-
 def check_against(prepared, longtail_dir):
     """Same dense ids, positives and hist_end as longtail (outside the timings)."""
     cols = ["user", "item", "ts", "hist_end"]
@@ -256,6 +232,16 @@ def check_against(prepared, longtail_dir):
             "match": same_pos and vocab_same}
 
 
+def mb(kb):
+    return kb / 1024.0 if kb is not None else None
+
+
+def figure(times, extras):
+    fig = {"ms": statistics.median(times) * 1e3, "best_ms": min(times) * 1e3}
+    fig.update({k: float(v) for k, v in extras.items() if v is not None})
+    return fig
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dataset", required=True, choices=sorted(DATASETS))
@@ -264,7 +250,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--longtail-dir", help="longtail's prepared folder of the same dataset")
     a = ap.parse_args()
-    rss_start_kb = proc_status_kb("VmRSS")
+    rss_before_kb = proc_status_kb("VmRSS")
+    if a.repeats < 1:
+        sys.exit("--repeats must be at least 1")
     rel, threshold = DATASETS[a.dataset]
     data_dir = os.environ.get("LONGTAIL_DATA_DIR", "../shared/data")
     path = os.path.join(data_dir, rel)
@@ -280,42 +268,38 @@ def main():
         import_times.append(time.perf_counter() - t)
         rows = len(df)
         del df
-    peak_after_import_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(a.repeats):
         t = time.perf_counter()
         counts, _ = do_prepare(path, threshold, prepared, a.seed)
         prepare_times.append(time.perf_counter() - t)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = proc_status_kb("VmHWM")
+    if peak_kb is None:  # no procfs: ru_maxrss is the same peak, in kB on Linux
+        import resource
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-    report = {
-        "tool": "pandas",
-        "dataset": a.dataset,
-        "input": path,
-        "positive_threshold": threshold,
-        "neg_per_pos": NEG_PER_POS,
-        "split": "random 70/10/20",
-        "seed": a.seed,
-        **counts,
-        "import": timing(import_times, rows),
-        "prepare": timing(prepare_times, rows),
-        "timing": "wall clock of each of `repeats` runs; prepare includes its own import and "
-                  "writing the output folder",
-        "repeats": a.repeats,
-        "rss_start_kb": rss_start_kb,
-        "peak_rss_after_import_kb": peak_after_import_kb,
-        "peak_rss_kb": peak_kb,
-        "rss_end_kb": proc_status_kb("VmRSS"),
-        "output_dir": prepared,
-        "versions": {"python": platform.python_version(), "numpy": np.__version__,
-                     "pandas": pd.__version__, "pyarrow": pa.__version__},
-        "machine": machine(),
+    prep = {
+        "rows_per_s": rows / statistics.median(prepare_times), "rows": rows,
+        "positives": counts["positives"], "samples": counts["samples"],
+        "peak_rss_mb": mb(peak_kb), "rss_before_mb": mb(rss_before_kb),
     }
+    ok = True
     if a.longtail_dir:
-        report["check"] = check_against(prepared, a.longtail_dir)
-    print(json.dumps(report, indent=2))
-    if a.longtail_dir and not report["check"]["match"]:
-        sys.exit(1)
+        check = check_against(prepared, a.longtail_dir)
+        prep["ids_match"] = 1.0 if check["match"] else 0.0
+        if not check["match"]:
+            print(f"data_vs_pandas: {a.dataset}: differs from {a.longtail_dir}: {check}",
+                  file=sys.stderr)
+            ok = False
+    figs = {
+        f"data/{a.dataset}/import": figure(
+            import_times, {"rows_per_s": rows / statistics.median(import_times), "rows": rows}),
+        f"data/{a.dataset}/prepare": figure(prepare_times, prep),
+    }
+    print(f"data_vs_pandas: python {platform.python_version()}, numpy {np.__version__}, "
+          f"pandas {pd.__version__}, pyarrow {pa.__version__}", file=sys.stderr)
+    print(json.dumps({"figures": figs}))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

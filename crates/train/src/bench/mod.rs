@@ -2,3 +2,4 @@
 //! ([`step`]), with the suite, the quality gate and the comparison built on it.
 
 pub mod step;
+pub mod workers;
