@@ -10,6 +10,7 @@ mod mfn;
 mod pin;
 mod reliability;
 mod retrieval;
+mod twins;
 
 fn longtail(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_longtail"))

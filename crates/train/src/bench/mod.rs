@@ -2,4 +2,5 @@
 //! ([`step`]), with the suite, the quality gate and the comparison built on it.
 
 pub mod step;
+pub mod twin;
 pub mod workers;

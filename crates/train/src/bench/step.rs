@@ -9,7 +9,7 @@ use crate::experiment::ExperimentConfig;
 use longtail_core::{BuildContext, DeviceBatch, Model, Registry, Task};
 use longtail_data::batch::item_logq;
 use longtail_data::{
-    build_ctr_dataset, generate, BatchIter, HostBatch, SequenceConfig, SynthConfig,
+    build_ctr_dataset, generate, BatchIter, FeatureMap, HostBatch, SequenceConfig, SynthConfig,
 };
 use std::time::Instant;
 use tch::nn::OptimizerConfig;
@@ -58,6 +58,8 @@ pub struct StepBench {
     pub batches: Vec<DeviceBatch>,
     pub opt: nn::Optimizer,
     pub params: toml::Table,
+    /// The feature map the model was built on (a benchmark twin rebuilds it from this).
+    pub feature_map: FeatureMap,
     pub shape: StepShape,
     pub device: Device,
     next: usize,
@@ -98,7 +100,7 @@ impl StepBench {
         let task = probe.task();
         drop(probe);
         longtail_core::seed::seed_everything(seed);
-        let (model, hosts) = match task {
+        let (model, hosts, feature_map) = match task {
             Task::Ctr => {
                 let m = registry.build(model, &probe_ctx)?;
                 let logq = item_logq(&ds.item_freq);
@@ -115,7 +117,7 @@ impl StepBench {
                     None => iter,
                 };
                 let hosts: Vec<HostBatch> = iter.take(shape.batches).collect();
-                (m, hosts)
+                (m, hosts, ds.feature_map.clone())
             }
             Task::Retrieval => {
                 let sc = SequenceConfig {
@@ -144,7 +146,7 @@ impl StepBench {
                         crate::retrieval::host_batch(&rd.seq.train, &idx, &logq, None)
                     })
                     .collect::<Result<Vec<_>>>()?;
-                (m, hosts)
+                (m, hosts, rd.feature_map.clone())
             }
         };
         if hosts.is_empty() {
@@ -165,6 +167,7 @@ impl StepBench {
             batches,
             opt,
             params,
+            feature_map,
             shape: shape.clone(),
             device,
             next: 0,
@@ -188,6 +191,11 @@ impl StepBench {
         total.backward();
         self.opt.step();
         Ok(total)
+    }
+
+    /// Steps taken so far (0: the model still holds its initial parameters).
+    pub fn steps_taken(&self) -> usize {
+        self.next
     }
 
     /// Runs `steps` steps and returns milliseconds per step and the last loss. One host read at

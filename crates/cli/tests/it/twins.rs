@@ -1,0 +1,153 @@
+//! The benchmark twins (`benches/peers/twin.py`) stay the models they time against: for every
+//! registered model, the PyTorch twin loaded with longtail's initial parameters and batches
+//! returns longtail's first losses (the total and each term), and both sides time a few steps.
+//!
+//! Needs the torch venv's `python` on PATH (scripts/test puts it there); skipped with a note when
+//! `python -c "import torch"` fails. The `safetensors` package is installed by
+//! `scripts/setup-bench`, which this test runs when the package is missing.
+//! `cargo test --release -p longtail-cli --test it twins -- --nocapture` prints the timing table;
+//! `LONGTAIL_TWIN_DIR=DIR` keeps the twin inputs there (one folder per model) for inspection;
+//! `LONGTAIL_TWIN_THREADS=N` sets the CPU threads of both sides (default 1: on two busy cores,
+//! two threads per side spend most of a step waiting for each other, which makes the check slow
+//! and its times meaningless).
+
+use longtail_train::bench::step::{StepBench, StepShape};
+use longtail_train::bench::twin::{write_twin_inputs, Twin};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Reference steps compared per model.
+const REFERENCE_STEPS: usize = 3;
+
+/// Largest relative difference allowed between a longtail loss and the twin's. Where longtail
+/// links the venv's own libtorch (scripts/setup-libtorch sets `LIBTORCH_USE_PYTORCH`), both sides
+/// run the very same kernels on the same float32 inputs and every loss agrees exactly (0 for
+/// every model, measured). 1e-4 leaves room for a libtorch build other than the wheel's (other
+/// vectorised kernels or BLAS: about 1e-7 relative per operation, carried through three Adam
+/// steps) and catches modelling differences: a swapped concatenation order moves the first loss
+/// by percents; a subtle one (ComiRec-SA's argmax read as a softmax) moves steps 2 and 3 by 2e-4,
+/// because at initialisation the tiny embeddings barely move the first loss.
+const TOLERANCE: f64 = 1e-4;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn python_imports(module: &str) -> bool {
+    Command::new("python")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn every_model_has_a_faithful_pytorch_twin() {
+    if !python_imports("torch") {
+        eprintln!(
+            "note: skipping the benchmark-twin check: `python -c \"import torch\"` fails (put the \
+             torch venv on PATH: eval \"$(scripts/setup-libtorch --print-env)\")"
+        );
+        return;
+    }
+    if !python_imports("safetensors") {
+        let o = Command::new(repo().join("scripts/setup-bench"))
+            .output()
+            .expect("scripts/setup-bench runs");
+        assert!(
+            o.status.success() && python_imports("safetensors"),
+            "scripts/setup-bench did not provide safetensors: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let threads = std::env::var("LONGTAIL_TWIN_THREADS")
+        .ok()
+        .map(|v| v.parse::<i32>().expect("LONGTAIL_TWIN_THREADS is a number"))
+        .unwrap_or(1);
+    // OpenMP keeps the thread count per calling thread: this concerns this test's thread (and
+    // threads that have not run libtorch yet, which start from it).
+    tch::set_num_threads(threads);
+    let registry = longtail_models::builtin_registry().unwrap();
+    let shape = StepShape {
+        batch_size: 64,
+        hist_len: 20,
+        lr: 1e-3,
+        batches: 4,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::env::var_os("LONGTAIL_TWIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let mut drift = Vec::new();
+    let mut rows = Vec::new();
+    for name in registry.names() {
+        let started = std::time::Instant::now();
+        let dir = base.join(&name);
+        let mut bench = StepBench::new(&registry, &name, &shape, tch::Device::Cpu, 7)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        write_twin_inputs(&bench, &registry, &dir, REFERENCE_STEPS)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut twin = Twin::start(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let pairs = twin.compare().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            pairs.iter().filter(|p| p.term == "total").count(),
+            REFERENCE_STEPS
+        );
+        let worst = pairs
+            .iter()
+            .max_by(|a, b| a.rel_diff().total_cmp(&b.rel_diff()))
+            .unwrap();
+        for p in pairs.iter().filter(|p| p.rel_diff() > TOLERANCE) {
+            drift.push(format!(
+                "{name} step {} {}: longtail {} twin {} (relative {:.2e})",
+                p.step,
+                p.term,
+                p.ours,
+                p.twin,
+                p.rel_diff()
+            ));
+        }
+
+        // Timing: a warm-up step each, then 5 steps each (no assertion on the times).
+        bench.time(1).unwrap();
+        twin.time(1).unwrap();
+        let (ours_ms, ours_loss) = bench.time(5).unwrap();
+        let (twin_ms, twin_loss) = twin.time(5).unwrap_or_else(|e| panic!("{e}"));
+        for (side, ms, loss) in [
+            ("longtail", ours_ms, ours_loss),
+            ("twin", twin_ms, twin_loss),
+        ] {
+            assert!(ms.is_finite() && ms > 0.0, "{name}: {side} ms/step {ms}");
+            assert!(loss.is_finite(), "{name}: {side} loss {loss}");
+        }
+        rows.push((
+            name,
+            worst.rel_diff(),
+            ours_ms,
+            twin_ms,
+            started.elapsed().as_secs_f64(),
+        ));
+    }
+    println!(
+        "\ntwin check: batch {}, history {}, {} batches, {} threads, CPU",
+        shape.batch_size,
+        shape.hist_len,
+        shape.batches,
+        tch::get_num_threads()
+    );
+    println!(
+        "{:<16} {:>12} {:>14} {:>12} {:>14} {:>8}",
+        "model", "max rel diff", "longtail ms", "twin ms", "twin/longtail", "check s"
+    );
+    for (name, rel, ours, twin, secs) in &rows {
+        println!(
+            "{name:<16} {rel:>12.1e} {ours:>14.3} {twin:>12.3} {:>14.2} {secs:>8.1}",
+            twin / ours
+        );
+    }
+    assert!(
+        drift.is_empty(),
+        "twins drifted from longtail (tolerance {TOLERANCE:e}):\n  {}",
+        drift.join("\n  ")
+    );
+}
