@@ -33,6 +33,15 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+fn small_shape() -> StepShape {
+    StepShape {
+        batch_size: 64,
+        hist_len: 20,
+        lr: 1e-3,
+        batches: 4,
+    }
+}
+
 fn python_imports(module: &str) -> bool {
     Command::new("python")
         .args(["-c", &format!("import {module}")])
@@ -68,12 +77,7 @@ fn every_model_has_a_faithful_pytorch_twin() {
     // threads that have not run libtorch yet, which start from it).
     tch::set_num_threads(threads);
     let registry = longtail_models::builtin_registry().unwrap();
-    let shape = StepShape {
-        batch_size: 64,
-        hist_len: 20,
-        lr: 1e-3,
-        batches: 4,
-    };
+    let shape = small_shape();
     let tmp = tempfile::tempdir().unwrap();
     let base = std::env::var_os("LONGTAIL_TWIN_DIR")
         .map(PathBuf::from)
@@ -150,4 +154,66 @@ fn every_model_has_a_faithful_pytorch_twin() {
         "twins drifted from longtail (tolerance {TOLERANCE:e}):\n  {}",
         drift.join("\n  ")
     );
+}
+
+/// The inputs are refused when they cannot be replayed, and a twin that dies while loading is an
+/// error naming the model, with its stderr.
+#[test]
+fn broken_twin_inputs_are_clear_errors() {
+    let registry = longtail_models::builtin_registry().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("popularity");
+    let mut bench =
+        StepBench::new(&registry, "popularity", &small_shape(), tch::Device::Cpu, 7).unwrap();
+
+    // Dropout masks cannot be replayed.
+    let params = bench.params.clone();
+    bench.params.insert("dropout".into(), 0.5.into());
+    let err = write_twin_inputs(&bench, &registry, &dir, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("popularity") && err.contains("'dropout'"),
+        "{err}"
+    );
+    bench.params = params;
+
+    write_twin_inputs(&bench, &registry, &dir, 2).unwrap();
+    for f in [
+        "spec.json",
+        "init.safetensors",
+        "batches.safetensors",
+        "reference.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    // A bench that has stepped no longer holds its initial parameters.
+    bench.time(1).unwrap();
+    let err = write_twin_inputs(&bench, &registry, &dir, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already taken 1 steps"), "{err}");
+
+    if !python_imports("torch") || !python_imports("safetensors") {
+        eprintln!("note: skipping the broken-twin start: the torch venv's python is not on PATH");
+        return;
+    }
+    // A spec whose variable shape the twin cannot match: the twin exits while loading.
+    let spec_path = dir.join("spec.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+    spec["variables"][0]["shape"] = serde_json::json!([3, 3]);
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let err = Twin::start(&dir)
+        .err()
+        .expect("the twin refuses")
+        .to_string();
+    for want in [
+        "twin of model 'popularity'",
+        "twin exited",
+        "twin stderr",
+        "'bias': longtail shape [3, 3], twin [1]",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
 }

@@ -24,6 +24,13 @@
 //! partner rows) draw with `randint` from the global generator; both sides seed it with
 //! [`RNG_SEED`] right before the reference steps, and libtorch 2.11 draws the same numbers from
 //! C++ and from Python, so even those steps are compared exactly.
+//!
+//! Use: build the bench, [`write_twin_inputs`] before its first step, [`Twin::start`] on the
+//! folder, [`Twin::compare`] (or [`Twin::check`]) once, then alternate [`StepBench::time`] and
+//! [`Twin::time`]. The twin uses the thread count of the thread that wrote the inputs
+//! (`tch::get_num_threads`, which OpenMP keeps per thread). Where longtail links the venv's own
+//! libtorch (`LIBTORCH_USE_PYTORCH`), every twin's losses equal longtail's exactly on the CPU
+//! (`crates/cli/tests/it/twins.rs`).
 
 use super::step::StepBench;
 use crate::error::{Result, TrainError};
@@ -313,6 +320,17 @@ pub fn write_twin_inputs(
     }
 
     let reference = reference_losses(bench, registry, reference_steps)?;
+    for (step, (total, terms)) in reference.iter().enumerate() {
+        if !total.is_finite() || terms.values().any(|v| !v.is_finite()) {
+            return Err(twin_err(
+                dir,
+                &name,
+                format!(
+                    "longtail's loss is not finite at reference step {step}: {total} {terms:?}"
+                ),
+            ));
+        }
+    }
     let got: Vec<&str> = reference[0].1.keys().map(String::as_str).collect();
     let mut want: Vec<&str> = info.loss_terms.iter().map(String::as_str).collect();
     want.sort_unstable();
