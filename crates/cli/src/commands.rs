@@ -200,6 +200,10 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             device,
         } => bench_density(items, dim, chunk, &device),
         Command::Bench {
+            command: Some(c), ..
+        } => crate::bench::run(registry, c),
+        Command::Bench {
+            command: None,
             model,
             device,
             steps,

@@ -9,6 +9,7 @@
 //!
 //! This crate only parses arguments and loads configs; the work is in the library crates.
 
+mod bench;
 mod commands;
 
 use clap::{Parser, Subcommand};
@@ -174,8 +175,12 @@ pub enum Command {
         #[arg(long, default_value = "auto")]
         device: String,
     },
-    /// Measure training samples/s and data-preparation rows/s; prints JSON.
+    /// Benchmarks: one model's training step (JSON), or with a subcommand the suite measured
+    /// beside its peers, the comparison CI gates on, the quality gate, and blessing a baseline.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
+        #[command(subcommand)]
+        command: Option<BenchCommand>,
         #[arg(long, default_value = "basemodel")]
         model: String,
         #[arg(long, default_value = "auto")]
@@ -238,6 +243,92 @@ pub struct SynthArgs {
     /// Power-law exponent of sequence lengths (0 = uniform).
     #[arg(long)]
     pub length_exponent: Option<f64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Every benchmark beside its peer in this run, interleaved and repeated: the training step
+    /// of each model vs a PyTorch eager twin, import + prepare vs pandas, AUC/GAUC on 10M scores
+    /// vs scikit-learn and pandas, an IDW sleep phase vs PyTorch, and the quality gate. Writes
+    /// OUT/bench.json, OUT/bench.md and OUT/ratios.png.
+    Suite {
+        #[arg(long)]
+        out: PathBuf,
+        /// `ci` (a few models, ML-1M only, the gate: minutes) or `full` (every model, both
+        /// datasets).
+        #[arg(long, default_value = "ci")]
+        subset: String,
+        /// Interleaved rounds per figure (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Only these models' steps (comma-separated; default: the subset's).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Skip the quality gate.
+        #[arg(long)]
+        no_gate: bool,
+        /// The gate's config.
+        #[arg(long, default_value = "benches/gate.toml")]
+        gate: PathBuf,
+        /// CPU threads for libtorch, rayon and the peers (pinned, so same-seed runs repeat).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Compares two bench.json files: every ratio and metric, old and new. Exit 1 when a peer
+    /// ratio fell by more than --max-drop or a quality metric moved by more than --quality-tol.
+    Compare {
+        base: PathBuf,
+        new: PathBuf,
+        #[arg(long, default_value_t = 0.15)]
+        max_drop: f64,
+        #[arg(long, default_value_t = 1e-4)]
+        quality_tol: f64,
+        /// Also write the comparison table (Markdown) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Compare only figures and quality runs whose id starts with this (e.g. `step/`).
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// Makes NEW the committed baseline (benches/baseline/bench.json) and prints what changed.
+    Bless {
+        new: PathBuf,
+        #[arg(long, default_value = "benches/baseline/bench.json")]
+        baseline: PathBuf,
+    },
+    /// Runs the quality gate alone and prints its metrics (JSON).
+    Gate {
+        #[arg(long, default_value = "benches/gate.toml")]
+        config: PathBuf,
+        /// Only these runs (comma-separated block names).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// One measurement in its own process, printed as the suite's figures JSON (the suite runs
+    /// the data pipeline this way, so each peak RSS is one dataset's).
+    #[command(hide = true)]
+    Worker {
+        /// `data`.
+        kind: String,
+        #[arg(long)]
+        dataset: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        repeats: usize,
+    },
+    /// Writes docs/benchmarks.md from a bench.json and benches/docs-template.md.
+    Docs {
+        report: PathBuf,
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        out: PathBuf,
+        #[arg(long, default_value = "benches/docs-template.md")]
+        template: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -176,6 +176,20 @@ impl StepBench {
 
     /// One training step on the next batch; returns the weighted total (left on the device).
     pub fn step(&mut self) -> Result<Tensor> {
+        // The regression check of the benchmark gate builds with this feature to prove that CI
+        // catches a 25% slower step; it is never on in a normal build.
+        #[cfg(feature = "bench-slowdown")]
+        let started = Instant::now();
+        let total = self.step_inner()?;
+        #[cfg(feature = "bench-slowdown")]
+        {
+            let _ = total.double_value(&[]);
+            std::thread::sleep(started.elapsed().mul_f64(0.25));
+        }
+        Ok(total)
+    }
+
+    fn step_inner(&mut self) -> Result<Tensor> {
         let b = &self.batches[self.next % self.batches.len()];
         self.next += 1;
         let out = self.model.forward(b, true)?;

@@ -1,0 +1,179 @@
+//! `longtail bench suite | compare | bless | gate | docs`: argument plumbing around
+//! `longtail_train::bench`.
+
+use crate::BenchCommand;
+use anyhow::{bail, Context, Result};
+use longtail_core::{DeviceSpec, Registry};
+use longtail_train::bench::report::{compare, BenchReport, Thresholds};
+use std::path::Path;
+
+/// Pins libtorch's and rayon's threads (rayon reads the variable when its pool starts, which is
+/// after this), so same-seed CPU runs repeat exactly and both sides of a ratio get the same.
+fn pin_threads(threads: usize) -> Result<()> {
+    if threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    tch::set_num_threads(threads as i32);
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    std::env::set_var("OMP_NUM_THREADS", threads.to_string());
+    Ok(())
+}
+
+pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Compare {
+            base,
+            new,
+            max_drop,
+            quality_tol,
+            out,
+            only,
+        } => {
+            if !(0.0..1.0).contains(&max_drop) || !(quality_tol >= 0.0) {
+                bail!("--max-drop must be in [0, 1) and --quality-tol >= 0");
+            }
+            let mut b = BenchReport::read(&base)?;
+            let mut n = BenchReport::read(&new)?;
+            if let Some(p) = &only {
+                for r in [&mut b, &mut n] {
+                    r.figures.retain(|f| f.id.starts_with(p.as_str()));
+                    r.quality.retain(|q| q.id.starts_with(p.as_str()));
+                }
+            }
+            let c = compare(
+                &b,
+                &n,
+                Thresholds {
+                    max_drop,
+                    quality_tol,
+                },
+            );
+            let md = c.markdown();
+            println!("{md}");
+            if let Some(o) = &out {
+                longtail_data::atomic::write_bytes(o, md.as_bytes())?;
+            }
+            let fails = c.failures();
+            if fails > 0 {
+                bail!(
+                    "{fails} regression(s) against {}: a peer ratio fell by more than {:.0}% or a \
+                     quality metric moved by more than {quality_tol:e} (see the table above; bless \
+                     an intended change with `longtail bench bless`)",
+                    base.display(),
+                    100.0 * max_drop
+                );
+            }
+            println!("no regression against {}", base.display());
+            Ok(())
+        }
+        BenchCommand::Bless { new, baseline } => {
+            let n = BenchReport::read(&new)?;
+            match BenchReport::read(&baseline) {
+                Ok(b) => {
+                    let c = compare(&b, &n, Thresholds::default());
+                    println!("{}", c.markdown());
+                    let changed = c.rows.iter().filter(|r| r.status != "ok").count();
+                    println!(
+                        "{changed} of {} rows differ from the old baseline (FAIL/new/info above)",
+                        c.rows.len()
+                    );
+                }
+                Err(_) => println!(
+                    "no readable baseline at {}: starting one",
+                    baseline.display()
+                ),
+            }
+            n.write(&baseline)?;
+            println!(
+                "wrote {}: commit it with the reason for the change",
+                baseline.display()
+            );
+            Ok(())
+        }
+        BenchCommand::Gate {
+            config,
+            only,
+            threads,
+        } => {
+            pin_threads(threads)?;
+            let only = (!only.is_empty()).then_some(only.as_slice());
+            let cfgs = longtail_train::bench::gate::gate_configs(registry, &config, only)?;
+            let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let runs = longtail_train::bench::gate::run_gate(registry, &cfgs, tmp.path(), &|l| {
+                eprintln!("{l}")
+            })?;
+            println!("{}", serde_json::to_string_pretty(&runs)?);
+            Ok(())
+        }
+        BenchCommand::Worker {
+            kind,
+            dataset,
+            out,
+            repeats,
+        } => {
+            if kind != "data" {
+                bail!("unknown worker '{kind}' (valid: data)");
+            }
+            let v = longtail_train::bench::workers::data_worker(&dataset, &out, repeats)?;
+            println!("{v}");
+            Ok(())
+        }
+        BenchCommand::Docs {
+            report,
+            out,
+            template,
+        } => {
+            let r = BenchReport::read(&report)?;
+            let t = std::fs::read_to_string(&template)
+                .with_context(|| format!("cannot read the docs template {}", template.display()))?;
+            let page = longtail_train::bench::suite::docs_page(&t, &r, &report)?;
+            longtail_data::atomic::write_bytes(&out, page.as_bytes())?;
+            println!("wrote {} from {}", out.display(), report.display());
+            Ok(())
+        }
+        BenchCommand::Suite {
+            out,
+            subset,
+            rounds,
+            models,
+            no_gate,
+            gate,
+            threads,
+            device,
+        } => {
+            pin_threads(threads)?;
+            let subset: longtail_train::bench::suite::Subset = subset.parse()?;
+            if rounds == 0 {
+                bail!("--rounds must be at least 1");
+            }
+            let device = device.parse::<DeviceSpec>()?.resolve()?;
+            let opts = longtail_train::bench::suite::SuiteOptions {
+                subset,
+                rounds,
+                models: (!models.is_empty()).then_some(models),
+                gate: (!no_gate).then_some(gate),
+                threads,
+                device,
+                repo: std::env::current_dir()?,
+                git_revision: option_env!("LONGTAIL_GIT_REV")
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string),
+            };
+            let report = longtail_train::bench::suite::run_suite(registry, &opts, &out, &|l| {
+                eprintln!("{l}")
+            })?;
+            print_written(&out, &report);
+            Ok(())
+        }
+    }
+}
+
+fn print_written(out: &Path, report: &BenchReport) {
+    println!("{}", report.markdown());
+    println!(
+        "wrote {}, {} and {}",
+        out.join("bench.json").display(),
+        out.join("bench.md").display(),
+        out.join("ratios.png").display()
+    );
+}

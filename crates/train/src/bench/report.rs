@@ -1,0 +1,550 @@
+//! `bench.json`: every figure of a suite run beside its peer, the quality gate's metrics, and
+//! the machine; the Markdown table; and the comparison of two reports that CI fails on.
+//!
+//! Speed is a ratio, `peer / ours` (above 1: longtail is faster), of medians over interleaved
+//! rounds measured in one run, because an absolute time on a shared machine means little. A
+//! figure without a peer is recorded for reading, never gated.
+
+use crate::error::{Result, TrainError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One measured quantity (lower is better, milliseconds) and its peer's, per round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// `step/basemodel`, `data/ml-1m/prepare`, `metrics/auc_10m`, `density/sleep_phase`...
+    pub id: String,
+    /// What the peer is (`pytorch-eager`, `scikit-learn`, `pandas`), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// longtail's milliseconds per round.
+    pub ours_ms: Vec<f64>,
+    /// The peer's milliseconds per round (same rounds, interleaved).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer_ms: Vec<f64>,
+    /// Medians of each side's extra figures (`rows_per_s`, `peak_rss_mb`, `value`...); the
+    /// peer's carry a `peer_` prefix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, f64>,
+    /// Derived: median of `ours_ms`.
+    pub ours_median_ms: f64,
+    /// Derived: median of `peer_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_median_ms: Option<f64>,
+    /// Derived: `peer_median_ms / ours_median_ms` (above 1: longtail is faster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+}
+
+impl Figure {
+    /// A figure from per-round times; the medians and the ratio are derived here.
+    pub fn new(
+        id: &str,
+        peer: Option<&str>,
+        ours_ms: Vec<f64>,
+        peer_ms: Vec<f64>,
+        extra: BTreeMap<String, f64>,
+    ) -> Figure {
+        let ours_median_ms = median(&ours_ms);
+        let peer_median_ms = (!peer_ms.is_empty()).then(|| median(&peer_ms));
+        let ratio = peer_median_ms
+            .filter(|_| ours_median_ms > 0.0)
+            .map(|p| p / ours_median_ms);
+        Figure {
+            id: id.to_string(),
+            peer: peer.map(str::to_string),
+            ours_ms,
+            peer_ms,
+            extra,
+            ours_median_ms,
+            peer_median_ms,
+            ratio,
+        }
+    }
+}
+
+/// The metrics of one quality-gate run (test split, flat keys as in `metrics.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityRun {
+    pub id: String,
+    pub metrics: BTreeMap<String, f64>,
+    pub wall_s: f64,
+}
+
+/// The machine a report was measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+    pub os: String,
+    /// libtorch's CPU threads during the run (pinned by the suite).
+    pub threads: usize,
+    /// The GPU, when the run had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
+}
+
+impl Machine {
+    /// Reads what `/proc` and `uname` say about this machine.
+    pub fn this(threads: usize, gpu: Option<String>) -> Machine {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let memory_gib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / (1024.0 * 1024.0));
+        let os = std::process::Command::new("uname")
+            .arg("-sr")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| std::env::consts::OS.to_string());
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+            memory_gib,
+            os,
+            threads,
+            gpu,
+        }
+    }
+}
+
+/// A whole suite run: `bench.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub longtail_version: String,
+    #[serde(default)]
+    pub git_revision: Option<String>,
+    /// `ci` or `full`.
+    pub subset: String,
+    pub rounds: usize,
+    pub started_unix_s: u64,
+    pub wall_s: f64,
+    pub machine: Machine,
+    pub tch: String,
+    pub libtorch: Option<String>,
+    /// Python and package versions of the peers (`torch`, `sklearn`, `pandas`...).
+    #[serde(default)]
+    pub peer_versions: BTreeMap<String, String>,
+    pub figures: Vec<Figure>,
+    pub quality: Vec<QualityRun>,
+}
+
+impl BenchReport {
+    pub fn read(path: &Path) -> Result<BenchReport> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| TrainError::Input {
+            path: path.to_path_buf(),
+            message: format!("not a bench.json: {e}"),
+        })
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| crate::error::io(path, std::io::Error::other(e)))?;
+        bytes.push(b'\n');
+        Ok(longtail_data::atomic::write_bytes(path, &bytes)?)
+    }
+
+    /// The Markdown table of every figure and the quality runs, with the machine.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut s = format!(
+            "Measured by `longtail bench suite --subset {}` ({} interleaved rounds; medians) on {} \
+             ({} CPUs, {:.0} GiB, {}; libtorch {} with {} threads{}); longtail {}{}.\n\n",
+            self.subset,
+            self.rounds,
+            m.cpu_model,
+            m.cpus,
+            m.memory_gib,
+            m.os,
+            self.libtorch.as_deref().unwrap_or("?"),
+            m.threads,
+            m.gpu
+                .as_ref()
+                .map(|g| format!("; GPU {g}"))
+                .unwrap_or_else(|| "; no GPU".into()),
+            self.longtail_version,
+            self.git_revision
+                .as_ref()
+                .map(|r| format!(" at {r}"))
+                .unwrap_or_default(),
+        );
+        if !self.peer_versions.is_empty() {
+            let v: Vec<String> = self
+                .peer_versions
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            s.push_str(&format!("Peers: {}.\n\n", v.join(", ")));
+        }
+        s.push_str("| figure | longtail (ms) | peer | peer (ms) | peer / longtail | notes |\n");
+        s.push_str("| --- | ---: | --- | ---: | ---: | --- |\n");
+        for f in &self.figures {
+            let notes: Vec<String> = f
+                .extra
+                .iter()
+                .filter(|(k, _)| NOTE_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| format!("{k} {}", short(*v)))
+                .collect();
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                f.id,
+                short(f.ours_median_ms),
+                f.peer.as_deref().unwrap_or("-"),
+                f.peer_median_ms.map(short).unwrap_or_else(|| "-".into()),
+                f.ratio
+                    .map(|r| format!("{r:.2}x"))
+                    .unwrap_or_else(|| "-".into()),
+                notes.join(", ")
+            ));
+        }
+        if !self.quality.is_empty() {
+            s.push_str("\nQuality gate (test metrics of fixed same-seed CPU runs):\n\n");
+            s.push_str("| run | metric | value |\n| --- | --- | ---: |\n");
+            for q in &self.quality {
+                for (k, v) in &q.metrics {
+                    s.push_str(&format!("| {} | {k} | {v:.6} |\n", q.id));
+                }
+            }
+        }
+        s
+    }
+}
+
+/// The extras the Markdown table shows (bench.json keeps all of them).
+const NOTE_KEYS: [&str; 9] = [
+    "rows_per_s",
+    "peak_rss_mb",
+    "peer_peak_rss_mb",
+    "value",
+    "peer_value",
+    "twin_loss_rel_diff",
+    "peer_max_abs_diff",
+    "batch_size",
+    "hist_len",
+];
+
+/// A number in a table: 3 significant digits, thousands without a fraction.
+fn short(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let a = v.abs();
+    if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// The median (mean of the middle two for an even count); NaN for none.
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// How far a comparison lets numbers move.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// A peer ratio may fall by at most this share of its baseline (0.15: 15%).
+    pub max_drop: f64,
+    /// A quality metric may move by at most this much (absolute).
+    pub quality_tol: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            max_drop: 0.15,
+            quality_tol: 1e-4,
+        }
+    }
+}
+
+/// One line of a comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompareRow {
+    /// `ratio` (peer / longtail), `time` (no peer: shown, not gated) or `quality`.
+    pub kind: String,
+    pub id: String,
+    pub base: Option<f64>,
+    pub new: Option<f64>,
+    /// `ok`, `FAIL`, `new`, `info`.
+    pub status: String,
+    pub note: String,
+}
+
+/// The comparison of a baseline with a new report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub rows: Vec<CompareRow>,
+}
+
+impl Comparison {
+    pub fn failures(&self) -> usize {
+        self.rows.iter().filter(|r| r.status == "FAIL").count()
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::from("| kind | id | baseline | new | change | status | note |\n");
+        s.push_str("| --- | --- | ---: | ---: | ---: | --- | --- |\n");
+        for r in &self.rows {
+            let change = match (r.base, r.new) {
+                (Some(b), Some(n)) if r.kind == "quality" => format!("{:+.2e}", n - b),
+                (Some(b), Some(n)) if b != 0.0 => format!("{:+.1}%", 100.0 * (n / b - 1.0)),
+                _ => "-".into(),
+            };
+            let num = |v: Option<f64>| match (v, r.kind.as_str()) {
+                (Some(v), "quality") => format!("{v:.6}"),
+                (Some(v), "ratio") => format!("{v:.3}x"),
+                (Some(v), _) => short(v),
+                (None, _) => "-".into(),
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {change} | {} | {} |\n",
+                r.kind,
+                r.id,
+                num(r.base),
+                num(r.new),
+                r.status,
+                r.note
+            ));
+        }
+        s
+    }
+}
+
+/// Compares `new` against the baseline `base`: a peer ratio that fell by more than
+/// `t.max_drop`, a quality metric that moved by more than `t.quality_tol`, and anything gated
+/// in the baseline but missing now are failures. Times without a peer are shown, never gated.
+pub fn compare(base: &BenchReport, new: &BenchReport, t: Thresholds) -> Comparison {
+    let mut rows = Vec::new();
+    for b in &base.figures {
+        let n = new.figures.iter().find(|f| f.id == b.id);
+        match (b.ratio, n) {
+            (Some(br), Some(nf)) => {
+                let (status, note) = match nf.ratio {
+                    Some(nr) if nr >= br * (1.0 - t.max_drop) => ("ok", String::new()),
+                    Some(nr) => (
+                        "FAIL",
+                        format!(
+                            "ratio fell {:.1}% (limit {:.0}%)",
+                            100.0 * (1.0 - nr / br),
+                            100.0 * t.max_drop
+                        ),
+                    ),
+                    None => ("FAIL", "no peer measurement".into()),
+                };
+                rows.push(CompareRow {
+                    kind: "ratio".into(),
+                    id: b.id.clone(),
+                    base: Some(br),
+                    new: nf.ratio,
+                    status: status.into(),
+                    note,
+                });
+            }
+            (Some(br), None) => rows.push(CompareRow {
+                kind: "ratio".into(),
+                id: b.id.clone(),
+                base: Some(br),
+                new: None,
+                status: "FAIL".into(),
+                note: "missing from the new report (bless a removal on purpose)".into(),
+            }),
+            (None, n) => rows.push(CompareRow {
+                kind: "time".into(),
+                id: b.id.clone(),
+                base: Some(b.ours_median_ms),
+                new: n.map(|f| f.ours_median_ms),
+                status: "info".into(),
+                note: "no peer: not gated".into(),
+            }),
+        }
+    }
+    for f in &new.figures {
+        if !base.figures.iter().any(|b| b.id == f.id) {
+            rows.push(CompareRow {
+                kind: if f.ratio.is_some() { "ratio" } else { "time" }.into(),
+                id: f.id.clone(),
+                base: None,
+                new: f.ratio.or(Some(f.ours_median_ms)),
+                status: "new".into(),
+                note: "not in the baseline".into(),
+            });
+        }
+    }
+    for bq in &base.quality {
+        let nq = new.quality.iter().find(|q| q.id == bq.id);
+        for (k, &bv) in &bq.metrics {
+            let id = format!("{}/{k}", bq.id);
+            let nv = nq.and_then(|q| q.metrics.get(k)).copied();
+            let (status, note) = match nv {
+                Some(v) if (v - bv).abs() <= t.quality_tol || (v.is_nan() && bv.is_nan()) => {
+                    ("ok", String::new())
+                }
+                Some(v) => (
+                    "FAIL",
+                    format!("moved by {:.2e} (tolerance {:.0e})", v - bv, t.quality_tol),
+                ),
+                None => ("FAIL", "missing from the new report".into()),
+            };
+            rows.push(CompareRow {
+                kind: "quality".into(),
+                id,
+                base: Some(bv),
+                new: nv,
+                status: status.into(),
+                note,
+            });
+        }
+    }
+    for nq in &new.quality {
+        let bq = base.quality.iter().find(|q| q.id == nq.id);
+        for (k, &v) in &nq.metrics {
+            if bq.is_none_or(|b| !b.metrics.contains_key(k)) {
+                rows.push(CompareRow {
+                    kind: "quality".into(),
+                    id: format!("{}/{k}", nq.id),
+                    base: None,
+                    new: Some(v),
+                    status: "new".into(),
+                    note: "not in the baseline".into(),
+                });
+            }
+        }
+    }
+    Comparison { rows }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(step_ms: f64, auc: f64) -> BenchReport {
+        BenchReport {
+            longtail_version: "0".into(),
+            git_revision: None,
+            subset: "ci".into(),
+            rounds: 3,
+            started_unix_s: 0,
+            wall_s: 1.0,
+            machine: Machine::default(),
+            tch: "0.24.0".into(),
+            libtorch: None,
+            peer_versions: BTreeMap::new(),
+            figures: vec![
+                Figure::new(
+                    "step/basemodel",
+                    Some("pytorch-eager"),
+                    vec![step_ms, step_ms * 1.01, step_ms * 0.99],
+                    vec![2.0, 2.1, 1.9],
+                    BTreeMap::new(),
+                ),
+                Figure::new("step/unpaired", None, vec![5.0], vec![], BTreeMap::new()),
+            ],
+            quality: vec![QualityRun {
+                id: "demo".into(),
+                metrics: [("auc".to_string(), auc)].into(),
+                wall_s: 1.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn medians_and_ratios() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        let f = &report(1.0, 0.7).figures[0];
+        assert_eq!(f.ours_median_ms, 1.0);
+        assert_eq!(f.ratio, Some(2.0));
+    }
+
+    #[test]
+    fn an_unchanged_report_passes_and_a_25_percent_slowdown_fails() {
+        let base = report(1.0, 0.70);
+        let same = compare(&base, &base, Thresholds::default());
+        assert_eq!(same.failures(), 0, "{}", same.markdown());
+        // 25% slower: the ratio falls by 20% (1 / 1.25), beyond the 15% limit.
+        let slow = compare(&base, &report(1.25, 0.70), Thresholds::default());
+        assert_eq!(slow.failures(), 1, "{}", slow.markdown());
+        assert!(slow.markdown().contains("ratio fell 20.0%"));
+        // Within the limit: 10% slower.
+        assert_eq!(
+            compare(&base, &report(1.1, 0.70), Thresholds::default()).failures(),
+            0
+        );
+        // A changed metric fails; a tiny float wobble does not.
+        let moved = compare(&base, &report(1.0, 0.7011), Thresholds::default());
+        assert_eq!(moved.failures(), 1, "{}", moved.markdown());
+        assert_eq!(
+            compare(&base, &report(1.0, 0.70001), Thresholds::default()).failures(),
+            0
+        );
+        // Removing a gated figure or a quality run fails until it is blessed.
+        let mut gone = base.clone();
+        gone.figures.remove(0);
+        gone.quality.clear();
+        assert_eq!(compare(&base, &gone, Thresholds::default()).failures(), 2);
+        // Unpaired times and new figures are reported, never gated.
+        let mut more = base.clone();
+        more.figures.push(Figure::new(
+            "step/x",
+            None,
+            vec![1.0],
+            vec![],
+            BTreeMap::new(),
+        ));
+        let c = compare(&base, &more, Thresholds::default());
+        assert_eq!(c.failures(), 0);
+        assert!(c.rows.iter().any(|r| r.id == "step/x" && r.status == "new"));
+    }
+
+    #[test]
+    fn json_round_trip_and_markdown() {
+        let r = report(1.0, 0.7);
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("bench.json");
+        r.write(&p).unwrap();
+        assert_eq!(BenchReport::read(&p).unwrap(), r);
+        let md = r.markdown();
+        assert!(
+            md.contains("| step/basemodel | 1.00 | pytorch-eager | 2.00 | 2.00x |"),
+            "{md}"
+        );
+        assert!(md.contains("| demo | auc | 0.700000 |"), "{md}");
+        std::fs::write(&p, "{").unwrap();
+        assert!(BenchReport::read(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("bench.json"));
+    }
+}

@@ -1,0 +1,514 @@
+//! `longtail bench suite`: every benchmark beside its peer, in one run, interleaved (the two sides
+//! alternate which goes first, round by round) and repeated (medians), then the quality gate;
+//! written as `bench.json`, `bench.md` and `ratios.png`.
+//!
+//! The peers run in this process tree: PyTorch eager twins of each model's step
+//! (`benches/peers/twin.py`), the pandas pipeline (`benches/data_vs_pandas.py`), scikit-learn and
+//! pandas for AUC and GAUC (`benches/auc_vs_sklearn.py`) and a PyTorch twin of the IDW sleep phase
+//! (`benches/peers/density_twin.py`), with the torch venv's Python (`scripts/setup-libtorch`) and
+//! the packages `scripts/setup-bench` installs. Both sides of a ratio get the same threads.
+
+use crate::bench::report::{BenchReport, Figure, Machine, QualityRun};
+use crate::bench::step::{StepBench, StepShape};
+use crate::error::{Result, TrainError};
+use longtail_core::Registry;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Which benchmarks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subset {
+    /// What CI runs after the tests (a few minutes): four models' steps, ML-1M import + prepare,
+    /// AUC/GAUC, the sleep phase, the gate.
+    Ci,
+    /// Everything: every registered model, both datasets.
+    Full,
+}
+
+impl FromStr for Subset {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ci" => Ok(Subset::Ci),
+            "full" => Ok(Subset::Full),
+            other => Err(TrainError::Config {
+                key: "subset".into(),
+                message: format!("'{other}' is not one of: ci, full"),
+            }),
+        }
+    }
+}
+
+impl Subset {
+    fn name(self) -> &'static str {
+        match self {
+            Subset::Ci => "ci",
+            Subset::Full => "full",
+        }
+    }
+}
+
+/// The models whose steps the CI subset times: one per family (CTR, attention, multi-interest,
+/// two-tower).
+pub const CI_MODELS: [&str; 4] = ["basemodel", "din", "comirec-sa", "twotower"];
+
+/// Steps timed per round and side (after a warm-up of the same length).
+const STEPS: usize = 20;
+
+/// What to run and where things are.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    pub subset: Subset,
+    pub rounds: usize,
+    /// Only these models' steps (default: the subset's).
+    pub models: Option<Vec<String>>,
+    /// The gate's config; `None` skips the gate.
+    pub gate: Option<PathBuf>,
+    /// CPU threads (already pinned by the caller).
+    pub threads: usize,
+    pub device: tch::Device,
+    /// The project checkout (peers live in `benches/`).
+    pub repo: PathBuf,
+    pub git_revision: Option<String>,
+}
+
+/// Runs the suite into `out` (a fresh folder per run is best; existing outputs of an earlier
+/// suite are replaced).
+pub fn run_suite(
+    registry: &Registry,
+    opts: &SuiteOptions,
+    out: &Path,
+    log: &dyn Fn(&str),
+) -> Result<BenchReport> {
+    let started = Instant::now();
+    let started_unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let models: Vec<String> = match &opts.models {
+        Some(m) => m.clone(),
+        None if opts.subset == Subset::Ci => CI_MODELS.iter().map(|s| s.to_string()).collect(),
+        None => registry.names(),
+    };
+    for m in &models {
+        registry.check(m)?;
+    }
+    let gate_cfgs = match &opts.gate {
+        Some(g) => Some(crate::bench::gate::gate_configs(
+            registry,
+            &opts.repo.join(g),
+            None,
+        )?),
+        None => None,
+    };
+    let work = out.join("work");
+    std::fs::create_dir_all(&work).map_err(|e| crate::error::io(&work, e))?;
+
+    let py = Peers::new(opts)?;
+    let mut figures = Vec::new();
+    for m in &models {
+        log(&format!("step/{m}"));
+        figures.push(step_figure(registry, m, opts, &py, &work)?);
+    }
+    let datasets: &[&str] = match opts.subset {
+        Subset::Ci => &["ml-1m"],
+        Subset::Full => &crate::bench::workers::DATA_DATASETS,
+    };
+    for ds in datasets {
+        log(&format!("data/{ds} (vs pandas)"));
+        let dir = work.join("data").join(ds);
+        let (ours_dir, peer_dir) = (dir.join("longtail"), dir.join("pandas"));
+        let rounds = interleave(
+            opts.rounds,
+            || {
+                // Its own process, so the peak RSS is this dataset's alone.
+                run_json(
+                    std::process::Command::new(
+                        std::env::current_exe()
+                            .map_err(|e| crate::error::io(Path::new("longtail"), e))?,
+                    )
+                    .args([
+                        "bench",
+                        "worker",
+                        "data",
+                        "--dataset",
+                        ds,
+                        "--repeats",
+                        "1",
+                        "--out",
+                    ])
+                    .arg(&ours_dir),
+                    "longtail bench worker data",
+                )
+            },
+            || {
+                run_json(
+                    py.script("benches/data_vs_pandas.py")
+                        .args(["--dataset", ds, "--repeats", "1", "--out"])
+                        .arg(&peer_dir),
+                    "benches/data_vs_pandas.py",
+                )
+            },
+        )?;
+        figures.extend(paired_figures(&rounds, "pandas")?);
+    }
+    log("metrics/auc_10m, gauc_10m (vs scikit-learn, pandas)");
+    let auc_dir = work.join("auc");
+    crate::bench::workers::auc_inputs(&auc_dir, AUC_SAMPLES, AUC_USERS, 42)?;
+    let rounds = interleave(
+        opts.rounds,
+        || crate::bench::workers::auc_worker(&auc_dir, 1),
+        || {
+            run_json(
+                py.script("benches/auc_vs_sklearn.py")
+                    .arg(&auc_dir)
+                    .args(["--repeats", "1"]),
+                "benches/auc_vs_sklearn.py",
+            )
+        },
+    )?;
+    let auc_figs = paired_figures(&rounds, "scikit-learn / pandas")?;
+    for f in &auc_figs {
+        if let (Some(a), Some(b)) = (f.extra.get("value"), f.extra.get("peer_value")) {
+            if (a - b).abs() > 1e-9 {
+                return Err(TrainError::Config {
+                    key: "bench".into(),
+                    message: format!("{}: longtail gives {a}, the peer {b}", f.id),
+                });
+            }
+        }
+    }
+    figures.extend(auc_figs);
+    log("density/sleep_phase (vs PyTorch eager)");
+    let den = work.join("density");
+    crate::bench::workers::density_inputs(&den, 3706, 16, 1)?;
+    let threads = opts.threads.to_string();
+    let rounds = interleave(
+        opts.rounds,
+        || crate::bench::workers::density_worker(&den, 2048, 1, opts.device),
+        || {
+            let out = den.join(crate::bench::workers::DENSITY_OUTPUT);
+            run_json(
+                py.script("benches/peers/density_twin.py")
+                    .arg(&den)
+                    .args([
+                        "--repeats",
+                        "1",
+                        "--threads",
+                        &threads,
+                        "--tol",
+                        "1e-5",
+                        "--compare",
+                    ])
+                    .arg(&out),
+                "benches/peers/density_twin.py",
+            )
+        },
+    )?;
+    figures.extend(paired_figures(&rounds, "pytorch-eager")?);
+    let quality: Vec<QualityRun> = match &gate_cfgs {
+        Some(cfgs) => crate::bench::gate::run_gate(registry, cfgs, &work.join("gate"), log)?,
+        None => Vec::new(),
+    };
+    let rt = longtail_core::runtime::info();
+    let gpu = matches!(opts.device, tch::Device::Cuda(_))
+        .then(|| longtail_core::device::device_name(opts.device));
+    let report = BenchReport {
+        longtail_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_revision: opts.git_revision.clone(),
+        subset: opts.subset.name().into(),
+        rounds: opts.rounds,
+        started_unix_s,
+        wall_s: started.elapsed().as_secs_f64(),
+        machine: Machine::this(opts.threads, gpu),
+        tch: rt.tch.clone(),
+        libtorch: rt.libtorch.clone(),
+        peer_versions: py.versions(),
+        figures,
+        quality,
+    };
+    write_outputs(&report, out)?;
+    Ok(report)
+}
+
+/// Samples and users of the AUC / GAUC benchmark.
+const AUC_SAMPLES: usize = 10_000_000;
+const AUC_USERS: usize = 1_000_000;
+
+/// Runs `rounds` rounds of both sides, alternating which goes first (so neither always gets the
+/// warm caches or the quiet seconds); returns each side's JSON per round.
+fn interleave(
+    rounds: usize,
+    mut ours: impl FnMut() -> Result<serde_json::Value>,
+    mut peer: impl FnMut() -> Result<serde_json::Value>,
+) -> Result<Vec<(serde_json::Value, serde_json::Value)>> {
+    let mut out = Vec::with_capacity(rounds);
+    for r in 0..rounds {
+        let (o, p) = if r % 2 == 0 {
+            let o = ours()?;
+            (o, peer()?)
+        } else {
+            let p = peer()?;
+            (ours()?, p)
+        };
+        out.push((o, p));
+    }
+    Ok(out)
+}
+
+/// Figures from rounds of `{"figures": {id: {"ms": .., extra..}}}` on both sides: every id
+/// longtail reported, with the peer's time where the peer reported the same id.
+fn paired_figures(
+    rounds: &[(serde_json::Value, serde_json::Value)],
+    peer_name: &str,
+) -> Result<Vec<Figure>> {
+    let Some((first, _)) = rounds.first() else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<String> = first["figures"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for id in ids {
+        let side = |v: &serde_json::Value| v["figures"][&id].clone();
+        let ms = |v: &serde_json::Value| side(v)["ms"].as_f64();
+        let ours: Vec<f64> = rounds.iter().filter_map(|(o, _)| ms(o)).collect();
+        let peer: Vec<f64> = rounds.iter().filter_map(|(_, p)| ms(p)).collect();
+        let mut extra = BTreeMap::new();
+        for (prefix, pick) in [("", 0usize), ("peer_", 1)] {
+            let keys: Vec<String> = rounds
+                .iter()
+                .filter_map(|r| {
+                    let v = if pick == 0 { &r.0 } else { &r.1 };
+                    side(v)
+                        .as_object()
+                        .map(|o| o.keys().cloned().collect::<Vec<_>>())
+                })
+                .next()
+                .unwrap_or_default();
+            for k in keys.iter().filter(|k| *k != "ms" && *k != "best_ms") {
+                let vals: Vec<f64> = rounds
+                    .iter()
+                    .filter_map(|r| side(if pick == 0 { &r.0 } else { &r.1 })[k].as_f64())
+                    .collect();
+                if !vals.is_empty() {
+                    extra.insert(format!("{prefix}{k}"), crate::bench::report::median(&vals));
+                }
+            }
+        }
+        let peer_name = (!peer.is_empty()).then_some(peer_name);
+        out.push(Figure::new(&id, peer_name, ours, peer, extra));
+    }
+    Ok(out)
+}
+
+/// Runs a command that prints one JSON object on stdout; its stderr tail names a failure.
+fn run_json(cmd: &mut std::process::Command, what: &str) -> Result<serde_json::Value> {
+    let o = cmd.output().map_err(|e| TrainError::Config {
+        key: "bench".into(),
+        message: format!("cannot start {what}: {e}"),
+    })?;
+    let fail = |why: String| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        TrainError::Config {
+            key: "bench".into(),
+            message: format!(
+                "{what} {why}: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ),
+        }
+    };
+    if !o.status.success() {
+        return Err(fail(format!("failed ({})", o.status)));
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    // The JSON object is the last thing a peer prints.
+    let start = text
+        .find('{')
+        .ok_or_else(|| fail("printed no JSON".into()))?;
+    serde_json::from_str(text[start..].trim()).map_err(|e| fail(format!("printed bad JSON ({e})")))
+}
+
+/// The peers' interpreter (the torch venv's, with the packages of `scripts/setup-bench`).
+struct Peers {
+    python: PathBuf,
+    repo: PathBuf,
+    threads: usize,
+}
+
+impl Peers {
+    fn new(opts: &SuiteOptions) -> Result<Peers> {
+        let python = std::env::var_os("VIRTUAL_ENV")
+            .map(|v| PathBuf::from(v).join("bin").join("python"))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("python3"));
+        let setup = opts.repo.join("scripts/setup-bench");
+        if !opts.repo.join("benches/peers").is_dir() || !setup.is_file() {
+            return Err(TrainError::Config {
+                key: "bench".into(),
+                message: format!(
+                    "{} is not a longtail checkout (no benches/peers or scripts/setup-bench): run                      the suite from the project folder",
+                    opts.repo.display()
+                ),
+            });
+        }
+        let st = std::process::Command::new(&setup)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| crate::error::io(&setup, e))?;
+        if !st.success() {
+            return Err(TrainError::Config {
+                key: "bench".into(),
+                message: format!("{} failed ({st}): the peers cannot run", setup.display()),
+            });
+        }
+        Ok(Peers {
+            python,
+            repo: opts.repo.clone(),
+            threads: opts.threads,
+        })
+    }
+
+    /// `python <repo>/<script>` with the pinned threads in its environment.
+    fn script(&self, script: &str) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.python);
+        c.arg(self.repo.join(script))
+            .env("OMP_NUM_THREADS", self.threads.to_string())
+            .env("MKL_NUM_THREADS", self.threads.to_string())
+            .env("OPENBLAS_NUM_THREADS", self.threads.to_string());
+        c
+    }
+
+    /// Versions of the interpreter and the peers' packages.
+    fn versions(&self) -> BTreeMap<String, String> {
+        let code = "import json, sys, importlib.metadata as m\n\
+            v = {'python': sys.version.split()[0]}\n\
+            for p in ['torch', 'numpy', 'pandas', 'scikit-learn', 'pyarrow']:\n\
+            \x20   try: v[p] = m.version(p)\n\
+            \x20   except Exception: pass\n\
+            print(json.dumps(v))";
+        std::process::Command::new(&self.python)
+            .args(["-c", code])
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<BTreeMap<String, String>>(&o.stdout).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// The twin's first losses must equal longtail's to this relative difference: both run the same
+/// float32 kernels of one libtorch on the same parameters and batches (0 is measured on CPU);
+/// anything larger means the twin is another model and its time says nothing.
+const TWIN_TOLERANCE: f64 = 1e-4;
+
+/// `step/<model>`: longtail's training step at fixed shapes beside its PyTorch eager twin, which
+/// loads the same initial parameters and batches and must reproduce the first losses.
+fn step_figure(
+    registry: &Registry,
+    model: &str,
+    opts: &SuiteOptions,
+    py: &Peers,
+    work: &Path,
+) -> Result<Figure> {
+    let shape = StepShape::default();
+    let mut ours = StepBench::new(registry, model, &shape, opts.device, 1)?;
+    let dir = work.join("twins").join(model);
+    crate::bench::twin::write_twin_inputs(&ours, registry, &dir, 3)?;
+    let mut twin = crate::bench::twin::Twin::start_with(
+        &py.python,
+        &opts.repo.join("benches/peers/twin.py"),
+        &dir,
+    )?;
+    let worst = twin
+        .compare()?
+        .iter()
+        .map(|p| p.rel_diff())
+        .fold(0.0, f64::max);
+    if !(worst <= TWIN_TOLERANCE) {
+        return Err(TrainError::Config {
+            key: "bench".into(),
+            message: format!(
+                "the PyTorch twin of '{model}' is not the same model: its first losses differ from \
+                 longtail's by {worst:.2e} (relative; limit {TWIN_TOLERANCE:e})"
+            ),
+        });
+    }
+    // Warm-up on both sides (allocator, caches, lazy init), then interleaved rounds.
+    ours.time(STEPS)?;
+    twin.time(STEPS)?;
+    let rounds = interleave(
+        opts.rounds,
+        || Ok(serde_json::json!(ours.time(STEPS)?.0)),
+        || Ok(serde_json::json!(twin.time(STEPS)?.0)),
+    )?;
+    let (o, p): (Vec<f64>, Vec<f64>) = rounds
+        .iter()
+        .map(|(o, p)| {
+            (
+                o.as_f64().unwrap_or(f64::NAN),
+                p.as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .unzip();
+    let extra: BTreeMap<String, f64> = [
+        ("batch_size".to_string(), shape.batch_size as f64),
+        ("hist_len".to_string(), shape.hist_len as f64),
+        ("twin_loss_rel_diff".to_string(), worst),
+    ]
+    .into();
+    Ok(Figure::new(
+        &format!("step/{model}"),
+        Some("pytorch-eager"),
+        o,
+        p,
+        extra,
+    ))
+}
+
+/// `bench.json`, `bench.md` and the ratios plot.
+fn write_outputs(report: &BenchReport, out: &Path) -> Result<()> {
+    report.write(&out.join("bench.json"))?;
+    longtail_data::atomic::write_bytes(&out.join("bench.md"), report.markdown().as_bytes())?;
+    let bars: Vec<(String, f64, f64)> = report
+        .figures
+        .iter()
+        .filter_map(|f| f.ratio.map(|r| (f.id.clone(), r, 0.0)))
+        .collect();
+    if !bars.is_empty() {
+        let png = longtail_eval::plot_group_bars(
+            &[("peer / longtail".to_string(), bars)],
+            "Peer time / longtail time (above 1: longtail is faster)",
+            "ratio",
+        )?;
+        longtail_data::atomic::write_bytes(&out.join("ratios.png"), &png)?;
+    }
+    Ok(())
+}
+
+/// docs/benchmarks.md: `template` (`benches/docs-template.md`) with its `<!-- GENERATED -->`
+/// line saying where the page comes from and `<!-- RESULTS -->` replaced by the report's tables.
+pub fn docs_page(template: &str, report: &BenchReport, source: &Path) -> Result<String> {
+    if !template.contains(RESULTS_MARK) {
+        return Err(TrainError::Config {
+            key: "template".into(),
+            message: format!("the docs template has no {RESULTS_MARK} line"),
+        });
+    }
+    let note = format!(
+        "<!-- Generated by `longtail bench docs {}` from benches/docs-template.md: edit those, not \
+         this page. -->",
+        source.display()
+    );
+    Ok(template
+        .replace(GENERATED_MARK, &note)
+        .replace(RESULTS_MARK, report.markdown().trim_end()))
+}
+
+/// Where the docs template says which file generated the page.
+pub const GENERATED_MARK: &str = "<!-- GENERATED -->";
+/// Where the docs template takes the report's tables.
+pub const RESULTS_MARK: &str = "<!-- RESULTS -->";
