@@ -217,3 +217,100 @@ fn broken_twin_inputs_are_clear_errors() {
         assert!(err.contains(want), "{want}: {err}");
     }
 }
+
+/// The twins follow the effective params, not only the bench's defaults: every variant below
+/// (each model's options that change its computation) loads and matches longtail's losses.
+/// Slow (about 25 models built and twinned); run with
+/// `cargo test --release -p longtail-cli --test it twin_variants -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn twin_variants_match_longtail_losses() {
+    use tch::nn::OptimizerConfig;
+    if !python_imports("torch") || !python_imports("safetensors") {
+        eprintln!("note: skipping the twin variants: the torch venv's python is not on PATH");
+        return;
+    }
+    tch::set_num_threads(1);
+    let variants: &[(&str, &str)] = &[
+        ("lr", "hist = false\nuser_embedding = false"),
+        ("basemodel", "user_embedding = false\nhidden = [16, 8]"),
+        (
+            "gru4rec",
+            "hidden_size = 5\nhidden = [16]\nuser_embedding = false",
+        ),
+        ("din", "attention_hidden = [16, 8]"),
+        ("din", "attention_hidden = []\nuser_embedding = false"),
+        ("dien", "hidden_size = 5\nuser_embedding = false"),
+        ("him", "ubp = \"positive\"\nubc = false"),
+        ("him", "ubp = \"negative_pooling\""),
+        (
+            "him",
+            "frequency_weighting = false\nuser_embedding = false\ngru_hidden = 5\ngroup_dim = 3\n\
+             groups = 2\nnegative_users = 1\nhidden = [16]",
+        ),
+        ("mind", "stop_gradient = true\npow_p = 0\ninterests = 2"),
+        ("mind", "routing_iters = 1\nuser_embedding = false"),
+        (
+            "comirec-dr",
+            "aggregation = \"softmax\"\nstop_gradient = false",
+        ),
+        ("comirec-dr", "interests = 1\nrouting_iters = 1"),
+        (
+            "comirec-sa",
+            "aggregation = \"softmax\"\nattention_hidden = 12",
+        ),
+        (
+            "transformerrec",
+            "layers = 2\nheads = 4\nffn_dim = 16\nuser_embedding = false",
+        ),
+        ("mfn", "combination = false\nsimilarity_pooling = \"mean\""),
+        (
+            "mfn",
+            "heads = 4\ncombination_hidden = 8\nattention_hidden = [8, 4]",
+        ),
+        ("twotower", "loss = \"focal\""),
+        ("twotower", "loss = \"qmargin\""),
+        ("twotower", "item_norm = \"train\"\ntemperature = 0.5"),
+        (
+            "twotower",
+            "interests = 1\nlogq_correction = false\nlayers = 1\nitem_hidden = [16]",
+        ),
+        ("pin", "backbone = \"gru4rec\"\nhidden_size = 5"),
+        ("pin", "backbone = \"transformer\"\nlayers = 2\nheads = 4"),
+        ("pin", "phase = \"plugins\""),
+        ("popularity", ""),
+    ];
+    let registry = longtail_models::builtin_registry().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut drift = Vec::new();
+    for (i, (name, extra)) in variants.iter().enumerate() {
+        let mut bench =
+            StepBench::new(&registry, name, &small_shape(), tch::Device::Cpu, 7).unwrap();
+        let mut table: toml::Table = toml::from_str(extra).unwrap();
+        // Not a model param: the PIN variant enters its plugin phase (frozen backbone).
+        let plugins = table.remove("phase").is_some();
+        for (k, v) in table {
+            bench.params.insert(k, v);
+        }
+        longtail_core::seed::seed_everything(7);
+        let ctx = longtail_core::BuildContext::new(&bench.feature_map, &bench.params, bench.device);
+        bench.model = registry.build(name, &ctx).unwrap();
+        if plugins {
+            bench.model.set_phase("plugins").unwrap();
+        }
+        bench.opt = tch::nn::Adam::default()
+            .build(bench.model.var_store(), bench.shape.lr)
+            .unwrap();
+        let dir = tmp.path().join(format!("{i}-{name}"));
+        write_twin_inputs(&bench, &registry, &dir, REFERENCE_STEPS)
+            .unwrap_or_else(|e| panic!("{name} {extra:?}: {e}"));
+        let mut twin = Twin::start(&dir).unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+        let pairs = twin.compare().unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+        let worst = pairs.iter().map(|p| p.rel_diff()).fold(0.0, f64::max);
+        println!("{name:<16} {worst:>9.1e}  {}", extra.replace('\n', "; "));
+        if worst > TOLERANCE {
+            drift.push(format!("{name} {extra:?}: {worst:.2e}"));
+        }
+    }
+    assert!(drift.is_empty(), "twins drifted:\n  {}", drift.join("\n  "));
+}
