@@ -270,8 +270,10 @@ pub enum BenchCommand {
         /// The gate's config.
         #[arg(long, default_value = "benches/gate.toml")]
         gate: PathBuf,
-        /// CPU threads for libtorch, rayon and the peers (pinned, so same-seed runs repeat).
-        #[arg(long, default_value_t = 2)]
+        /// CPU threads for libtorch, rayon and the peers (pinned, so same-seed runs repeat and
+        /// both sides of a ratio get the same). 1 keeps ratios steady on a shared machine, where
+        /// two threads per side mostly wait for each other; the baseline is measured with it.
+        #[arg(long, default_value_t = 1)]
         threads: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
@@ -305,7 +307,8 @@ pub enum BenchCommand {
         /// Only these runs (comma-separated block names).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
-        #[arg(long, default_value_t = 2)]
+        /// As in `bench suite`: the gate's expected values hold at this thread count.
+        #[arg(long, default_value_t = 1)]
         threads: usize,
     },
     /// One measurement in its own process, printed as the suite's figures JSON (the suite runs
