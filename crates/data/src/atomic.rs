@@ -57,6 +57,16 @@ impl Staged {
         let prefix = temp_prefix(target);
         let mut b = tempfile::Builder::new();
         b.prefix(&prefix).rand_bytes(RAND);
+        // tempfile makes private (0600/0700) entries; an output gets the usual modes instead.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            b.permissions(std::fs::Permissions::from_mode(if dir {
+                0o755
+            } else {
+                0o644
+            }));
+        }
         // `keep()` hands the entry over to us: removing it is this type's job (Drop), so a
         // commit can rename it without tempfile deleting it again.
         let tmp = if dir {
@@ -474,6 +484,13 @@ mod tests {
         assert_eq!(names(d.path()), vec!["a.json"]);
         write_json(&p, &[1, 2], false).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "[1,2]\n");
+        // Outputs are readable by others, as files a program creates usually are.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644);
+        }
     }
 
     #[test]

@@ -54,8 +54,12 @@ impl Subset {
 /// two-tower).
 pub const CI_MODELS: [&str; 4] = ["basemodel", "din", "comirec-sa", "twotower"];
 
-/// Steps timed per round and side (after a warm-up of the same length).
-const STEPS: usize = 20;
+/// Steps timed per pair and side (after a warm-up of the same length).
+const STEPS: usize = 10;
+/// Step figures time this many interleaved pairs per round of the other figures...
+const STEP_PAIRS_PER_ROUND: usize = 5;
+/// ...and at least this many.
+const MIN_STEP_PAIRS: usize = 15;
 
 /// What to run and where things are.
 #[derive(Debug, Clone)]
@@ -146,7 +150,7 @@ pub fn run_suite(
             || {
                 run_json(
                     py.script("benches/data_vs_pandas.py")
-                        .args(["--dataset", ds, "--repeats", "1", "--out"])
+                        .args(["--dataset", ds, "--repeats", "3", "--out"])
                         .arg(&peer_dir),
                     "benches/data_vs_pandas.py",
                 )
@@ -187,7 +191,7 @@ pub fn run_suite(
     let threads = opts.threads.to_string();
     let rounds = interleave(
         opts.rounds,
-        || crate::bench::workers::density_worker(&den, 2048, 1, opts.device),
+        || crate::bench::workers::density_worker(&den, 2048, 3, opts.device),
         || {
             let out = den.join(crate::bench::workers::DENSITY_OUTPUT);
             run_json(
@@ -274,7 +278,8 @@ fn paired_figures(
     let mut out = Vec::new();
     for id in ids {
         let side = |v: &serde_json::Value| v["figures"][&id].clone();
-        let ms = |v: &serde_json::Value| side(v)["ms"].as_f64();
+        // A round's time is its best repeat (both sides repeat the same number of times).
+        let ms = |v: &serde_json::Value| side(v)["best_ms"].as_f64().or(side(v)["ms"].as_f64());
         let ours: Vec<f64> = rounds.iter().filter_map(|(o, _)| ms(o)).collect();
         let peer: Vec<f64> = rounds.iter().filter_map(|(_, p)| ms(p)).collect();
         let mut extra = BTreeMap::new();
@@ -438,11 +443,13 @@ fn step_figure(
             ),
         });
     }
-    // Warm-up on both sides (allocator, caches, lazy init), then interleaved rounds.
+    // Warm-up on both sides (allocator, caches, lazy init), then many short interleaved pairs:
+    // a step is milliseconds, so pairs are cheap, and the median of many paired ratios is what
+    // holds still on a shared machine.
     ours.time(STEPS)?;
     twin.time(STEPS)?;
     let rounds = interleave(
-        opts.rounds,
+        (STEP_PAIRS_PER_ROUND * opts.rounds).max(MIN_STEP_PAIRS),
         || Ok(serde_json::json!(ours.time(STEPS)?.0)),
         || Ok(serde_json::json!(twin.time(STEPS)?.0)),
     )?;
