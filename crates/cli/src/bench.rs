@@ -29,7 +29,7 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
             out,
             only,
         } => {
-            if !(0.0..1.0).contains(&max_drop) || !(quality_tol >= 0.0) {
+            if !(0.0..1.0).contains(&max_drop) || quality_tol.is_nan() || quality_tol < 0.0 {
                 bail!("--max-drop must be in [0, 1) and --quality-tol >= 0");
             }
             let mut b = BenchReport::read(&base)?;
@@ -139,21 +139,28 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
             no_gate,
             gate,
             threads,
-            device,
+            gpu,
         } => {
             pin_threads(threads)?;
             let subset: longtail_train::bench::suite::Subset = subset.parse()?;
             if rounds == 0 {
                 bail!("--rounds must be at least 1");
             }
-            let device = device.parse::<DeviceSpec>()?.resolve()?;
+            let gpu = match gpu.as_str() {
+                "off" => None,
+                "auto" => DeviceSpec::Auto
+                    .resolve()
+                    .ok()
+                    .filter(|d| matches!(d, tch::Device::Cuda(_))),
+                other => bail!("--gpu must be auto or off, got '{other}'"),
+            };
             let opts = longtail_train::bench::suite::SuiteOptions {
                 subset,
                 rounds,
                 models: (!models.is_empty()).then_some(models),
                 gate: (!no_gate).then_some(gate),
                 threads,
-                device,
+                gpu,
                 repo: std::env::current_dir()?,
                 git_revision: option_env!("LONGTAIL_GIT_REV")
                     .filter(|r| !r.is_empty())

@@ -275,8 +275,10 @@ pub enum BenchCommand {
         /// two threads per side mostly wait for each other; the baseline is measured with it.
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// `auto`: when a GPU is visible, also time every step there (`gpu/step/<model>`);
+        /// `off`: CPU figures only. The CPU figures are always measured (they are the baseline).
+        #[arg(long, default_value = "auto")]
+        gpu: String,
     },
     /// Compares two bench.json files: every ratio and metric, old and new. Exit 1 when a peer
     /// ratio fell by more than --max-drop or a quality metric moved by more than --quality-tol.

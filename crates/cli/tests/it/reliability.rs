@@ -527,3 +527,68 @@ fn generator_and_bench_sizes_are_checked_before_allocating() {
     fails_with(&o, &["--items"]);
     no_temporaries(dir.path());
 }
+
+#[test]
+fn bench_compare_fails_on_a_slowdown_or_a_moved_metric_and_bless_writes_the_baseline() {
+    use longtail_train::bench::report::{BenchReport, Figure, Machine, QualityRun};
+    let dir = tempfile::tempdir().unwrap();
+    let report = |slow: f64, auc: f64| BenchReport {
+        longtail_version: "0.1.0".into(),
+        git_revision: None,
+        subset: "ci".into(),
+        rounds: 3,
+        started_unix_s: 0,
+        wall_s: 1.0,
+        machine: Machine::default(),
+        tch: "0.24.0".into(),
+        libtorch: None,
+        peer_versions: Default::default(),
+        figures: ["step/a", "step/b"]
+            .iter()
+            .map(|id| {
+                Figure::new(
+                    id,
+                    Some("pytorch-eager"),
+                    vec![1.0 * slow, 1.0 * slow, 1.0 * slow],
+                    vec![1.5, 1.5, 1.5],
+                    Default::default(),
+                )
+            })
+            .collect(),
+        quality: vec![QualityRun {
+            id: "demo".into(),
+            metrics: [("auc".to_string(), auc)].into(),
+            wall_s: 1.0,
+        }],
+    };
+    let p = |n: &str| dir.path().join(n);
+    report(1.0, 0.75).write(&p("base.json")).unwrap();
+    report(1.0, 0.75).write(&p("same.json")).unwrap();
+    report(1.25, 0.75).write(&p("slow.json")).unwrap();
+    report(1.0, 0.76).write(&p("moved.json")).unwrap();
+    let o = longtail(&["bench", "compare", "base.json", "same.json"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (new, needle) in [
+        ("slow.json", "ratio fell 20.0%"),
+        ("moved.json", "moved by"),
+    ] {
+        let o = longtail(&["bench", "compare", "base.json", new], dir.path());
+        assert_eq!(o.status.code(), Some(1), "{new}");
+        let table = String::from_utf8_lossy(&o.stdout);
+        assert!(table.contains("FAIL") && table.contains(needle), "{table}");
+        fails_with(&o, &["regression"]);
+    }
+    // Bless says what changed and makes the new report the baseline.
+    let o = longtail(
+        &["bench", "bless", "slow.json", "--baseline", "base.json"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL"));
+    let o = longtail(&["bench", "compare", "base.json", "slow.json"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A file that is not a report is one clear line.
+    std::fs::write(p("bad.json"), "{}").unwrap();
+    let o = longtail(&["bench", "compare", "base.json", "bad.json"], dir.path());
+    fails_with(&o, &["bad.json", "bench.json"]);
+}

@@ -619,7 +619,7 @@ mod tests {
             figures: vec![Figure::new(
                 "data/x/import",
                 Some("pandas"),
-                vec![1.0, 1.0, 1.0, 1.0, 1.0]
+                [1.0, 1.0, 1.0, 1.0, 1.0]
                     .iter()
                     .map(|v| v * scale)
                     .collect(),

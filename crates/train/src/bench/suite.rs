@@ -72,7 +72,8 @@ pub struct SuiteOptions {
     pub gate: Option<PathBuf>,
     /// CPU threads (already pinned by the caller).
     pub threads: usize,
-    pub device: tch::Device,
+    /// A GPU to time the steps on as well (`gpu/step/<model>`), when the machine has one.
+    pub gpu: Option<tch::Device>,
     /// The project checkout (peers live in `benches/`).
     pub repo: PathBuf,
     pub git_revision: Option<String>,
@@ -114,7 +115,22 @@ pub fn run_suite(
     let mut figures = Vec::new();
     for m in &models {
         log(&format!("step/{m}"));
-        figures.push(step_figure(registry, m, opts, &py, &work)?);
+        figures.push(step_figure(
+            registry,
+            m,
+            opts,
+            &py,
+            &work,
+            tch::Device::Cpu,
+        )?);
+    }
+    // On a machine with a GPU the steps are timed there too (untested on a GPU while this was
+    // written: no device was lent to that session).
+    if let Some(gpu) = opts.gpu {
+        for m in &models {
+            log(&format!("gpu/step/{m}"));
+            figures.push(step_figure(registry, m, opts, &py, &work, gpu)?);
+        }
     }
     let datasets: &[&str] = match opts.subset {
         Subset::Ci => &["ml-1m"],
@@ -191,7 +207,7 @@ pub fn run_suite(
     let threads = opts.threads.to_string();
     let rounds = interleave(
         opts.rounds,
-        || crate::bench::workers::density_worker(&den, 2048, 3, opts.device),
+        || crate::bench::workers::density_worker(&den, 2048, 3, tch::Device::Cpu),
         || {
             let out = den.join(crate::bench::workers::DENSITY_OUTPUT);
             run_json(
@@ -217,8 +233,7 @@ pub fn run_suite(
         None => Vec::new(),
     };
     let rt = longtail_core::runtime::info();
-    let gpu = matches!(opts.device, tch::Device::Cuda(_))
-        .then(|| longtail_core::device::device_name(opts.device));
+    let gpu = opts.gpu.map(longtail_core::device::device_name);
     let report = BenchReport {
         longtail_version: env!("CARGO_PKG_VERSION").to_string(),
         git_revision: opts.git_revision.clone(),
@@ -419,10 +434,12 @@ fn step_figure(
     opts: &SuiteOptions,
     py: &Peers,
     work: &Path,
+    device: tch::Device,
 ) -> Result<Figure> {
     let shape = StepShape::default();
-    let mut ours = StepBench::new(registry, model, &shape, opts.device, 1)?;
-    let dir = work.join("twins").join(model);
+    let mut ours = StepBench::new(registry, model, &shape, device, 1)?;
+    let prefix = gpu_prefix(device);
+    let dir = work.join("twins").join(format!("{prefix}{model}"));
     crate::bench::twin::write_twin_inputs(&ours, registry, &dir, 3)?;
     let mut twin = crate::bench::twin::Twin::start_with(
         &py.python,
@@ -434,7 +451,7 @@ fn step_figure(
         .iter()
         .map(|p| p.rel_diff())
         .fold(0.0, f64::max);
-    if !(worst <= TWIN_TOLERANCE) {
+    if worst.is_nan() || worst > TWIN_TOLERANCE {
         return Err(TrainError::Config {
             key: "bench".into(),
             message: format!(
@@ -469,12 +486,22 @@ fn step_figure(
     ]
     .into();
     Ok(Figure::new(
-        &format!("step/{model}"),
+        &format!("{prefix}step/{model}"),
         Some("pytorch-eager"),
         o,
         p,
         extra,
     ))
+}
+
+/// Figures measured on a GPU carry `gpu/` in front of their id (the CPU ones are the gated
+/// baseline on every machine; a GPU machine adds these beside them).
+fn gpu_prefix(device: tch::Device) -> &'static str {
+    if matches!(device, tch::Device::Cuda(_)) {
+        "gpu/"
+    } else {
+        ""
+    }
 }
 
 /// `bench.json`, `bench.md` and the ratios plot.
