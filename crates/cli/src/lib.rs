@@ -254,8 +254,8 @@ pub enum BenchCommand {
     Suite {
         #[arg(long)]
         out: PathBuf,
-        /// `ci` (a few models, ML-1M only, the gate: minutes) or `full` (every model, both
-        /// datasets).
+        /// `ci` (a few models, ML-1M only, the gate: minutes) or `full` (every model, one whole
+        /// retrieval epoch on ML-1M users 1-2999, both datasets).
         #[arg(long, default_value = "ci")]
         subset: String,
         /// Interleaved rounds per figure (medians are reported).

@@ -252,8 +252,10 @@ impl BenchReport {
 }
 
 /// The extras the Markdown table shows (bench.json keeps all of them).
-const NOTE_KEYS: [&str; 9] = [
+const NOTE_KEYS: [&str; 11] = [
     "rows_per_s",
+    "batches",
+    "samples",
     "peak_rss_mb",
     "peer_peak_rss_mb",
     "value",

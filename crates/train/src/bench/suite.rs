@@ -23,7 +23,8 @@ pub enum Subset {
     /// What CI runs after the tests (a few minutes): four models' steps, ML-1M import + prepare,
     /// AUC/GAUC, the sleep phase, the gate.
     Ci,
-    /// Everything: every registered model, both datasets.
+    /// Everything: every registered model, one whole retrieval epoch on ML-1M users 1-2999,
+    /// both datasets.
     Full,
 }
 
@@ -131,6 +132,10 @@ pub fn run_suite(
             log(&format!("gpu/step/{m}"));
             figures.push(step_figure(registry, m, opts, &py, &work, gpu)?);
         }
+    }
+    if opts.subset == Subset::Full {
+        log("epoch/twotower/ml-1m (vs PyTorch eager)");
+        figures.push(epoch_figure(registry, opts, &py, &work)?);
     }
     let datasets: &[&str] = match opts.subset {
         Subset::Ci => &["ml-1m"],
@@ -487,6 +492,89 @@ fn step_figure(
     .into();
     Ok(Figure::new(
         &format!("{prefix}step/{model}"),
+        Some("pytorch-eager"),
+        o,
+        p,
+        extra,
+    ))
+}
+
+/// `epoch/twotower/ml-1m`: one whole training epoch of the two-tower model (M = 5 interests) on
+/// ML-1M users 1-2999 with IDW's protocol (`configs/idw-ml-1m.toml`: the last 30 items in
+/// non-overlapping chunks, batches of 512, Adam at lr 0.01), beside its PyTorch twin replaying the
+/// same batches from the same parameters.
+fn epoch_figure(
+    registry: &Registry,
+    opts: &SuiteOptions,
+    py: &Peers,
+    work: &Path,
+) -> Result<Figure> {
+    // The protocol is the config's own `mur` block, so the benchmark follows the reproduction.
+    let path = opts.repo.join("configs/idw-ml-1m.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::Config {
+        key: "bench".into(),
+        message: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let cfg = crate::experiment::load_experiment(&text, &path.display().to_string(), Some("mur"))?;
+    let sc = cfg.sequences.clone().unwrap_or_default();
+    let (rd, _) = crate::experiment::retrieval_data(&cfg, &sc, &work.join("epoch-data"))?;
+    let mut ours = StepBench::retrieval_epoch(
+        registry,
+        &cfg.model.name,
+        &cfg.model.params,
+        &rd,
+        cfg.train.batch_size,
+        cfg.train.lr,
+        tch::Device::Cpu,
+        1,
+    )?;
+    let steps = ours.hosts.len();
+    let dir = work.join("twins").join("epoch-twotower-ml-1m");
+    crate::bench::twin::write_twin_inputs(&ours, registry, &dir, 3)?;
+    let mut twin = crate::bench::twin::Twin::start_with(
+        &py.python,
+        &opts.repo.join("benches/peers/twin.py"),
+        &dir,
+    )?;
+    let worst = twin
+        .compare()?
+        .iter()
+        .map(|p| p.rel_diff())
+        .fold(0.0, f64::max);
+    if worst.is_nan() || worst > TWIN_TOLERANCE {
+        return Err(TrainError::Config {
+            key: "bench".into(),
+            message: format!(
+                "the PyTorch twin of the epoch benchmark differs from longtail by {worst:.2e}"
+            ),
+        });
+    }
+    // A short warm-up per side (allocator, lazy init), then one whole epoch per side and round;
+    // epoch time = steps x the mean ms per step.
+    ours.time(STEPS)?;
+    twin.time(STEPS)?;
+    let rounds = interleave(
+        opts.rounds,
+        || Ok(serde_json::json!(ours.time(steps)?.0 * steps as f64)),
+        || Ok(serde_json::json!(twin.time(steps)?.0 * steps as f64)),
+    )?;
+    let (o, p): (Vec<f64>, Vec<f64>) = rounds
+        .iter()
+        .map(|(o, p)| {
+            (
+                o.as_f64().unwrap_or(f64::NAN),
+                p.as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .unzip();
+    let extra: BTreeMap<String, f64> = [
+        ("batches".to_string(), steps as f64),
+        ("samples".to_string(), rd.seq.train.len() as f64),
+        ("twin_loss_rel_diff".to_string(), worst),
+    ]
+    .into();
+    Ok(Figure::new(
+        "epoch/twotower/ml-1m",
         Some("pytorch-eager"),
         o,
         p,
