@@ -459,22 +459,50 @@ impl Iterator for BatchIter<'_> {
 
 impl ExactSizeIterator for BatchIter<'_> {}
 
-/// Runs `consume` on every batch of `iter` in order while a background thread builds the next
+/// The batches of one pass (a training epoch), buildable by number from any thread, so a
+/// background thread can build them ahead of the step ([`prefetch_batches`]). CTR samples
+/// ([`BatchIter`]) and retrieval sequences ([`crate::SeqBatches`]) are sources; a new task's
+/// batches are one more.
+pub trait BatchSource: Sync {
+    /// Batches in the pass.
+    fn num_batches(&self) -> usize;
+    /// Batch number `b` (`b < num_batches()`), independent of any other.
+    fn build(&self, b: usize) -> Result<HostBatch>;
+}
+
+impl BatchSource for BatchIter<'_> {
+    fn num_batches(&self) -> usize {
+        BatchIter::num_batches(self)
+    }
+
+    fn build(&self, b: usize) -> Result<HostBatch> {
+        self.batch(b).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "batch {b} is past the pass's {} batches",
+                BatchIter::num_batches(self)
+            ))
+        })
+    }
+}
+
+/// Runs `consume` on every batch of `source` in order while a background thread builds the next
 /// `depth` batches (bounded channel: at most `depth` built batches wait in memory). The batch
-/// building overlaps the consumer's work (e.g. a training step on the GPU). The first error from
-/// `consume` stops the producer and is returned.
-pub fn prefetch_batches<E>(
-    iter: &BatchIter<'_>,
+/// building overlaps the consumer's work (e.g. a training step on the GPU). The first error,
+/// from building (returned after the batches before it were consumed) or from `consume`, stops
+/// the producer and is returned.
+pub fn prefetch_batches<E: From<DataError>>(
+    source: &(impl BatchSource + ?Sized),
     depth: usize,
     mut consume: impl FnMut(HostBatch) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<HostBatch>(depth.max(1));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<HostBatch>>(depth.max(1));
     std::thread::scope(|scope| {
         scope.spawn(move || {
-            for b in 0..iter.num_batches() {
-                let Some(batch) = iter.batch(b) else { break };
+            for b in 0..source.num_batches() {
+                let batch = source.build(b);
+                let failed = batch.is_err();
                 // A closed channel means the consumer stopped: stop building.
-                if tx.send(batch).is_err() {
+                if tx.send(batch).is_err() || failed {
                     break;
                 }
             }
@@ -483,7 +511,7 @@ pub fn prefetch_batches<E>(
         // the producer at its next send before the scope joins it.
         let rx = rx;
         for batch in rx.iter() {
-            consume(batch)?;
+            consume(batch?)?;
         }
         Ok(())
     })

@@ -24,6 +24,7 @@ pub mod items;
 pub mod memory;
 pub mod outputs;
 pub mod prepare;
+pub mod retrieval;
 pub mod scores;
 pub mod seed;
 pub mod sequences;
@@ -47,6 +48,7 @@ pub use import::{
 };
 pub use items::{CategoricalField, ItemFeatures, ListField};
 pub use prepare::{load_prepared_ctr, prepare, PrepareConfig, PrepareManifest};
+pub use retrieval::{RetrievalData, SeqBatches};
 pub use scores::ScoresTable;
 pub use sequences::{build_sequences, SeqDataset, SeqSamples, SequenceConfig, TrainCut};
 pub use sessions::{SessionBatch, SessionConfig, SessionSlots, Sessions};

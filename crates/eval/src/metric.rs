@@ -20,6 +20,19 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The direction of a flat metric key, its `@K` and `/group=value` parts ignored: losses
+    /// (`logloss`, any name ending in `loss`) and errors (`mse`, `rmse`, `mae`) are lower-is-better,
+    /// every other metric (AUC, GAUC, HR, NDCG, MRR, recall) higher-is-better.
+    pub fn of_key(key: &str) -> Self {
+        let base = key.split(['/', '@']).next().unwrap_or(key).trim();
+        let base = base.strip_prefix("full_").unwrap_or(base);
+        if base.ends_with("loss") || matches!(base, "mse" | "rmse" | "mae") {
+            Direction::LowerIsBetter
+        } else {
+            Direction::HigherIsBetter
+        }
+    }
+
     /// True when `a` is strictly better than `b` in this direction.
     pub fn better(self, a: f64, b: f64) -> bool {
         match self {
@@ -387,6 +400,40 @@ impl Metric for GroupedAucMetric {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_directions_agree_with_the_metrics_own() {
+        use Direction::*;
+        for (key, want) in [
+            ("logloss", LowerIsBetter),
+            ("logloss/user=tail", LowerIsBetter),
+            ("auc", HigherIsBetter),
+            ("gauc", HigherIsBetter),
+            ("auc/item=head", HigherIsBetter),
+            ("ndcg@20", HigherIsBetter),
+            ("hr@5/item=tail", HigherIsBetter),
+            ("full_mrr@20", HigherIsBetter),
+            ("rmse", LowerIsBetter),
+        ] {
+            assert_eq!(Direction::of_key(key), want, "{key}");
+        }
+        // The rule gives every metric's keys that metric's own direction.
+        let (s, l, u, ug, ig) = data();
+        let slice = ScoredSlice::new(&s, &l)
+            .with_users(&u)
+            .with_user_group(&ug)
+            .with_item_group(&ig);
+        for mut m in all_metrics() {
+            m.update(&slice).unwrap();
+            let keys = m.compute().unwrap();
+            assert!(!keys.is_empty());
+            for (key, _) in keys {
+                assert_eq!(Direction::of_key(&key), m.direction(), "{key}");
+            }
+        }
+        assert!(LowerIsBetter.better(0.3, 0.4) && !LowerIsBetter.better(0.4, 0.4));
+        assert!(HigherIsBetter.better(0.5, 0.4));
+    }
 
     /// scores, labels, users, user groups, item groups.
     type Columns = (Vec<f32>, Vec<f32>, Vec<u32>, Vec<u8>, Vec<u8>);

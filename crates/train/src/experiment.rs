@@ -3,11 +3,14 @@
 
 use crate::error::{io, Result, TrainError};
 use crate::evaluate::{evaluate_scores, write_metrics, TEST_SCORES};
+use crate::fit::{fit, Fit, Journal};
 use crate::manifest::{hash_json, DatasetInfo, RunManifest, StageRecord};
 use crate::retrieval::{
     full_catalogue_metrics, sampled_metrics, train_retrieval, IdwConfig, RetrievalData,
 };
-use crate::trainer::{fit, score_samples, TrainConfig};
+use crate::step::{LossWeights, StandardStep};
+use crate::task::CtrTask;
+use crate::trainer::{score_samples, TrainConfig};
 use longtail_core::{
     checkpoint, device::device_name, runtime, seed::seed_everything, BuildContext, DeviceSpec,
     Pretrained, Registry,
@@ -272,6 +275,7 @@ fn run_stage1(
     data: &longtail_data::CtrDataset,
     device: tch::Device,
     dir: &Path,
+    journal: Option<&Journal>,
 ) -> Result<StageRecord> {
     registry.check(&p.model.name)?;
     let train = p.train.as_ref().unwrap_or(&cfg.train);
@@ -286,7 +290,15 @@ fn run_stage1(
     let seed = longtail_data::seed::derive_seed(cfg.seed, "stage1");
     seed_everything(seed);
     let mut model = registry.build(&p.model.name, &ctx)?;
-    let epochs = fit(model.as_mut(), data, train, seed, device)?;
+    let epochs = fit(
+        model.as_mut(),
+        &CtrTask::new(data),
+        &mut StandardStep::new(&train.loss_weights),
+        &Fit {
+            journal,
+            ..Fit::new("stage1", train, seed, device)
+        },
+    )?;
     let rel = PathBuf::from("stage1").join("model.safetensors");
     checkpoint::save(model.as_ref(), &dir.join(&rel))?;
     let max_len = data.feature_map.get("hist").and_then(|f| f.max_len);
@@ -587,9 +599,18 @@ fn run_in(
         eprintln!("warning: {w}");
     }
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
+    let journal = &Journal::create(&dir.join("epochs.jsonl"))?;
 
     let stage1 = match &cfg.pretrain {
-        Some(p) => Some(run_stage1(registry, p, cfg, &data, device, dir.as_path())?),
+        Some(p) => Some(run_stage1(
+            registry,
+            p,
+            cfg,
+            &data,
+            device,
+            dir.as_path(),
+            Some(journal),
+        )?),
         None => None,
     };
     let pretrained = stage1
@@ -624,7 +645,15 @@ fn run_in(
     }
     let (epochs, pin_log) = match &cfg.pin {
         None => (
-            fit(model.as_mut(), &data, &cfg.train, cfg.seed, device)?,
+            fit(
+                model.as_mut(),
+                &CtrTask::new(&data),
+                &mut StandardStep::new(&cfg.train.loss_weights),
+                &Fit {
+                    journal: Some(journal),
+                    ..Fit::new("train", &cfg.train, cfg.seed, device)
+                },
+            )?,
             None,
         ),
         Some(p) => {
@@ -642,14 +671,30 @@ fn run_in(
                 .as_ref()
                 .map_or(crate::stratified::GROUPS, |b| b.len());
             let prior = crate::stratified::group_prior(&data.train, p.prior, n_strata);
-            let mut logs = crate::trainer::fit_stratified(
-                model.as_mut(),
-                &data,
-                &cfg.train,
-                prior.as_deref().map(|pr| (pr, p.aggregation)),
-                cfg.seed,
-                device,
-            )?;
+            // With a prior, every batch is stratified and its gradient aggregated; without
+            // (`sample_share`) stage 1 is plain joint training.
+            let stage1 = Fit {
+                journal: Some(journal),
+                ..Fit::new("stage1", &cfg.train, cfg.seed, device)
+            };
+            let mut logs = match &prior {
+                Some(pr) => fit(
+                    model.as_mut(),
+                    &CtrTask::new(&data).stratified(),
+                    &mut crate::stratified::AggregatedStep {
+                        prior: pr.clone(),
+                        how: p.aggregation,
+                        weights: LossWeights(cfg.train.loss_weights.clone()),
+                    },
+                    &stage1,
+                )?,
+                None => fit(
+                    model.as_mut(),
+                    &CtrTask::new(&data),
+                    &mut StandardStep::new(&cfg.train.loss_weights),
+                    &stage1,
+                )?,
+            };
             if let Some(g) = groups {
                 data.train.user_group = g;
             }
@@ -667,11 +712,16 @@ fn run_in(
                     eprintln!("PIN stage 2: plugins, each on its stratum's samples");
                 }
                 let seed2 = longtail_data::seed::derive_seed(cfg.seed, "pin/stage2");
-                logs.extend(if p.stage2_keep_start {
-                    crate::trainer::fit_keeping_start(model.as_mut(), &data, &c2, seed2, device)?
-                } else {
-                    fit(model.as_mut(), &data, &c2, seed2, device)?
-                });
+                logs.extend(fit(
+                    model.as_mut(),
+                    &CtrTask::new(&data),
+                    &mut StandardStep::new(&c2.loss_weights),
+                    &Fit {
+                        keep_start: p.stage2_keep_start,
+                        journal: Some(journal),
+                        ..Fit::new("stage2", &c2, seed2, device)
+                    },
+                )?);
             }
             let stage2 = &logs[stage1_epochs..];
             // The start was kept when early stopping ran and marked no stage-2 epoch.
@@ -746,21 +796,15 @@ fn run_in(
     })
 }
 
-/// A retrieval run (`[sequences]`): sequence samples, the retrieval schedule (plain, weighted or
-/// IDW), sampled and full-catalogue test metrics, and the run folder.
-#[allow(clippy::too_many_arguments)]
-fn run_retrieval_in(
-    registry: &Registry,
+/// A retrieval run's data: the source loaded and filtered ([`load_run_data`], generated data
+/// written under `data_dir`), each user's positives as next-item sequences (`sc`), frequencies,
+/// groups and seen sets.
+pub fn retrieval_data(
     cfg: &ExperimentConfig,
     sc: &SequenceConfig,
-    device: tch::Device,
-    dir: &Path,
-    command: &str,
-    git_revision: Option<&str>,
-    started: Instant,
-    started_unix_s: u64,
-) -> Result<RunOutcome> {
-    let rd = load_run_data(&cfg.data, cfg.filters.as_ref(), cfg.seed, &dir.join("data"))?;
+    data_dir: &Path,
+) -> Result<(RetrievalData, RunData)> {
+    let rd = load_run_data(&cfg.data, cfg.filters.as_ref(), cfg.seed, data_dir)?;
     let inter = &rd.interactions;
     let (positives, _) = longtail_data::ctr::feedback_sequences(
         inter,
@@ -776,7 +820,27 @@ fn run_retrieval_in(
         cfg.samples.head_item_share,
         rd.item_cluster.clone(),
     );
+    Ok((data, rd))
+}
+
+/// A retrieval run (`[sequences]`): sequence samples, the retrieval schedule (plain, weighted or
+/// IDW), sampled and full-catalogue test metrics, and the run folder.
+#[allow(clippy::too_many_arguments)]
+fn run_retrieval_in(
+    registry: &Registry,
+    cfg: &ExperimentConfig,
+    sc: &SequenceConfig,
+    device: tch::Device,
+    dir: &Path,
+    command: &str,
+    git_revision: Option<&str>,
+    started: Instant,
+    started_unix_s: u64,
+) -> Result<RunOutcome> {
+    let (data, rd) = retrieval_data(cfg, sc, &dir.join("data"))?;
+    let inter = &rd.interactions;
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
+    let journal = Journal::create(&dir.join("epochs.jsonl"))?;
     let ctx = BuildContext::new(&data.feature_map, &cfg.model.params, device)
         .with_items(rd.items.as_ref());
     let mut model = registry.build(&cfg.model.name, &ctx)?;
@@ -798,6 +862,7 @@ fn run_retrieval_in(
         cfg.idw.as_ref(),
         cfg.seed,
         device,
+        Some(&journal),
     )?;
     let (mut metrics, scores) = sampled_metrics(
         model.as_ref(),

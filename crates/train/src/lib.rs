@@ -6,10 +6,13 @@ pub mod check;
 pub mod error;
 pub mod evaluate;
 pub mod experiment;
+pub mod fit;
 pub mod manifest;
 pub mod report;
 pub mod retrieval;
+pub mod step;
 pub mod stratified;
+pub mod task;
 pub mod trainer;
 
 pub use check::check_experiment;
@@ -21,6 +24,9 @@ pub use experiment::{
     check_run_dir, experiment_names, load_experiment, run_dir, run_experiment, DataSource,
     ExperimentConfig, ModelSection, RunOutcome,
 };
+pub use fit::{fit, Fit, Journal};
 pub use manifest::RunManifest;
 pub use report::{aggregate, load_runs, write_report, ReportOptions, ReportRow};
-pub use trainer::{evaluate_ctr, fit, score_samples, EpochLog, TrainConfig};
+pub use step::{GradHook, Optimizer, StandardStep, StepOut, TrainStep};
+pub use task::{CtrTask, RetrievalTask, Task};
+pub use trainer::{evaluate_ctr, score_samples, EpochLog, TrainConfig};

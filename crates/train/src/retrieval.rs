@@ -9,17 +9,18 @@
 //! the per-batch normalisation that keeps the loss on eq. 3's scale).
 
 use crate::error::{Result, TrainError};
+use crate::fit::{fit, Fit, Journal};
+use crate::step::StandardStep;
+use crate::task::RetrievalTask;
 use crate::trainer::{EpochLog, TrainConfig};
 use longtail_core::density::{initial_weights, sleep_phase, SleepStats};
 use longtail_core::{DeviceBatch, Model};
-use longtail_data::batch::item_logq;
-use longtail_data::{seed, FeatureMap, HostBatch, ScoresTable, SeqDataset, SeqSamples};
+pub use longtail_data::retrieval::{frequency_weights, host_batch, mean_one, RetrievalData};
+use longtail_data::{seed, ScoresTable, SeqSamples};
+use longtail_eval::Direction;
 use longtail_eval::{topk_metrics_by_group, Metrics};
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::time::Instant;
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Cut-offs of every retrieval metric (IDW reports @20 and, in its appendix, @5).
 pub const RETRIEVAL_KS: [usize; 2] = [5, 20];
@@ -148,140 +149,6 @@ pub struct RetrievalLog {
     pub silhouette: Option<f64>,
 }
 
-/// A sequence dataset with what training and evaluation need.
-pub struct RetrievalData {
-    pub feature_map: FeatureMap,
-    pub seq: SeqDataset,
-    /// Item vocabulary size (padding included).
-    pub num_items: usize,
-    /// Training-label count per item (the batches' sampling frequency, for logQ and weights).
-    pub label_freq: Vec<u64>,
-    /// Item group per item: 1 = head (the most frequent `head_share` of items by training
-    /// interactions), 0 = tail.
-    pub item_group: Vec<u8>,
-    /// Every item each user interacted with (excluded from full-catalogue ranking except the
-    /// target), sorted.
-    pub seen: Vec<Vec<u32>>,
-    /// Ground-truth cluster per item (synthetic data).
-    pub item_cluster: Option<Vec<u32>>,
-    /// Synthetic data: 1 when the item's cluster is a head cluster (the most frequent
-    /// `head_share` of clusters by training interactions, at least one), else 0.
-    pub cluster_group: Option<Vec<u8>>,
-}
-
-impl RetrievalData {
-    /// Builds item frequencies, groups and seen sets from the positives and the sequences.
-    pub fn new(
-        dataset: &str,
-        positives: &longtail_data::UserSequences,
-        seq: SeqDataset,
-        num_items: usize,
-        head_share: f64,
-        item_cluster: Option<Vec<u32>>,
-    ) -> Self {
-        let mut label_freq = vec![0u64; num_items];
-        for &t in &seq.train.target {
-            label_freq[t as usize] += 1;
-        }
-        // Head items by training interactions: each user's items but the last two (valid, test).
-        let mut freq = vec![0u64; num_items];
-        let num_users = positives.offsets.len().saturating_sub(1);
-        let mut seen = Vec::with_capacity(num_users);
-        for u in 0..num_users {
-            let s = positives.seq(u as u32);
-            for &i in &s[..s.len().saturating_sub(2)] {
-                freq[i as usize] += 1;
-            }
-            let mut v = s.to_vec();
-            v.sort_unstable();
-            v.dedup();
-            seen.push(v);
-        }
-        let mut order: Vec<usize> = (1..num_items).collect();
-        order.sort_by(|&a, &b| freq[b].cmp(&freq[a]).then(a.cmp(&b)));
-        let heads = ((num_items - 1) as f64 * head_share).round() as usize;
-        let mut item_group = vec![0u8; num_items];
-        for &i in order.iter().take(heads) {
-            item_group[i] = 1;
-        }
-        let feature_map = FeatureMap::standard(dataset, num_users, num_items, seq.max_len);
-        let cluster_group = item_cluster.as_ref().map(|c| {
-            let k = c.iter().copied().max().unwrap_or(0) as usize + 1;
-            let mut cf = vec![0u64; k];
-            for (i, &f) in freq.iter().enumerate().skip(1) {
-                cf[c[i] as usize] += f;
-            }
-            let mut order: Vec<usize> = (0..k).filter(|&j| cf[j] > 0).collect();
-            order.sort_by(|&a, &b| cf[b].cmp(&cf[a]).then(a.cmp(&b)));
-            let heads = ((order.len() as f64 * head_share).round() as usize).max(1);
-            let head: Vec<usize> = order.into_iter().take(heads).collect();
-            c.iter()
-                .map(|&x| u8::from(head.contains(&(x as usize))))
-                .collect()
-        });
-        Self {
-            feature_map,
-            seq,
-            num_items,
-            label_freq,
-            item_group,
-            seen,
-            item_cluster,
-            cluster_group,
-        }
-    }
-}
-
-/// The real history of row `i` (left padding dropped), as i64 ids.
-fn real_history(s: &SeqSamples, i: usize) -> Vec<i64> {
-    s.hist_row(i)
-        .iter()
-        .filter(|&&x| x != 0)
-        .map(|&x| i64::from(x))
-        .collect()
-}
-
-/// Host batch of rows `idx` of `s`: target as `item`, label 1, `weight = item_weight[target]`
-/// (1 without weights), `item_logq` of the target.
-pub(crate) fn host_batch(
-    s: &SeqSamples,
-    idx: &[usize],
-    logq: &[f32],
-    item_weight: Option<&[f32]>,
-) -> Result<HostBatch> {
-    let user: Vec<i64> = idx.iter().map(|&i| i64::from(s.user[i])).collect();
-    let item: Vec<i64> = idx.iter().map(|&i| i64::from(s.target[i])).collect();
-    let hist: Vec<Vec<i64>> = idx.iter().map(|&i| real_history(s, i)).collect();
-    let mut h = HostBatch::from_dense(user, item, vec![1.0; idx.len()], &hist)?;
-    h.item_logq = idx.iter().map(|&i| logq[s.target[i] as usize]).collect();
-    if let Some(w) = item_weight {
-        h.weight = idx.iter().map(|&i| w[s.target[i] as usize]).collect();
-    }
-    Ok(h)
-}
-
-/// Scales weights so their mean over the training labels is 1 (the loss keeps eq. 3's scale
-/// for the batch normalisation to work on); unseen items keep their value.
-fn mean_one(w: &[f32], labels: &[u32]) -> Vec<f32> {
-    let mean = labels
-        .iter()
-        .map(|&t| f64::from(w[t as usize]))
-        .sum::<f64>()
-        / labels.len().max(1) as f64;
-    if mean <= 0.0 || !mean.is_finite() {
-        return w.to_vec();
-    }
-    w.iter().map(|&x| (f64::from(x) / mean) as f32).collect()
-}
-
-/// Frequency-balance weights (eq. 5): `1 / n_y` for training labels, 0 elsewhere.
-pub fn frequency_weights(label_freq: &[u64]) -> Vec<f32> {
-    label_freq
-        .iter()
-        .map(|&n| if n > 0 { 1.0 / n as f32 } else { 0.0 })
-        .collect()
-}
-
 /// Item representations of every item id `0..num_items` `[N, D]`, in chunks, no gradients.
 pub fn all_item_reprs(model: &dyn Model, num_items: usize, device: Device) -> Result<Tensor> {
     let mut parts = Vec::new();
@@ -299,122 +166,6 @@ pub fn all_item_reprs(model: &dyn Model, num_items: usize, device: Device) -> Re
         start += len;
     }
     Ok(Tensor::cat(&parts, 0))
-}
-
-/// Trains for up to `epochs` epochs with optional per-item weights, validating (sampled
-/// metrics) after each; early stopping as in `cfg`. Variables whose names start with a prefix in
-/// `frozen` are not updated.
-#[allow(clippy::too_many_arguments)]
-pub fn fit_retrieval(
-    model: &mut dyn Model,
-    data: &RetrievalData,
-    cfg: &TrainConfig,
-    epochs: usize,
-    item_weight: Option<&[f32]>,
-    frozen: &[String],
-    baseline: Option<f64>,
-    seed_base: u64,
-    device: Device,
-) -> Result<Vec<EpochLog>> {
-    let logq = item_logq(&data.label_freq);
-    let weights = item_weight.map(|w| mean_one(w, &data.seq.train.target));
-    // Freeze by name: a frozen variable gets no gradient, so Adam leaves it alone.
-    let vars = model.var_store().variables();
-    let mut frozen_vars = Vec::new();
-    for (name, t) in &vars {
-        if frozen.iter().any(|p| name.starts_with(p.as_str())) {
-            let mut t = t.shallow_clone();
-            let _ = t.requires_grad_(false);
-            frozen_vars.push(name.clone());
-        }
-    }
-    let mut opt = nn::Adam::default().build(model.var_store(), cfg.lr)?;
-    let weight = |n: &str| cfg.loss_weights.get(n).copied().unwrap_or(1.0);
-    let n = data.seq.train.len();
-    let mut logs = Vec::new();
-    // With a baseline (the validation metric of the starting point), the starting parameters
-    // are "epoch 0": kept when no epoch beats them.
-    let mut stopper = crate::trainer::EarlyStopping::new(cfg).with_baseline(model, baseline);
-    for epoch in 1..=epochs {
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut seed::rng(
-            seed_base,
-            &format!("retrieval/shuffle/epoch{epoch}"),
-        ));
-        let start = Instant::now();
-        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-        let mut total = 0.0;
-        let mut watch = crate::trainer::LossWatch::new(device, cfg.lr);
-        for idx in order.chunks(cfg.batch_size) {
-            let host = host_batch(&data.seq.train, idx, &logq, weights.as_deref())?;
-            let batch = DeviceBatch::from_host(&host, device)?;
-            let out = model.forward(&batch, true)?;
-            let losses = model.losses(&out, &batch)?;
-            let t = losses
-                .weighted_total(weight)
-                .ok_or_else(|| TrainError::Config {
-                    key: "model".into(),
-                    message: format!("model '{}' returned no loss terms", model.name()),
-                })?;
-            opt.zero_grad();
-            t.backward();
-            opt.step();
-            watch.observe(&t, &losses.0);
-            // This loop reads every term below anyway, so checking each step costs nothing more.
-            watch.check(epoch)?;
-            let rows = idx.len() as f64;
-            total += t.double_value(&[]) * rows;
-            for (name, l) in &losses.0 {
-                *sums.entry(name.clone()).or_default() += l.double_value(&[]) * rows;
-            }
-        }
-        let train_wall_s = start.elapsed().as_secs_f64();
-        let mut losses: BTreeMap<String, f64> = sums
-            .into_iter()
-            .map(|(k, v)| (k, v / n.max(1) as f64))
-            .collect();
-        let total = total / n.max(1) as f64;
-        losses.insert("total".into(), total);
-        let eval_start = Instant::now();
-        let valid = if data.seq.valid.is_empty() {
-            Metrics::new()
-        } else {
-            sampled_metrics(model, data, &data.seq.valid, cfg.eval_batch_size, device)?.0
-        };
-        let log = EpochLog {
-            epoch,
-            losses,
-            train_wall_s,
-            eval_wall_s: eval_start.elapsed().as_secs_f64(),
-            samples_per_s: n as f64 / train_wall_s.max(1e-9),
-            kept: false,
-            valid,
-        };
-        if cfg.progress {
-            let m = log
-                .valid
-                .get(&cfg.early_stopping_metric)
-                .map(|a| format!(" valid {} {a:.4}", cfg.early_stopping_metric))
-                .unwrap_or_default();
-            eprintln!(
-                "epoch {epoch}/{epochs}: loss {total:.4}{m}  ({train_wall_s:.1}s train, {:.0} samples/s)",
-                log.samples_per_s
-            );
-        }
-        let stop = stopper.observe(model, &log, cfg.progress)?;
-        logs.push(log);
-        if stop {
-            break;
-        }
-    }
-    stopper.finish(model, &mut logs);
-    for (name, t) in &vars {
-        if frozen_vars.contains(name) {
-            let mut t = t.shallow_clone();
-            let _ = t.requires_grad_(true);
-        }
-    }
-    Ok(logs)
 }
 
 /// Sampled evaluation: each case's target against its `eval_negatives` negatives (IDW §4.2).
@@ -637,6 +388,7 @@ pub fn train_retrieval(
     idw: Option<&IdwConfig>,
     seed_base: u64,
     device: Device,
+    journal: Option<&Journal>,
 ) -> Result<RetrievalLog> {
     let mut log = RetrievalLog::default();
     let static_w = match weighting {
@@ -648,16 +400,15 @@ pub fn train_retrieval(
             eprintln!("{m}");
         }
     };
-    let first = fit_retrieval(
+    let mut step = StandardStep::new(&cfg.loss_weights);
+    let first = fit(
         model,
-        data,
-        cfg,
-        cfg.epochs,
-        static_w.as_deref(),
-        &[],
-        None,
-        seed_base,
-        device,
+        &RetrievalTask::new(data).with_item_weights(static_w.as_deref()),
+        &mut step,
+        &Fit {
+            journal,
+            ..Fit::new("train", cfg, seed_base, device)
+        },
     )?;
     log.phases.push(("train".into(), first));
     let Some(idw) = idw else {
@@ -682,7 +433,7 @@ pub fn train_retrieval(
         let m = sampled_metrics(model, data, &data.seq.valid, cfg.eval_batch_size, device)?.0;
         Ok(m.get(&metric).copied())
     };
-    let mut best_state = watch(model)?.map(|v| (v, 0usize, crate::trainer::snapshot(model)));
+    let mut best_state = watch(model)?.map(|v| (v, 0usize, crate::fit::snapshot(model)));
     for t in 1..=idw.max_iterations {
         let reps = all_item_reprs(model, data.num_items, device)?;
         let (w_new, stats) =
@@ -709,29 +460,34 @@ pub fn train_retrieval(
         }
         w = w_new;
         let wv = Vec::<f32>::try_from(w.to_kind(Kind::Float).to_device(Device::Cpu))?;
-        let wake = fit_retrieval(
+        let wake_cfg = TrainConfig {
+            early_stopping_patience: 0,
+            ..cfg.clone()
+        };
+        let wake = fit(
             model,
-            data,
-            &TrainConfig {
-                early_stopping_patience: 0,
-                ..cfg.clone()
+            &RetrievalTask::new(data).with_item_weights(Some(&wv)),
+            &mut step,
+            &Fit {
+                epochs: idw.wake_epochs,
+                journal,
+                ..Fit::new(
+                    &format!("wake{t}"),
+                    &wake_cfg,
+                    seed::derive_seed(seed_base, &format!("idw/wake{t}")),
+                    device,
+                )
             },
-            idw.wake_epochs,
-            Some(&wv),
-            &[],
-            None,
-            seed::derive_seed(seed_base, &format!("idw/wake{t}")),
-            device,
         )?;
         log.phases.push((format!("wake{t}"), wake));
         if let (Some(v), Some((b, _, _))) = (watch(model)?, &best_state) {
-            if v > *b {
-                best_state = Some((v, t, crate::trainer::snapshot(model)));
+            if Direction::of_key(&metric).better(v, *b) {
+                best_state = Some((v, t, crate::fit::snapshot(model)));
             }
         }
     }
     if let Some((v, t, snap)) = best_state {
-        crate::trainer::restore(model, &snap);
+        crate::fit::restore(model, &snap);
         log.idw_selected = Some(t);
         say(&format!(
             "IDW: keeping iteration {t} (valid {metric} {v:.4})"
@@ -749,21 +505,22 @@ pub fn train_retrieval(
             });
         }
         say("IDW: user-tower calibration (item tower frozen, unweighted loss)");
-        let start = sampled_metrics(model, data, &data.seq.valid, cfg.eval_batch_size, device)?
-            .0
-            .get(&cfg.early_stopping_metric)
-            .copied()
-            .unwrap_or(f64::NEG_INFINITY);
-        let cal = fit_retrieval(
+        let cal = fit(
             model,
-            data,
-            cfg,
-            idw.calibration_epochs.unwrap_or(cfg.epochs),
-            None,
-            &frozen,
-            Some(start),
-            seed::derive_seed(seed_base, "idw/calibration"),
-            device,
+            &RetrievalTask::new(data),
+            &mut step,
+            &Fit {
+                epochs: idw.calibration_epochs.unwrap_or(cfg.epochs),
+                frozen,
+                keep_start: true,
+                journal,
+                ..Fit::new(
+                    "calibration",
+                    cfg,
+                    seed::derive_seed(seed_base, "idw/calibration"),
+                    device,
+                )
+            },
         )?;
         log.calibration_kept = Some(cal.iter().any(|e| e.kept));
         log.phases.push(("calibration".into(), cal));

@@ -14,6 +14,7 @@
 //! prior over the strata it has.
 
 use crate::error::{Result, TrainError};
+use crate::step::{LossWeights, StandardStep, StepOut, TrainStep};
 use longtail_core::{DeviceBatch, Model};
 use longtail_data::{CtrSamples, HostBatch};
 use serde::{Deserialize, Serialize};
@@ -233,55 +234,64 @@ pub fn stratified_order(samples: &CtrSamples, rng: &mut impl rand::Rng) -> Vec<u
     keyed.into_iter().map(|(_, _, i)| i).collect()
 }
 
-/// Backward pass of the aggregated gradient for one batch whose `weight` holds its plain row
-/// weights (1 on real rows), into the model's `.grad`s (not zeroed here). `Weighted`: one pass
-/// with `P(z)/n_z` weights; `PerStratum`: for each stratum present, the mean loss over its rows
-/// times `P(z)` (renormalised over the present strata), one backward each. Returns the total loss.
-pub fn aggregated_backward(
-    model: &dyn Model,
-    batch: &mut DeviceBatch,
-    host: &HostBatch,
-    prior: &[f64],
-    how: Aggregation,
-    weight_of: &dyn Fn(&str) -> f64,
-) -> Result<f64> {
-    let total_of = |model: &dyn Model, batch: &DeviceBatch| -> Result<tch::Tensor> {
-        let out = model.forward(batch, true)?;
-        model
-            .losses(&out, batch)?
-            .weighted_total(weight_of)
-            .ok_or_else(|| TrainError::Config {
-                key: "model".into(),
-                message: format!("model '{}' returned no loss terms", model.name()),
-            })
-    };
-    match how {
-        Aggregation::Weighted => {
-            let w = stratum_weights(host, prior);
-            batch.weight = tch::Tensor::from_slice(&w).to_device(batch.device());
-            let t = total_of(model, batch)?;
-            t.backward();
-            Ok(t.double_value(&[]))
-        }
-        Aggregation::PerStratum => {
-            let plain = batch.weight.shallow_clone();
-            let strata = prior.len();
-            let mut present = vec![false; strata];
-            for &g in &host.user_group[..host.valid] {
-                present[usize::from(g).min(strata - 1)] = true;
-            }
-            let mass: f64 = (0..strata).filter(|&g| present[g]).map(|g| prior[g]).sum();
-            let groups = batch.user_group.clamp_max((strata - 1) as i64);
-            let mut total = 0.0;
-            for g in (0..strata).filter(|&g| present[g] && prior[g] > 0.0) {
-                // The stratum's rows with weight 1 (a mean over them), the others 0.
-                batch.weight = &plain * groups.eq(g as i64).to_kind(Kind::Float);
-                let t = total_of(model, batch)? * (prior[g] / mass);
+/// PIN's aggregated gradient as a [`TrainStep`]: for a batch whose `weight` holds its plain row
+/// weights (1 on real rows), `Weighted` takes one backward pass with `P(z)/n_z` row weights;
+/// `PerStratum` one per stratum present, of the mean loss over its rows times `P(z)`
+/// (renormalised over the present strata). Both give `Σ_z P(z) ∇L_z`; the loss values stay on
+/// the device.
+pub struct AggregatedStep {
+    pub prior: Vec<f64>,
+    pub how: Aggregation,
+    pub weights: LossWeights,
+}
+
+impl TrainStep for AggregatedStep {
+    fn name(&self) -> &'static str {
+        "aggregated"
+    }
+
+    fn backward(
+        &mut self,
+        model: &dyn Model,
+        batch: &mut DeviceBatch,
+        host: &HostBatch,
+    ) -> Result<StepOut> {
+        let prior = &self.prior;
+        match self.how {
+            Aggregation::Weighted => {
+                let w = stratum_weights(host, prior);
+                batch.weight = tch::Tensor::from_slice(&w).to_device(batch.device());
+                let (t, _) = StandardStep::total(model, batch, &self.weights)?;
                 t.backward();
-                total += t.double_value(&[]);
+                Ok(StepOut {
+                    total: t.detach(),
+                    terms: Vec::new(),
+                })
             }
-            batch.weight = plain;
-            Ok(total)
+            Aggregation::PerStratum => {
+                let plain = batch.weight.shallow_clone();
+                let strata = prior.len();
+                let mut present = vec![false; strata];
+                for &g in &host.user_group[..host.valid] {
+                    present[usize::from(g).min(strata - 1)] = true;
+                }
+                let mass: f64 = (0..strata).filter(|&g| present[g]).map(|g| prior[g]).sum();
+                let groups = batch.user_group.clamp_max((strata - 1) as i64);
+                let mut total = tch::Tensor::zeros([], (Kind::Float, batch.device()));
+                for g in (0..strata).filter(|&g| present[g] && prior[g] > 0.0) {
+                    // The stratum's rows with weight 1 (a mean over them), the others 0.
+                    batch.weight = &plain * groups.eq(g as i64).to_kind(Kind::Float);
+                    let (t, _) = StandardStep::total(model, batch, &self.weights)?;
+                    let t = t * (prior[g] / mass);
+                    t.backward();
+                    total += t.detach();
+                }
+                batch.weight = plain;
+                Ok(StepOut {
+                    total,
+                    terms: Vec::new(),
+                })
+            }
         }
     }
 }

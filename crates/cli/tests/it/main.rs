@@ -5,6 +5,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod engine;
 mod fuzz_config;
 mod mfn;
 mod pin;
@@ -39,6 +40,23 @@ fn train_ok(dir: &Path, file: &str, cfg: &str, run: &str) -> Value {
     assert!(o.status.success(), "{}", stderr(&o));
     let path = dir.join("runs").join(run).join("run.json");
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The lines of a run folder's `epochs.jsonl` as `(phase, epoch line)`, checked to agree with
+/// the `(phase, epoch)` logs `want` of its `run.json` (losses and validation metrics equal).
+fn journal_matches(run_dir: &Path, want: &[(String, Value)]) {
+    let text = std::fs::read_to_string(run_dir.join("epochs.jsonl")).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), want.len(), "{text}");
+    for (line, (phase, log)) in lines.iter().zip(want) {
+        assert_eq!(line["phase"].as_str(), Some(phase.as_str()), "{line}");
+        for k in ["epoch", "losses", "valid", "train_wall_s", "samples_per_s"] {
+            assert_eq!(line[k], log[k], "{phase} {k}: {line} vs {log}");
+        }
+    }
 }
 
 /// A JSON array of numbers.

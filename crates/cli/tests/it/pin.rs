@@ -22,27 +22,20 @@ fn batch_gradient(
         host.user_group = (0..host.user_group.len()).map(f).collect();
     }
     let mut batch = longtail_core::DeviceBatch::from_host(&host, Device::Cpu).unwrap();
+    use longtail_train::TrainStep;
     let mut opt = longtail_core::tch::nn::Adam::default()
         .build(model.var_store(), 1e-3)
         .unwrap();
     opt.zero_grad();
-    match prior {
-        Some(p) => {
-            longtail_train::stratified::aggregated_backward(
-                model.as_ref(),
-                &mut batch,
-                &host,
-                p,
-                how,
-                &|_| 1.0,
-            )
-            .unwrap();
-        }
-        None => {
-            let out = model.forward(&batch, true).unwrap();
-            model.losses(&out, &batch).unwrap().0[0].1.backward();
-        }
-    }
+    let mut step: Box<dyn TrainStep> = match prior {
+        Some(p) => Box::new(longtail_train::stratified::AggregatedStep {
+            prior: p.to_vec(),
+            how,
+            weights: Default::default(),
+        }),
+        None => Box::new(longtail_train::StandardStep::default()),
+    };
+    step.backward(model.as_ref(), &mut batch, &host).unwrap();
     let mut vars: Vec<_> = model.var_store().variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let grads: Vec<Tensor> = vars.iter().map(|(_, t)| t.grad().flatten(0, -1)).collect();
@@ -128,7 +121,15 @@ fn pin_schedule_runs_from_a_config() {
         (p.iter().sum::<f64>() - 1.0).abs() < 1e-9 && p[0] > p[2] && p[1] == 0.0,
         "{p:?}"
     );
-    assert_eq!(run["epochs"].as_array().unwrap().len(), 3);
+    let epochs = run["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 3);
+    let phases = ["stage1", "stage1", "stage2"];
+    let logged: Vec<(String, Value)> = phases
+        .iter()
+        .zip(epochs)
+        .map(|(p, e)| (p.to_string(), e.clone()))
+        .collect();
+    super::journal_matches(&dir.path().join("runs/pin-tiny-pin-seed2"), &logged);
     let all = pin["train_samples"].as_u64().unwrap();
 
     let tail = cfg

@@ -47,11 +47,11 @@ fn twotower(data: &longtail_train::retrieval::RetrievalData) -> Box<dyn longtail
 /// bit-identical afterwards, and the user tower did move.
 #[test]
 fn calibration_leaves_the_item_tower_unchanged() {
-    use longtail_train::retrieval::fit_retrieval;
     let data = tiny_retrieval_data();
     let mut model = twotower(&data);
     let frozen = model.item_tower_prefixes();
     assert_eq!(frozen, vec!["item_tower".to_string()]);
+    let frozen = frozen.clone();
     let copy = |m: &dyn longtail_core::Model| -> Vec<(String, longtail_core::tch::Tensor)> {
         let mut v: Vec<_> = m
             .var_store()
@@ -70,16 +70,14 @@ fn calibration_leaves_the_item_tower_unchanged() {
         progress: false,
         ..Default::default()
     };
-    let logs = fit_retrieval(
+    let logs = longtail_train::fit(
         model.as_mut(),
-        &data,
-        &cfg,
-        2,
-        None,
-        &frozen,
-        None,
-        1,
-        longtail_core::tch::Device::Cpu,
+        &longtail_train::RetrievalTask::new(&data),
+        &mut longtail_train::StandardStep::default(),
+        &longtail_train::Fit {
+            frozen,
+            ..longtail_train::Fit::new("calibration", &cfg, 1, longtail_core::tch::Device::Cpu)
+        },
     )
     .unwrap();
     assert_eq!(logs.len(), 2);
@@ -172,6 +170,20 @@ max_iterations = 2
         .collect();
     assert_eq!(phases.first(), Some(&"train"));
     assert_eq!(phases.last(), Some(&"calibration"));
+    // epochs.jsonl has every phase's epochs, in order, as run.json records them.
+    let logged: Vec<(String, Value)> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            let name = p[0].as_str().unwrap().to_string();
+            p[1].as_array()
+                .unwrap()
+                .iter()
+                .map(move |e| (name.clone(), e.clone()))
+        })
+        .collect();
+    super::journal_matches(&dir.path().join("runs/idw-tiny-twotower-seed5"), &logged);
     let m = &run["metrics"];
     for k in [
         "hr@20",

@@ -225,7 +225,6 @@ fn broken_twin_inputs_are_clear_errors() {
 #[test]
 #[ignore]
 fn twin_variants_match_longtail_losses() {
-    use tch::nn::OptimizerConfig;
     if !python_imports("torch") || !python_imports("safetensors") {
         eprintln!("note: skipping the twin variants: the torch venv's python is not on PATH");
         return;
@@ -298,9 +297,7 @@ fn twin_variants_match_longtail_losses() {
         if plugins {
             bench.model.set_phase("plugins").unwrap();
         }
-        bench.opt = tch::nn::Adam::default()
-            .build(bench.model.var_store(), bench.shape.lr)
-            .unwrap();
+        bench.opt = longtail_train::Optimizer::adam(bench.model.as_ref(), bench.shape.lr).unwrap();
         let dir = tmp.path().join(format!("{i}-{name}"));
         write_twin_inputs(&bench, &registry, &dir, REFERENCE_STEPS)
             .unwrap_or_else(|e| panic!("{name} {extra:?}: {e}"));

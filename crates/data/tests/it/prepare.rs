@@ -327,7 +327,7 @@ fn prefetched_and_streamed_batches_equal_the_plain_ones() {
         .map(|b| plain.batch(b).unwrap())
         .collect();
     let mut got = Vec::new();
-    prefetch_batches(&plain, 4, |b| -> Result<(), String> {
+    prefetch_batches(&plain, 4, |b| -> Result<(), longtail_data::DataError> {
         got.push(b);
         Ok(())
     })
@@ -338,12 +338,15 @@ fn prefetched_and_streamed_batches_equal_the_plain_ones() {
     let e = prefetch_batches(&plain, 2, |_| {
         seen += 1;
         if seen == 3 {
-            Err("stop")
+            Err(longtail_data::DataError::Invalid("stop".into()))
         } else {
             Ok(())
         }
     });
-    assert_eq!((e, seen), (Err("stop"), 3));
+    assert_eq!(
+        (e.map_err(|e| e.to_string()), seen),
+        (Err("stop".into()), 3)
+    );
 
     // Streaming the file in order gives the unshuffled batches.
     let ordered = BatchIter::new(&d.train, &d.sequences, 7, 5, None, None);

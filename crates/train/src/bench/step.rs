@@ -12,8 +12,7 @@ use longtail_data::{
     build_ctr_dataset, generate, BatchIter, FeatureMap, HostBatch, SequenceConfig, SynthConfig,
 };
 use std::time::Instant;
-use tch::nn::OptimizerConfig;
-use tch::{nn, Device, Tensor};
+use tch::{Device, Tensor};
 
 /// The shapes of a step benchmark.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -56,7 +55,9 @@ pub struct StepBench {
     pub task: Task,
     pub hosts: Vec<HostBatch>,
     pub batches: Vec<DeviceBatch>,
-    pub opt: nn::Optimizer,
+    pub opt: crate::step::Optimizer,
+    /// The step every run takes ([`crate::step::StandardStep`], unit loss weights).
+    pub standard: crate::step::StandardStep,
     pub params: toml::Table,
     /// The feature map the model was built on (a benchmark twin rebuilds it from this).
     pub feature_map: FeatureMap,
@@ -145,10 +146,69 @@ impl StepBench {
                             .collect();
                         crate::retrieval::host_batch(&rd.seq.train, &idx, &logq, None)
                     })
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
                 (m, hosts, rd.feature_map.clone())
             }
         };
+        Self::from_hosts(model, task, hosts, params, feature_map, shape, device)
+    }
+
+    /// One whole training epoch of a retrieval model on `rd`: the batches of epoch 1 of a run
+    /// with seed `seed` ([`crate::task::RetrievalTask`]: every training sample once, shuffled,
+    /// `batch_size` rows per batch, the last one shorter), so [`StepBench::time`] with
+    /// `hosts.len()` steps times an epoch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn retrieval_epoch(
+        registry: &Registry,
+        model: &str,
+        model_params: &toml::Table,
+        rd: &crate::retrieval::RetrievalData,
+        batch_size: usize,
+        lr: f64,
+        device: Device,
+        seed: u64,
+    ) -> Result<Self> {
+        longtail_core::seed::seed_everything(seed);
+        let ctx = BuildContext::new(&rd.feature_map, model_params, device);
+        let m = registry.build(model, &ctx)?;
+        if m.task() != Task::Retrieval {
+            return Err(TrainError::Config {
+                key: "bench".into(),
+                message: format!("'{model}' is not a retrieval model"),
+            });
+        }
+        use crate::task::Task as _;
+        let task = crate::task::RetrievalTask::new(rd);
+        let source = task.train_batches(1, batch_size, seed)?;
+        let hosts = (0..source.num_batches())
+            .map(|b| source.build(b))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let shape = StepShape {
+            batch_size,
+            hist_len: rd.seq.max_len,
+            lr,
+            batches: hosts.len(),
+        };
+        Self::from_hosts(
+            m,
+            Task::Retrieval,
+            hosts,
+            model_params.clone(),
+            rd.feature_map.clone(),
+            &shape,
+            device,
+        )
+    }
+
+    fn from_hosts(
+        model: Box<dyn Model>,
+        task: Task,
+        hosts: Vec<HostBatch>,
+        params: toml::Table,
+        feature_map: FeatureMap,
+        shape: &StepShape,
+        device: Device,
+    ) -> Result<Self> {
         if hosts.is_empty() {
             return Err(TrainError::Config {
                 key: "bench".into(),
@@ -159,13 +219,14 @@ impl StepBench {
             .iter()
             .map(|h| DeviceBatch::from_host(h, device))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let opt = nn::Adam::default().build(model.var_store(), shape.lr)?;
+        let opt = crate::step::Optimizer::adam(model.as_ref(), shape.lr)?;
         Ok(Self {
             model,
             task,
             hosts,
             batches,
             opt,
+            standard: crate::step::StandardStep::default(),
             params,
             feature_map,
             shape: shape.clone(),
@@ -190,21 +251,15 @@ impl StepBench {
     }
 
     fn step_inner(&mut self) -> Result<Tensor> {
-        let b = &self.batches[self.next % self.batches.len()];
+        let i = self.next % self.batches.len();
         self.next += 1;
-        let out = self.model.forward(b, true)?;
-        let total = self
-            .model
-            .losses(&out, b)?
-            .weighted_total(|_| 1.0)
-            .ok_or_else(|| TrainError::Config {
-                key: "model".into(),
-                message: format!("model '{}' returned no loss terms", self.model.name()),
-            })?;
-        self.opt.zero_grad();
-        total.backward();
-        self.opt.step();
-        Ok(total)
+        let out = self.opt.update(
+            &mut self.standard,
+            self.model.as_ref(),
+            &mut self.batches[i],
+            &self.hosts[i],
+        )?;
+        Ok(out.total)
     }
 
     /// Steps taken so far (0: the model still holds its initial parameters).

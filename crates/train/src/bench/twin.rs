@@ -34,7 +34,7 @@
 
 use super::step::StepBench;
 use crate::error::{Result, TrainError};
-use longtail_core::{BuildContext, DeviceBatch, Losses, Model, Registry, Task};
+use longtail_core::{BuildContext, DeviceBatch, Registry, Task};
 use longtail_data::{atomic, DataError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -45,7 +45,6 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 /// The twin's description of the model and the step.
@@ -189,26 +188,6 @@ pub fn batch_fields(b: &DeviceBatch) -> Vec<(&'static str, &Tensor)> {
     v
 }
 
-/// One step of `model` exactly as [`StepBench::step`] does it; returns the losses.
-fn reference_step(
-    model: &dyn Model,
-    opt: &mut nn::Optimizer,
-    b: &DeviceBatch,
-) -> Result<(Tensor, Losses)> {
-    let out = model.forward(b, true)?;
-    let losses = model.losses(&out, b)?;
-    let total = losses
-        .weighted_total(|_| 1.0)
-        .ok_or_else(|| TrainError::Config {
-            key: "model".into(),
-            message: format!("model '{}' returned no loss terms", model.name()),
-        })?;
-    opt.zero_grad();
-    total.backward();
-    opt.step();
-    Ok((total, losses))
-}
-
 /// longtail's first `steps` losses from the bench's initial parameters, on a rebuilt copy of the
 /// model (same feature map, params and device; variables copied from the bench, `requires_grad`
 /// too) with a fresh Adam, the global generator seeded with [`RNG_SEED`]. The bench is not
@@ -230,18 +209,21 @@ pub fn reference_losses(
             }
         }
     }
-    let mut opt = nn::Adam::default().build(copy.var_store(), bench.shape.lr)?;
+    // The same step as the bench's and every run's.
+    let mut opt = crate::step::Optimizer::adam(copy.as_ref(), bench.shape.lr)?;
+    let mut step = crate::step::StandardStep::default();
     tch::manual_seed(RNG_SEED);
     let mut out = Vec::with_capacity(steps);
     for k in 0..steps {
-        let b = &bench.batches[k % bench.batches.len()];
-        let (total, losses) = reference_step(copy.as_ref(), &mut opt, b)?;
-        let terms = losses
-            .0
+        let i = k % bench.batches.len();
+        let mut b = DeviceBatch::from_host(&bench.hosts[i], bench.device)?;
+        let s = opt.update(&mut step, copy.as_ref(), &mut b, &bench.hosts[i])?;
+        let terms = s
+            .terms
             .iter()
             .map(|(n, t)| (n.clone(), t.double_value(&[])))
             .collect();
-        out.push((total.double_value(&[]), terms));
+        out.push((s.total.double_value(&[]), terms));
     }
     Ok(out)
 }

@@ -1,0 +1,198 @@
+//! Host-side data of a retrieval run (IDW, Saket et al. §4): next-item sequence samples with
+//! their item frequencies, head/tail item groups and seen sets ([`RetrievalData`]), and the
+//! training batches of an epoch ([`SeqBatches`]), built on any thread ahead of the step. No
+//! tensors here: the training crate turns these into device batches.
+
+use crate::batch::{BatchSource, HostBatch};
+use crate::error::Result;
+use crate::{FeatureMap, SeqDataset, SeqSamples};
+use rand::seq::SliceRandom;
+
+/// A sequence dataset with what training and evaluation need.
+pub struct RetrievalData {
+    pub feature_map: FeatureMap,
+    pub seq: SeqDataset,
+    /// Item vocabulary size (padding included).
+    pub num_items: usize,
+    /// Training-label count per item (the batches' sampling frequency, for logQ and weights).
+    pub label_freq: Vec<u64>,
+    /// Item group per item: 1 = head (the most frequent `head_share` of items by training
+    /// interactions), 0 = tail.
+    pub item_group: Vec<u8>,
+    /// Every item each user interacted with (excluded from full-catalogue ranking except the
+    /// target), sorted.
+    pub seen: Vec<Vec<u32>>,
+    /// Ground-truth cluster per item (synthetic data).
+    pub item_cluster: Option<Vec<u32>>,
+    /// Synthetic data: 1 when the item's cluster is a head cluster (the most frequent
+    /// `head_share` of clusters by training interactions, at least one), else 0.
+    pub cluster_group: Option<Vec<u8>>,
+}
+
+impl RetrievalData {
+    /// Builds item frequencies, groups and seen sets from the positives and the sequences.
+    pub fn new(
+        dataset: &str,
+        positives: &crate::UserSequences,
+        seq: SeqDataset,
+        num_items: usize,
+        head_share: f64,
+        item_cluster: Option<Vec<u32>>,
+    ) -> Self {
+        let mut label_freq = vec![0u64; num_items];
+        for &t in &seq.train.target {
+            label_freq[t as usize] += 1;
+        }
+        // Head items by training interactions: each user's items but the last two (valid, test).
+        let mut freq = vec![0u64; num_items];
+        let num_users = positives.offsets.len().saturating_sub(1);
+        let mut seen = Vec::with_capacity(num_users);
+        for u in 0..num_users {
+            let s = positives.seq(u as u32);
+            for &i in &s[..s.len().saturating_sub(2)] {
+                freq[i as usize] += 1;
+            }
+            let mut v = s.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            seen.push(v);
+        }
+        let mut order: Vec<usize> = (1..num_items).collect();
+        order.sort_by(|&a, &b| freq[b].cmp(&freq[a]).then(a.cmp(&b)));
+        let heads = ((num_items - 1) as f64 * head_share).round() as usize;
+        let mut item_group = vec![0u8; num_items];
+        for &i in order.iter().take(heads) {
+            item_group[i] = 1;
+        }
+        let feature_map = FeatureMap::standard(dataset, num_users, num_items, seq.max_len);
+        let cluster_group = item_cluster.as_ref().map(|c| {
+            let k = c.iter().copied().max().unwrap_or(0) as usize + 1;
+            let mut cf = vec![0u64; k];
+            for (i, &f) in freq.iter().enumerate().skip(1) {
+                cf[c[i] as usize] += f;
+            }
+            let mut order: Vec<usize> = (0..k).filter(|&j| cf[j] > 0).collect();
+            order.sort_by(|&a, &b| cf[b].cmp(&cf[a]).then(a.cmp(&b)));
+            let heads = ((order.len() as f64 * head_share).round() as usize).max(1);
+            let head: Vec<usize> = order.into_iter().take(heads).collect();
+            c.iter()
+                .map(|&x| u8::from(head.contains(&(x as usize))))
+                .collect()
+        });
+        Self {
+            feature_map,
+            seq,
+            num_items,
+            label_freq,
+            item_group,
+            seen,
+            item_cluster,
+            cluster_group,
+        }
+    }
+}
+
+/// The real history of row `i` (left padding dropped), as i64 ids.
+fn real_history(s: &SeqSamples, i: usize) -> Vec<i64> {
+    s.hist_row(i)
+        .iter()
+        .filter(|&&x| x != 0)
+        .map(|&x| i64::from(x))
+        .collect()
+}
+
+/// Host batch of rows `idx` of `s`: target as `item`, label 1, `weight = item_weight[target]`
+/// (1 without weights), `item_logq` of the target.
+pub fn host_batch(
+    s: &SeqSamples,
+    idx: &[usize],
+    logq: &[f32],
+    item_weight: Option<&[f32]>,
+) -> Result<HostBatch> {
+    let user: Vec<i64> = idx.iter().map(|&i| i64::from(s.user[i])).collect();
+    let item: Vec<i64> = idx.iter().map(|&i| i64::from(s.target[i])).collect();
+    let hist: Vec<Vec<i64>> = idx.iter().map(|&i| real_history(s, i)).collect();
+    let mut h = HostBatch::from_dense(user, item, vec![1.0; idx.len()], &hist)?;
+    h.item_logq = idx.iter().map(|&i| logq[s.target[i] as usize]).collect();
+    if let Some(w) = item_weight {
+        h.weight = idx.iter().map(|&i| w[s.target[i] as usize]).collect();
+    }
+    Ok(h)
+}
+
+/// Scales weights so their mean over the training labels is 1 (the loss keeps eq. 3's scale
+/// for the batch normalisation to work on); unseen items keep their value.
+pub fn mean_one(w: &[f32], labels: &[u32]) -> Vec<f32> {
+    let mean = labels
+        .iter()
+        .map(|&t| f64::from(w[t as usize]))
+        .sum::<f64>()
+        / labels.len().max(1) as f64;
+    if mean <= 0.0 || !mean.is_finite() {
+        return w.to_vec();
+    }
+    w.iter().map(|&x| (f64::from(x) / mean) as f32).collect()
+}
+
+/// Frequency-balance weights (eq. 5): `1 / n_y` for training labels, 0 elsewhere.
+pub fn frequency_weights(label_freq: &[u64]) -> Vec<f32> {
+    label_freq
+        .iter()
+        .map(|&n| if n > 0 { 1.0 / n as f32 } else { 0.0 })
+        .collect()
+}
+
+/// The training batches of one retrieval epoch: every sample of `samples` once, in `order`,
+/// `batch_size` rows per batch with a shorter last one (in-batch negatives make a padded row a
+/// negative of every other row, so the last batch is not padded), the target's log-frequency as
+/// `item_logq`, and optional per-item loss weights as row weights.
+pub struct SeqBatches<'a> {
+    samples: &'a SeqSamples,
+    order: Vec<usize>,
+    batch_size: usize,
+    logq: &'a [f32],
+    item_weight: Option<&'a [f32]>,
+}
+
+impl<'a> SeqBatches<'a> {
+    /// Batches over `samples` in a permutation drawn from `rng` (the epoch's stream).
+    pub fn shuffled(
+        samples: &'a SeqSamples,
+        batch_size: usize,
+        logq: &'a [f32],
+        rng: &mut impl rand::Rng,
+    ) -> Self {
+        let mut order: Vec<usize> = (0..samples.len()).collect();
+        order.shuffle(rng);
+        Self {
+            samples,
+            order,
+            batch_size: batch_size.max(1),
+            logq,
+            item_weight: None,
+        }
+    }
+
+    /// Weighs every row by `w[target]` (scale them first, e.g. with [`mean_one`]).
+    pub fn with_item_weights(mut self, w: Option<&'a [f32]>) -> Self {
+        self.item_weight = w;
+        self
+    }
+}
+
+impl BatchSource for SeqBatches<'_> {
+    fn num_batches(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size)
+    }
+
+    fn build(&self, b: usize) -> Result<HostBatch> {
+        let start = (b * self.batch_size).min(self.order.len());
+        let end = (start + self.batch_size).min(self.order.len());
+        host_batch(
+            self.samples,
+            &self.order[start..end],
+            self.logq,
+            self.item_weight,
+        )
+    }
+}
