@@ -40,12 +40,36 @@ pub fn parse_table<T: DeserializeOwned>(model: &str, table: &toml::Table) -> Res
                 .or_else(|| message.split('`').nth(1))
                 .unwrap_or("<params>")
                 .to_string();
+            // The error names the key itself, so toml's last line ("in `key`") is dropped and
+            // the rest joined into one line (a word that is not one of a choice's variants:
+            // "unknown variant `x`, expected one of `a`, `b`, `c`").
+            let message = match message.rsplit_once('\n') {
+                Some((head, last)) if last.trim() == format!("in `{key}`") => head,
+                _ => message.as_str(),
+            };
+            let message = message
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
             CoreError::Params {
                 model: model.to_string(),
                 key,
                 message,
             }
         })
+}
+
+/// The config spelling of a choice-valued param (a unit enum variant with
+/// `#[serde(rename_all = ...)]`), as its `Serialize` writes it: `word(&Backbone::Gru4Rec)` is
+/// `"gru4rec"`. Anything that is not a word comes back as its TOML text.
+pub fn word<T: serde::Serialize>(v: &T) -> String {
+    match toml::Value::try_from(v) {
+        Ok(toml::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(e) => format!("<{e}>"),
+    }
 }
 
 /// Range checks that name the model and key: `check.dim("embedding_dim", p.embedding_dim)?`.
@@ -119,7 +143,8 @@ impl Check<'_> {
         }
     }
 
-    /// One of a fixed set of words.
+    /// One of a fixed set of words. (A params field with a fixed set of words is better a
+    /// serde enum: parsing then rejects any other word, naming the key and the variants.)
     pub fn one_of(&self, key: &str, v: &str, allowed: &[&str]) -> Result<()> {
         if allowed.contains(&v) {
             Ok(())
@@ -198,8 +223,72 @@ mod tests {
         }
         let t: toml::Table = toml::from_str("loss = 3").unwrap();
         match parse_table::<Q>("m", &t).unwrap_err() {
-            CoreError::Params { key, message, .. } => assert_eq!(key, "loss", "{message}"),
+            CoreError::Params { key, message, .. } => {
+                assert_eq!(key, "loss", "{message}");
+                assert!(!message.contains('\n'), "{message}");
+            }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Pooling {
+        Sum,
+        MeanOfAll,
+        #[serde(rename = "qmargin")]
+        QMargin,
+    }
+
+    #[derive(Debug, Deserialize, serde::Serialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct C {
+        pooling: Pooling,
+    }
+
+    impl Default for C {
+        fn default() -> Self {
+            Self {
+                pooling: Pooling::Sum,
+            }
+        }
+    }
+
+    /// A choice-valued field is a serde enum: a word outside it is one line naming the key and
+    /// every variant; the words parse and serialize as written.
+    #[test]
+    fn choices_name_the_key_and_the_variants() {
+        for bad in ["pooling = \"avg\"", "pooling = \"\"", "pooling = \"Sum\""] {
+            let t: toml::Table = toml::from_str(bad).unwrap();
+            let err = parse_table::<C>("m", &t).unwrap_err();
+            let shown = err.to_string();
+            match err {
+                CoreError::Params { key, message, .. } => {
+                    assert_eq!(key, "pooling", "{bad}: {message}");
+                    assert!(
+                        message.contains("expected one of `sum`, `mean_of_all`, `qmargin`"),
+                        "{bad}: {message}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(!shown.contains('\n'), "{shown}");
+            assert!(
+                shown.starts_with("model 'm': config key 'pooling': "),
+                "{shown}"
+            );
+        }
+        for (text, want) in [
+            ("sum", Pooling::Sum),
+            ("mean_of_all", Pooling::MeanOfAll),
+            ("qmargin", Pooling::QMargin),
+        ] {
+            let t: toml::Table = toml::from_str(&format!("pooling = \"{text}\"")).unwrap();
+            let c: C = parse_table("m", &t).unwrap();
+            assert_eq!(c.pooling, want);
+            assert_eq!(word(&want), text);
+            assert_eq!(toml::Table::try_from(&c).unwrap(), t);
+        }
+        assert_eq!(word(&3), "3");
     }
 }

@@ -12,8 +12,9 @@
 //!
 //! [`ModelParams::validate`]: longtail_core::ModelParams::validate
 
+use longtail_core::data::FeatureSpec;
 use longtail_core::params::MAX_DIM;
-use longtail_core::{Check, Result};
+use longtail_core::{Check, CoreError, Result};
 
 /// Upper bound of `embedding_std`.
 pub(crate) const MAX_STD: f64 = 10.0;
@@ -59,6 +60,36 @@ pub(crate) fn heads(c: &Check, heads: i64, dim: i64, dim_key: &str) -> Result<()
     Ok(())
 }
 
+/// A transformer encoder's `layers` in `[1, MAX_LAYERS]`, `heads` dividing `embedding_dim`
+/// (`dim`) and the optional feed-forward width `ffn_dim`.
+pub(crate) fn encoder(
+    c: &Check,
+    layers: i64,
+    heads: i64,
+    dim: i64,
+    ffn_dim: Option<i64>,
+) -> Result<()> {
+    c.int("layers", layers, 1, MAX_LAYERS)?;
+    self::heads(c, heads, dim, "embedding_dim")?;
+    c.opt_dim("ffn_dim", ffn_dim)
+}
+
+/// The `why` of [`hist_max_len`] for a model with learned position embeddings.
+pub(crate) const POSITIONS: &str = "the position embeddings need one";
+
+/// The `max_len` of the feature map's `hist` (`spec`), which a model with per-position
+/// parameters needs positive; otherwise an error of `model` saying `why` (a build-time check:
+/// it needs the data).
+pub(crate) fn hist_max_len(spec: &FeatureSpec, model: &str, why: &str) -> Result<i64> {
+    match spec.max_len {
+        Some(n) if n > 0 => Ok(n as i64),
+        other => Err(CoreError::Model {
+            model: model.to_string(),
+            message: format!("feature 'hist' needs a positive max_len ({why}), got {other:?}"),
+        }),
+    }
+}
+
 /// A `usize` count in `[min, max]` (values above `i64::MAX` read as out of range).
 pub(crate) fn count(c: &Check, key: &str, v: usize, min: i64, max: i64) -> Result<()> {
     c.int(key, i64::try_from(v).unwrap_or(i64::MAX), min, max)
@@ -98,5 +129,23 @@ mod tests {
         assert_eq!(key(count(&c, "steps", usize::MAX, 1, 10)), "steps");
         assert_eq!(key(count(&c, "steps", 0, 1, 10)), "steps");
         assert!(count(&c, "steps", 10, 1, 10).is_ok());
+        // A transformer encoder's three numbers, each under its own key.
+        assert!(encoder(&c, 2, 4, 16, None).is_ok());
+        assert_eq!(key(encoder(&c, 0, 4, 16, None)), "layers");
+        assert_eq!(key(encoder(&c, MAX_LAYERS + 1, 4, 16, None)), "layers");
+        assert_eq!(key(encoder(&c, 2, 3, 16, None)), "heads");
+        assert_eq!(key(encoder(&c, 2, 4, 16, Some(0))), "ffn_dim");
+    }
+
+    #[test]
+    fn hist_needs_a_positive_length() {
+        let fm = longtail_core::data::FeatureMap::standard("d", 3, 5, 4);
+        let mut hist = fm.get("hist").unwrap().clone();
+        assert_eq!(hist_max_len(&hist, "m", POSITIONS).unwrap(), 4);
+        for len in [None, Some(0)] {
+            hist.max_len = len;
+            let err = hist_max_len(&hist, "m", POSITIONS).unwrap_err().to_string();
+            assert!(err.contains("'hist'") && err.contains(POSITIONS), "{err}");
+        }
     }
 }

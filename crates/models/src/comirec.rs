@@ -43,8 +43,7 @@ use longtail_core::layers::{self, Mlp};
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, CoreError, CtrLogits, DeviceBatch, Model, ModelParams, Registry,
-    Result,
+    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -69,7 +68,7 @@ pub struct ComiRecDrParams {
     /// Detach the routing predictions in every round but the last (the authors' code) [true].
     pub stop_gradient: bool,
     /// How the K interests meet the target: `"argmax"` (paper) or `"softmax"`.
-    pub aggregation: String,
+    pub aggregation: Aggregation,
     pub hidden: Vec<i64>,
     pub dropout: f64,
     /// Include a user-id embedding in the MLP input.
@@ -84,7 +83,7 @@ impl Default for ComiRecDrParams {
             interests: 4,
             routing_iters: 3,
             stop_gradient: true,
-            aggregation: "argmax".into(),
+            aggregation: Aggregation::Argmax,
             hidden: vec![256, 128, 32],
             dropout: 0.0,
             user_embedding: true,
@@ -107,7 +106,7 @@ pub struct ComiRecSaParams {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention_hidden: Option<i64>,
     /// How the K interests meet the target: `"argmax"` (paper) or `"softmax"`.
-    pub aggregation: String,
+    pub aggregation: Aggregation,
     pub hidden: Vec<i64>,
     pub dropout: f64,
     /// Include a user-id embedding in the MLP input.
@@ -121,7 +120,7 @@ impl Default for ComiRecSaParams {
             embedding_std: 0.01,
             interests: 4,
             attention_hidden: None,
-            aggregation: "argmax".into(),
+            aggregation: Aggregation::Argmax,
             hidden: vec![256, 128, 32],
             dropout: 0.0,
             user_embedding: true,
@@ -129,8 +128,10 @@ impl Default for ComiRecSaParams {
     }
 }
 
-/// How the K interest vectors are combined against the target item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the K interest vectors are combined against the target item (`aggregation`: `"argmax"`
+/// or `"softmax"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Aggregation {
     /// The interest with the largest inner product with the target (hard, one-hot).
     Argmax,
@@ -142,27 +143,13 @@ pub enum Aggregation {
 /// 4 GiB).
 pub const MAX_ROUTING_WEIGHTS: i64 = 1 << 30;
 
-/// The `aggregation` values (see [`Aggregation`]).
-const AGGREGATIONS: [&str; 2] = ["argmax", "softmax"];
-
-impl Aggregation {
-    /// The variant of a validated `aggregation` value.
-    fn from_param(v: &str) -> Self {
-        if v == "softmax" {
-            Aggregation::Softmax
-        } else {
-            Aggregation::Argmax
-        }
-    }
-}
-
 /// The fields both variants share, checked by [`Common::validate`].
 struct Common<'a> {
     model: &'static str,
     embedding_dim: i64,
     embedding_std: f64,
     interests: i64,
-    aggregation: &'a str,
+    aggregation: Aggregation,
     hidden: &'a [i64],
     dropout: f64,
     user_embedding: bool,
@@ -172,7 +159,6 @@ impl Common<'_> {
     fn validate(&self, c: &Check) -> Result<()> {
         checks::embedding(c, self.embedding_dim, self.embedding_std)?;
         checks::interests(c, self.interests)?;
-        c.one_of("aggregation", self.aggregation, &AGGREGATIONS)?;
         checks::tower(c, self.hidden, self.dropout)
     }
 }
@@ -184,7 +170,7 @@ impl ComiRecDrParams {
             embedding_dim: self.embedding_dim,
             embedding_std: self.embedding_std,
             interests: self.interests,
-            aggregation: &self.aggregation,
+            aggregation: self.aggregation,
             hidden: &self.hidden,
             dropout: self.dropout,
             user_embedding: self.user_embedding,
@@ -214,7 +200,7 @@ impl ComiRecSaParams {
             embedding_dim: self.embedding_dim,
             embedding_std: self.embedding_std,
             interests: self.interests,
-            aggregation: &self.aggregation,
+            aggregation: self.aggregation,
             hidden: &self.hidden,
             dropout: self.dropout,
             user_embedding: self.user_embedding,
@@ -271,21 +257,13 @@ impl ComiRec {
     ) -> Result<Self> {
         let name = c.model;
         let d = c.embedding_dim;
-        let aggregation = Aggregation::from_param(c.aggregation);
         let fm = ctx.feature_map;
         let items = fm.require("item", name)?.vocab as i64;
-        let max_len = match fm.require("hist", name)?.max_len {
-            Some(n) if n > 0 => n as i64,
-            other => {
-                return Err(CoreError::Model {
-                    model: name.to_string(),
-                    message: format!(
-                        "feature 'hist' needs a positive max_len (parameters are per \
-                         position), got {other:?}"
-                    ),
-                })
-            }
-        };
+        let max_len = checks::hist_max_len(
+            fm.require("hist", name)?,
+            name,
+            "parameters are per position",
+        )?;
         let vs = nn::VarStore::new(ctx.device);
         let root = vs.root();
         let cfg = layers::id_embedding_config(c.embedding_std);
@@ -307,7 +285,7 @@ impl ComiRec {
             extractor,
             interests: c.interests,
             max_len,
-            aggregation,
+            aggregation: c.aggregation,
             mlp,
         })
     }

@@ -63,7 +63,8 @@ pub const NAME: &str = "mfn";
 /// number of attributes`, checked here when `attributes` is given and when built otherwise),
 /// `center_lr` in `(0, 100]`, `center_steps` in `[1, 10^7]`, `center_window` in `[1, 10^5]`,
 /// `center_tol` in `[0, 100]`, `embedding_std` in `(0, 10]`, `dropout` in `[0, 1)`, and the
-/// words of `fixed_embeddings`, `centers`, `center_optimizer` and `similarity_pooling`.
+/// words of `fixed_embeddings`, `centers`, `center_optimizer` and `similarity_pooling` (enums:
+/// parsing refuses any other word, naming the key and the words it takes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MfnParams {
@@ -75,18 +76,20 @@ pub struct MfnParams {
     /// Number of interest centers K.
     pub interests: i64,
     /// `stage1` (from `[pretrain]`) or `random` (frozen random table).
-    pub fixed_embeddings: String,
-    /// The stage-1 tensor holding the item embeddings.
+    pub fixed_embeddings: FixedEmbeddings,
+    /// The stage-1 tensor holding the item embeddings (any tensor name of the stage-1
+    /// checkpoint, checked when built).
     pub fixed_tensor: String,
     /// `pretrained` (Algorithm 1) or `random` (the w/o-pretrain ablation).
-    pub centers: String,
-    pub center_optimizer: String,
+    pub centers: Centers,
+    /// `adam` or `sgd` (Algorithm 1's plain step).
+    pub center_optimizer: CenterOptimizer,
     pub center_lr: f64,
     pub center_steps: usize,
     pub center_window: usize,
     pub center_tol: f64,
     /// `sum` (eq. 5 as written) or `mean`.
-    pub similarity_pooling: String,
+    pub similarity_pooling: SimilarityPooling,
     /// Combination interests (eqs. 6-7); false = the w/o-combination ablation.
     pub combination: bool,
     pub heads: i64,
@@ -105,15 +108,15 @@ impl Default for MfnParams {
             embedding_std: 0.01,
             attributes: None,
             interests: 4,
-            fixed_embeddings: "stage1".into(),
+            fixed_embeddings: FixedEmbeddings::Stage1,
             fixed_tensor: "item.weight".into(),
-            centers: "pretrained".into(),
-            center_optimizer: "adam".into(),
+            centers: Centers::Pretrained,
+            center_optimizer: CenterOptimizer::Adam,
             center_lr: 0.1,
             center_steps: 2000,
             center_window: 20,
             center_tol: 1e-4,
-            similarity_pooling: "sum".into(),
+            similarity_pooling: SimilarityPooling::Sum,
             combination: true,
             heads: 2,
             combination_hidden: 16,
@@ -123,6 +126,47 @@ impl Default for MfnParams {
             user_embedding: true,
         }
     }
+}
+
+/// Where the fixed behavior embeddings E come from (`fixed_embeddings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixedEmbeddings {
+    /// `"stage1"`: the `[pretrain]` model's `fixed_tensor` (the paper's vanilla CTR model).
+    #[serde(rename = "stage1")]
+    Stage1,
+    /// `"random"`: a frozen N(0, `embedding_std`) table (benchmarks without a stage 1).
+    Random,
+}
+
+/// How the interest centers C start the main task (`centers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Centers {
+    /// `"pretrained"`: Algorithm 1 in [`Model::pretrain`].
+    Pretrained,
+    /// `"random"`: drawn at E's scale and kept (the w/o-pretrain ablation).
+    Random,
+}
+
+/// The optimizer of Algorithm 1 (`center_optimizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CenterOptimizer {
+    /// `"adam"` (the default).
+    Adam,
+    /// `"sgd"`: Algorithm 1's plain gradient step.
+    Sgd,
+}
+
+/// How eq. 5 pools the behaviors into each similarity interest (`similarity_pooling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimilarityPooling {
+    /// `"sum"`: eq. 5 as written.
+    Sum,
+    /// `"mean"`: the sum divided by the history length.
+    Mean,
 }
 
 /// A params error of this model (for the checks that need the data or the stage-1 model).
@@ -144,22 +188,10 @@ impl ModelParams for MfnParams {
         checks::embedding(c, self.embedding_dim, self.embedding_std)?;
         c.dim("attribute_dim", self.attribute_dim)?;
         checks::interests(c, self.interests)?;
-        c.one_of(
-            "fixed_embeddings",
-            &self.fixed_embeddings,
-            &["stage1", "random"],
-        )?;
-        c.one_of("centers", &self.centers, &["pretrained", "random"])?;
-        c.one_of("center_optimizer", &self.center_optimizer, &["adam", "sgd"])?;
         c.positive("center_lr", self.center_lr, MAX_CENTER_LR)?;
         checks::count(c, "center_steps", self.center_steps, 1, MAX_CENTER_STEPS)?;
         checks::count(c, "center_window", self.center_window, 1, MAX_CENTER_WINDOW)?;
         c.non_negative("center_tol", self.center_tol, MAX_CENTER_TOL)?;
-        c.one_of(
-            "similarity_pooling",
-            &self.similarity_pooling,
-            &["sum", "mean"],
-        )?;
         c.int("heads", self.heads, 1, MAX_DIM)?;
         // With the attributes named, the behavior width is known here; with the default (all
         // the dataset has) the builder checks it.
@@ -314,8 +346,8 @@ impl Mfn {
         }
         let dt = d + p.attribute_dim * attributes.len() as i64;
 
-        let fixed_src = match p.fixed_embeddings.as_str() {
-            "stage1" => {
+        let fixed_src = match p.fixed_embeddings {
+            FixedEmbeddings::Stage1 => {
                 let pre = ctx.pretrained.ok_or_else(|| {
                     bad(
                         "fixed_embeddings",
@@ -338,7 +370,9 @@ impl Mfn {
                 }
                 t.to_kind(Kind::Float)
             }
-            _ => Tensor::randn([items, d], (Kind::Float, Device::Cpu)) * p.embedding_std,
+            FixedEmbeddings::Random => {
+                Tensor::randn([items, d], (Kind::Float, Device::Cpu)) * p.embedding_std
+            }
         };
         let d1 = fixed_src.size()[1];
         let fixed_item = root.zeros_no_train("fixed_item", &[items, d1]);
@@ -432,7 +466,7 @@ impl Mfn {
     pub fn similarity(&self, b: &DeviceBatch, e: &Tensor) -> (Tensor, Tensor) {
         let p = assignment(&self.fixed(&b.hist), &b.hist_mask, &self.centers);
         let mut r = p.transpose(1, 2).matmul(e);
-        if self.p.similarity_pooling == "mean" {
+        if self.p.similarity_pooling == SimilarityPooling::Mean {
             let n = b
                 .hist_mask
                 .sum_dim_intlist(1, false, Kind::Float)
@@ -480,9 +514,9 @@ impl Mfn {
         let device = self.vs.device();
         let vs = nn::VarStore::new(device);
         let c = vs.root().var_copy("centers", &self.centers);
-        let mut opt = match self.p.center_optimizer.as_str() {
-            "sgd" => nn::Sgd::default().build(&vs, self.p.center_lr)?,
-            _ => nn::Adam::default().build(&vs, self.p.center_lr)?,
+        let mut opt = match self.p.center_optimizer {
+            CenterOptimizer::Sgd => nn::Sgd::default().build(&vs, self.p.center_lr)?,
+            CenterOptimizer::Adam => nn::Adam::default().build(&vs, self.p.center_lr)?,
         };
         let w = self.p.center_window;
         let (mut first, mut last) = (f64::NAN, f64::NAN);
@@ -566,10 +600,10 @@ impl Model for Mfn {
         &mut self,
         batches: &mut dyn Iterator<Item = Result<DeviceBatch>>,
     ) -> Result<Option<PretrainLog>> {
-        if self.p.centers != "pretrained" {
-            return Ok(None);
+        match self.p.centers {
+            Centers::Pretrained => self.pretrain_centers(batches).map(Some),
+            Centers::Random => Ok(None),
         }
-        self.pretrain_centers(batches).map(Some)
     }
 }
 

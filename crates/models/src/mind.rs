@@ -42,8 +42,7 @@ use longtail_core::layers::Mlp;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, CoreError, CtrLogits, DeviceBatch, Model, ModelParams, Registry,
-    Result,
+    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -133,18 +132,11 @@ impl Mind {
         let d = p.embedding_dim;
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
-        let max_len = match fm.require("hist", NAME)?.max_len {
-            Some(n) if n > 0 => n as i64,
-            other => {
-                return Err(CoreError::Model {
-                    model: NAME.to_string(),
-                    message: format!(
-                        "feature 'hist' needs a positive max_len (routing logits are per \
-                         position), got {other:?}"
-                    ),
-                })
-            }
-        };
+        let max_len = checks::hist_max_len(
+            fm.require("hist", NAME)?,
+            NAME,
+            "routing logits are per position",
+        )?;
         let vs = nn::VarStore::new(ctx.device);
         let root = vs.root();
         let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);

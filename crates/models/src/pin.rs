@@ -74,8 +74,8 @@ use longtail_core::layers::{masked_softmax, Mlp};
 use longtail_core::tch::nn::{self, Module, RNN};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, CoreError, DeviceBatch, Losses, Model, ModelParams, Output,
-    Registry, Result, Task,
+    params, BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, Output, Registry, Result,
+    Task,
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +96,7 @@ pub const HEAD_GROUP: i64 = 2;
 #[serde(deny_unknown_fields, default)]
 pub struct PinParams {
     /// `"din"`, `"gru4rec"` or `"transformer"`.
-    pub backbone: String,
+    pub backbone: Backbone,
     pub embedding_dim: i64,
     /// Standard deviation of the normal initialisation of id embeddings [0.01].
     pub embedding_std: f64,
@@ -127,13 +127,13 @@ pub struct PinParams {
     pub freeze_backbone: bool,
     /// How the plugins start stage 2: `"fresh"` (their own initialisation) or `"shared_head"`
     /// (a copy of the trained shared head; needs `plugin_hidden == hidden`) ["fresh"].
-    pub plugin_init: String,
+    pub plugin_init: PluginInit,
 }
 
 impl Default for PinParams {
     fn default() -> Self {
         Self {
-            backbone: "din".into(),
+            backbone: Backbone::Din,
             embedding_dim: 8,
             embedding_std: 0.01,
             user_embedding: true,
@@ -146,38 +146,65 @@ impl Default for PinParams {
             plugin_hidden: vec![64, 32],
             dropout: 0.0,
             freeze_backbone: true,
-            plugin_init: "fresh".into(),
+            plugin_init: PluginInit::Fresh,
         }
     }
 }
 
-/// The `backbone` values.
-pub const BACKBONES: [&str; 3] = ["din", "gru4rec", "transformer"];
+/// The sequence encoder of the backbone (`backbone`), each built as its base model builds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Backbone {
+    /// `"din"`: DIN's activation unit, pooling without softmax.
+    #[serde(rename = "din")]
+    Din,
+    /// `"gru4rec"`: a one-layer GRU, the state after the last real behavior.
+    #[serde(rename = "gru4rec")]
+    Gru4Rec,
+    /// `"transformer"`: `TransformerEncoder` and target attention, as `transformerrec`.
+    #[serde(rename = "transformer")]
+    Transformer,
+}
+
+/// Every `backbone`.
+pub const BACKBONES: [Backbone; 3] = [Backbone::Din, Backbone::Gru4Rec, Backbone::Transformer];
+
+/// How the plugins start stage 2 (`plugin_init`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginInit {
+    /// `"fresh"`: their own initialisation.
+    Fresh,
+    /// `"shared_head"`: a copy of the trained shared head, made on entering the plugin phase.
+    SharedHead,
+}
 
 impl ModelParams for PinParams {
     fn validate(&self, c: &Check) -> Result<()> {
-        c.one_of("backbone", &self.backbone, &BACKBONES)?;
         // Options that belong to another backbone are errors, not silently ignored.
         let given = [
-            ("attention_hidden", self.attention_hidden.is_some(), "din"),
-            ("hidden_size", self.hidden_size.is_some(), "gru4rec"),
-            ("layers", self.layers.is_some(), "transformer"),
-            ("heads", self.heads.is_some(), "transformer"),
-            ("ffn_dim", self.ffn_dim.is_some(), "transformer"),
+            (
+                "attention_hidden",
+                self.attention_hidden.is_some(),
+                Backbone::Din,
+            ),
+            ("hidden_size", self.hidden_size.is_some(), Backbone::Gru4Rec),
+            ("layers", self.layers.is_some(), Backbone::Transformer),
+            ("heads", self.heads.is_some(), Backbone::Transformer),
+            ("ffn_dim", self.ffn_dim.is_some(), Backbone::Transformer),
         ];
         for (key, set, owner) in given {
             if set && owner != self.backbone {
                 return Err(c.bad(
                     key,
                     format!(
-                        "'{key}' is an option of backbone '{owner}', not of '{}'",
-                        self.backbone
+                        "'{key}' is an option of backbone '{}', not of '{}'",
+                        params::word(&owner),
+                        params::word(&self.backbone)
                     ),
                 ));
             }
         }
-        c.one_of("plugin_init", &self.plugin_init, &["fresh", "shared_head"])?;
-        if self.plugin_init == "shared_head" && self.plugin_hidden != self.hidden {
+        if self.plugin_init == PluginInit::SharedHead && self.plugin_hidden != self.hidden {
             return Err(c.bad(
                 "plugin_hidden",
                 format!(
@@ -189,16 +216,15 @@ impl ModelParams for PinParams {
         }
         let d = self.embedding_dim;
         checks::embedding(c, d, self.embedding_std)?;
-        match self.backbone.as_str() {
-            "din" => c.dims(
+        match self.backbone {
+            Backbone::Din => c.dims(
                 "attention_hidden",
                 self.attention_hidden.as_deref().unwrap_or_default(),
             )?,
-            "gru4rec" => c.opt_dim("hidden_size", self.hidden_size)?,
-            _ => {
-                c.int("layers", self.layers.unwrap_or(1), 1, checks::MAX_LAYERS)?;
-                checks::heads(c, self.heads.unwrap_or(2), d, "embedding_dim")?;
-                c.opt_dim("ffn_dim", self.ffn_dim)?;
+            Backbone::Gru4Rec => c.opt_dim("hidden_size", self.hidden_size)?,
+            Backbone::Transformer => {
+                let (layers, heads) = (self.layers.unwrap_or(1), self.heads.unwrap_or(2));
+                checks::encoder(c, layers, heads, d, self.ffn_dim)?;
             }
         }
         c.dims("hidden", &self.hidden)?;
@@ -273,8 +299,8 @@ impl Pin {
             None
         };
         let item = nn::embedding(&bb / "item", items, d, cfg);
-        let (encoder, interest_dim) = match p.backbone.as_str() {
-            "din" => (
+        let (encoder, interest_dim) = match p.backbone {
+            Backbone::Din => (
                 Encoder::Din(ActivationUnit::new(
                     &(&bb / "attention"),
                     d,
@@ -282,23 +308,12 @@ impl Pin {
                 )),
                 d,
             ),
-            "gru4rec" => (
+            Backbone::Gru4Rec => (
                 Encoder::Gru(nn::gru(&bb / "gru", d, hidden_size, Default::default())),
                 hidden_size,
             ),
-            _ => {
-                let max_len = match hist_spec.max_len {
-                    Some(n) if n >= 1 => n as i64,
-                    other => {
-                        return Err(CoreError::Model {
-                            model: NAME.to_string(),
-                            message: format!(
-                                "feature 'hist' needs a maximum length of at least 1 for the \
-                                 position embeddings, got {other:?}"
-                            ),
-                        })
-                    }
-                };
+            Backbone::Transformer => {
+                let max_len = checks::hist_max_len(hist_spec, NAME, checks::POSITIONS)?;
                 let encoder = TransformerEncoder::new(
                     &(&bb / "encoder"),
                     d,
@@ -478,7 +493,10 @@ impl Model for Pin {
                 ))
             }
         };
-        if value == 1.0 && self.phase() == Phase::Shared && self.p.plugin_init == "shared_head" {
+        if value == 1.0
+            && self.phase() == Phase::Shared
+            && self.p.plugin_init == PluginInit::SharedHead
+        {
             self.copy_shared_head_into_plugins();
         }
         longtail_core::tch::no_grad(|| {
@@ -589,7 +607,7 @@ mod tests {
 
     #[test]
     fn variables_are_laid_out_by_part() {
-        for bb in BACKBONES {
+        for bb in BACKBONES.map(|b| params::word(&b)) {
             let m = build(&format!("backbone = \"{bb}\""), 1).unwrap();
             let vars = m.vs.variables();
             let prefixes = ["backbone.", "shared_head.", "plugin_head.", "plugin_tail."];
@@ -610,7 +628,7 @@ mod tests {
 
     #[test]
     fn plugin_phase_trains_only_the_plugins() {
-        for bb in BACKBONES {
+        for bb in BACKBONES.map(|b| params::word(&b)) {
             let mut m = build(&format!("backbone = \"{bb}\""), 2).unwrap();
             let b = tiny();
             // One optimizer across both stages: stage 1 leaves Adam state on the backbone.
@@ -671,7 +689,7 @@ mod tests {
 
     #[test]
     fn plugins_are_routed_by_user_group() {
-        for bb in BACKBONES {
+        for bb in BACKBONES.map(|b| params::word(&b)) {
             let mut m = build(&format!("backbone = \"{bb}\""), 4).unwrap();
             let b = tiny();
             let groups = Vec::<i64>::try_from(&b.user_group).unwrap();
@@ -713,7 +731,7 @@ mod tests {
 
     #[test]
     fn checkpoint_keeps_the_phase() {
-        for bb in BACKBONES {
+        for bb in BACKBONES.map(|b| params::word(&b)) {
             let params = format!("backbone = \"{bb}\"");
             let mut m = build(&params, 5).unwrap();
             m.set_phase("plugins").unwrap();
@@ -786,7 +804,7 @@ mod tests {
         assert_eq!(b.hist.size(), [3, conformance::HIST_LEN as i64]);
         // A batch with no history at all has the [B, 1] all-padding shape.
         let empty = batch(&[vec![], vec![], vec![]]);
-        for bb in BACKBONES {
+        for bb in BACKBONES.map(|b| params::word(&b)) {
             let mut m = build(&format!("backbone = \"{bb}\""), 7).unwrap();
             for phase in ["shared", "plugins"] {
                 m.set_phase(phase).unwrap();

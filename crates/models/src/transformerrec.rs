@@ -32,8 +32,7 @@ use longtail_core::layers::{masked_softmax, Mlp};
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, CoreError, CtrLogits, DeviceBatch, Model, ModelParams, Registry,
-    Result,
+    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -86,9 +85,7 @@ impl Default for TransformerRecParams {
 impl ModelParams for TransformerRecParams {
     fn validate(&self, c: &Check) -> Result<()> {
         checks::embedding(c, self.embedding_dim, self.embedding_std)?;
-        c.int("layers", self.layers, 1, checks::MAX_LAYERS)?;
-        checks::heads(c, self.heads, self.embedding_dim, "embedding_dim")?;
-        c.opt_dim("ffn_dim", self.ffn_dim)?;
+        checks::encoder(c, self.layers, self.heads, self.embedding_dim, self.ffn_dim)?;
         c.prob("dropout", self.dropout)?;
         c.dims("hidden", &self.hidden)?;
         c.prob("mlp_dropout", self.mlp_dropout)
@@ -115,18 +112,7 @@ impl TransformerRec {
         let ffn_dim = p.ffn_dim.unwrap_or(4 * d);
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
-        let max_len = match fm.require("hist", NAME)?.max_len {
-            Some(n) if n >= 1 => n as i64,
-            other => {
-                return Err(CoreError::Model {
-                    model: NAME.to_string(),
-                    message: format!(
-                        "feature 'hist' needs a maximum length of at least 1 for the position \
-                         embeddings, got {other:?}"
-                    ),
-                })
-            }
-        };
+        let max_len = checks::hist_max_len(fm.require("hist", NAME)?, NAME, checks::POSITIONS)?;
         let vs = nn::VarStore::new(ctx.device);
         let root = vs.root();
         let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);

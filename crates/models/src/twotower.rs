@@ -73,8 +73,8 @@ use longtail_core::losses::in_batch_softmax;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, CoreError, DeviceBatch, Losses, Model, ModelParams, Output,
-    Registry, Result, Task,
+    params, BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, Output, Registry, Result,
+    Task,
 };
 use serde::{Deserialize, Serialize};
 
@@ -113,13 +113,13 @@ pub struct TwoTowerParams {
     /// Subtract `log p(y)` from every in-batch logit (IDW eq. 2).
     pub logq_correction: bool,
     /// `"softmax"`, `"focal"` or `"qmargin"`.
-    pub loss: String,
+    pub loss: LossKind,
     /// Focusing parameter γ of `loss = "focal"`.
     pub focal_gamma: f64,
     /// C in the Qmargin margin `δ_y = C · p(y)^(-1/4)`.
     pub qmargin_scale: f64,
     /// `"none"`, `"train"` or `"posthoc"`.
-    pub item_norm: String,
+    pub item_norm: ItemNorm,
     /// Normalized item representations are divided by this (norm 1/τ).
     pub temperature: f64,
 }
@@ -136,33 +136,37 @@ impl Default for TwoTowerParams {
             dropout: 0.0,
             item_hidden: vec![16, 16],
             logq_correction: true,
-            loss: "softmax".into(),
+            loss: LossKind::Softmax,
             focal_gamma: 2.0,
             qmargin_scale: 0.015,
-            item_norm: "none".into(),
+            item_norm: ItemNorm::None,
             temperature: 1.0,
         }
     }
 }
 
-/// The training loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The training loss (`loss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LossKind {
-    /// In-batch softmax (IDW eqs. 1-3).
+    /// `"softmax"`: in-batch softmax (IDW eqs. 1-3).
     Softmax,
-    /// Focal loss on the in-batch softmax probability (Lin et al. 2017).
+    /// `"focal"`: focal loss on the in-batch softmax probability (Lin et al. 2017).
     Focal,
-    /// Per-item margin `C · p(y)^(-1/4)` on the positive logit (Cao et al. 2019).
+    /// `"qmargin"`: per-item margin `C · p(y)^(-1/4)` on the positive logit (Cao et al. 2019).
+    #[serde(rename = "qmargin")]
     QMargin,
 }
 
-/// When item representations are L2-normalized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When item representations are L2-normalized (`item_norm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ItemNorm {
+    /// `"none"`: never.
     None,
-    /// In training and inference.
+    /// `"train"`: in training and inference.
     Train,
-    /// Only outside training.
+    /// `"posthoc"`: only outside training.
     Posthoc,
 }
 
@@ -174,36 +178,12 @@ pub const MAX_QMARGIN_SCALE: f64 = 10.0;
 /// Upper bound of `temperature`.
 pub const MAX_TEMPERATURE: f64 = 100.0;
 
-impl LossKind {
-    /// The variant of a validated `loss` value.
-    fn from_param(v: &str) -> Self {
-        match v {
-            "focal" => LossKind::Focal,
-            "qmargin" => LossKind::QMargin,
-            _ => LossKind::Softmax,
-        }
-    }
-}
-
-impl ItemNorm {
-    /// The variant of a validated `item_norm` value.
-    fn from_param(v: &str) -> Self {
-        match v {
-            "train" => ItemNorm::Train,
-            "posthoc" => ItemNorm::Posthoc,
-            _ => ItemNorm::None,
-        }
-    }
-}
-
 impl ModelParams for TwoTowerParams {
     fn validate(&self, c: &Check) -> Result<()> {
         let d = self.embedding_dim;
         checks::embedding(c, d, self.embedding_std)?;
         checks::interests(c, self.interests)?;
-        c.int("layers", self.layers, 1, checks::MAX_LAYERS)?;
-        checks::heads(c, self.heads, d, "embedding_dim")?;
-        c.opt_dim("ffn_dim", self.ffn_dim)?;
+        checks::encoder(c, self.layers, self.heads, d, self.ffn_dim)?;
         c.prob("dropout", self.dropout)?;
         c.dims("item_hidden", &self.item_hidden)?;
         match self.item_hidden.last() {
@@ -219,10 +199,8 @@ impl ModelParams for TwoTowerParams {
             }
             Some(_) => {}
         }
-        c.one_of("loss", &self.loss, &["softmax", "focal", "qmargin"])?;
         c.non_negative("focal_gamma", self.focal_gamma, MAX_FOCAL_GAMMA)?;
         c.non_negative("qmargin_scale", self.qmargin_scale, MAX_QMARGIN_SCALE)?;
-        c.one_of("item_norm", &self.item_norm, &["none", "train", "posthoc"])?;
         c.positive("temperature", self.temperature, MAX_TEMPERATURE)
     }
     /// One term, `softmax`, whatever `loss` is (so loss weights stay comparable).
@@ -252,22 +230,10 @@ impl TwoTower {
         let p: TwoTowerParams = params::parse(NAME, ctx.params)?;
         let d = p.embedding_dim;
         let ffn_dim = p.ffn_dim.unwrap_or(4 * d);
-        let loss = LossKind::from_param(&p.loss);
-        let item_norm = ItemNorm::from_param(&p.item_norm);
+        let (loss, item_norm) = (p.loss, p.item_norm);
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
-        let max_len = match fm.require("hist", NAME)?.max_len {
-            Some(n) if n >= 1 => n as i64,
-            other => {
-                return Err(CoreError::Model {
-                    model: NAME.to_string(),
-                    message: format!(
-                        "feature 'hist' needs a maximum length of at least 1 for the position \
-                         embeddings, got {other:?}"
-                    ),
-                })
-            }
-        };
+        let max_len = checks::hist_max_len(fm.require("hist", NAME)?, NAME, checks::POSITIONS)?;
         let vs = nn::VarStore::new(ctx.device);
         let root = vs.root();
         let user = &root / USER_TOWER;

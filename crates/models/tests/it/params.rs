@@ -266,3 +266,114 @@ fn data_dependent_checks_happen_at_build_time() {
         assert!(err.contains(key), "{name} {text}: {err}");
     }
 }
+
+/// Every choice-valued param: `(model, other params, key, words)`, the default first. Each is a
+/// serde enum; these are all the words configs and docs use, and all that is accepted.
+const CHOICES: &[(&str, &str, &str, &[&str])] = &[
+    ("comirec-dr", "", "aggregation", &["argmax", "softmax"]),
+    ("comirec-sa", "", "aggregation", &["argmax", "softmax"]),
+    ("him", "", "ubp", &["full", "positive", "negative_pooling"]),
+    ("mfn", "", "fixed_embeddings", &["stage1", "random"]),
+    ("mfn", "", "centers", &["pretrained", "random"]),
+    ("mfn", "", "center_optimizer", &["adam", "sgd"]),
+    ("mfn", "", "similarity_pooling", &["sum", "mean"]),
+    ("pin", "", "backbone", &["din", "gru4rec", "transformer"]),
+    (
+        "pin",
+        "plugin_hidden = [256, 128, 32]",
+        "plugin_init",
+        &["fresh", "shared_head"],
+    ),
+    ("twotower", "", "loss", &["softmax", "focal", "qmargin"]),
+    ("twotower", "", "item_norm", &["none", "train", "posthoc"]),
+];
+
+/// Builds `name` with `params` on the conformance inputs.
+fn build(r: &Registry, name: &str, params: &toml::Table) -> longtail_core::Result<()> {
+    let fm = conformance::tiny_feature_map();
+    let items = conformance::tiny_item_features();
+    let stage1 = conformance::tiny_pretrained();
+    let ctx = BuildContext::new(&fm, params, Device::Cpu)
+        .with_items(Some(&items))
+        .with_pretrained(Some(&stage1));
+    r.build(name, &ctx).map(|_| ())
+}
+
+/// Every word of every choice parses, builds, and comes back unchanged in the effective params
+/// (run manifests, `longtail models`, the benchmark twins); the default is the first word.
+#[test]
+fn every_choice_word_parses_and_serializes_as_written() {
+    let r = registry();
+    for &(name, other, key, words) in CHOICES {
+        let info = r.params_info(name, &table(other)).unwrap().unwrap();
+        assert_eq!(info.effective[key], words[0], "{name} default {key}");
+        for word in words {
+            let text = format!("{other}\n{key} = \"{word}\"");
+            let t = table(&text);
+            let info = r
+                .params_info(name, &t)
+                .unwrap_or_else(|e| panic!("{name} {text:?}: {e}"))
+                .unwrap();
+            assert_eq!(info.effective[key], *word, "{name} {text:?}");
+            build(&r, name, &t).unwrap_or_else(|e| panic!("build {name} {text:?}: {e}"));
+        }
+    }
+}
+
+/// A misspelled word (wrong case, a letter more or less, another model's word) is one line
+/// naming the key and listing every word the key takes, from `check_params` and from building;
+/// a value that is not a string names the key too.
+#[test]
+fn misspelled_choices_name_the_key_and_list_the_words() {
+    let r = registry();
+    for &(name, other, key, words) in CHOICES {
+        let mut bad: Vec<String> = Vec::new();
+        for w in words.iter() {
+            bad.push(format!("\"{}\"", w.to_uppercase()));
+            bad.push(format!("\"{w}s\""));
+            bad.push(format!("\"{}\"", &w[..w.len() - 1]));
+            bad.push(format!("\" {w}\""));
+        }
+        bad.push("\"argmaxx\"".into());
+        bad.push("\"lstm\"".into());
+        for value in &bad {
+            let text = format!("{other}\n{key} = {value}");
+            let t = table(&text);
+            let what = format!("{name} {text:?}");
+            for err in [r.check_params(name, &t).err(), build(&r, name, &t).err()] {
+                let err = err.unwrap_or_else(|| panic!("{what}: accepted"));
+                let shown = err.to_string();
+                let CoreError::Params {
+                    model,
+                    key: got,
+                    message,
+                } = err
+                else {
+                    panic!("{what}: not a params error: {shown}");
+                };
+                assert_eq!(
+                    (model.as_str(), got.as_str()),
+                    (name, key),
+                    "{what}: {shown}"
+                );
+                assert!(!shown.contains('\n'), "{what}: not one line: {shown:?}");
+                // serde lists them after "expected" (`a` or `b`; one of `a`, `b`, `c`).
+                let (_, list) = message
+                    .split_once("expected")
+                    .unwrap_or_else(|| panic!("{what}: {message}"));
+                let mut listed: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+                let mut want = words.to_vec();
+                listed.sort_unstable();
+                want.sort_unstable();
+                assert_eq!(listed, want, "{what}: {message}");
+                let value = value.trim_matches('"');
+                assert!(message.contains(&format!("`{value}`")), "{what}: {message}");
+            }
+        }
+        for value in ["3", "true", "[\"x\"]"] {
+            let text = format!("{other}\n{key} = {value}");
+            let got = params_key(name, r.check_params(name, &table(&text)));
+            assert_eq!(got.as_deref(), Ok(key), "{name} {text:?}");
+        }
+    }
+}
