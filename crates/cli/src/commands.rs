@@ -4,15 +4,15 @@ use crate::{Command, RunArgs};
 use anyhow::{bail, Context, Result};
 use longtail_core::{runtime, DeviceBatch, DeviceSpec, Registry};
 use longtail_data::{build_ctr_dataset, generate, SynthConfig};
-use longtail_train::{run_experiment, ExperimentConfig, RunOutcome};
+use longtail_train::{run_experiment_with, ExperimentConfig, RunOutcome, ScheduleRegistry};
 use std::path::Path;
 use std::time::Instant;
 
-pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
+pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> Result<()> {
     match cmd {
         Command::Demo { run } => {
             let cfg = ExperimentConfig::demo();
-            train_and_print(registry, cfg, &run, "longtail demo")
+            train_and_print(registry, schedules, cfg, &run, "longtail demo")
         }
         Command::Train {
             config,
@@ -79,7 +79,7 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
                 let block = |e: longtail_train::TrainError| {
                     anyhow::anyhow!("config {origin}, experiment '{}': {e}", cfg.name)
                 };
-                longtail_train::check_experiment(registry, cfg).map_err(block)?;
+                longtail_train::check_experiment_with(registry, schedules, cfg).map_err(block)?;
                 for &seed in &seeds {
                     let mut c = cfg.clone();
                     if let Some(s) = seed {
@@ -109,7 +109,7 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
                         cfg.model.name
                     );
                 }
-                train_and_print(registry, cfg, &run, &command)?;
+                train_and_print(registry, schedules, cfg, &run, &command)?;
             }
             Ok(())
         }
@@ -315,6 +315,19 @@ pub fn run(registry: &Registry, cmd: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Schedules => {
+            for (name, description, tasks) in schedules.list() {
+                let tasks: Vec<&str> = tasks
+                    .iter()
+                    .map(|t| match t {
+                        longtail_core::Task::Ctr => "ctr",
+                        longtail_core::Task::Retrieval => "retrieval",
+                    })
+                    .collect();
+                println!("{name:<12} [{}] {description}", tasks.join(", "));
+            }
+            Ok(())
+        }
         Command::Doctor => doctor(),
     }
 }
@@ -446,6 +459,7 @@ fn prepare(config: &Path, out: &Path, seed: Option<u64>) -> Result<()> {
 
 fn train_and_print(
     registry: &Registry,
+    schedules: &ScheduleRegistry,
     mut cfg: ExperimentConfig,
     run: &RunArgs,
     command: &str,
@@ -459,7 +473,7 @@ fn train_and_print(
     }
     let rev = option_env!("LONGTAIL_GIT_REV").filter(|r| !r.is_empty());
     let RunOutcome { dir, manifest } =
-        run_experiment(registry, &cfg, device, &run.out, command, rev)?;
+        run_experiment_with(registry, schedules, &cfg, device, &run.out, command, rev)?;
     let d = &manifest.dataset;
     println!(
         "{} on {} ({} interactions; {} train / {} valid / {} test samples), device {}, seed {}",

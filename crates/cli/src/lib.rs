@@ -1,10 +1,13 @@
-//! The `longtail` command line. [`main_with`] runs it with any registry, so a crate outside this
-//! workspace that registers its own model gets every subcommand without forking:
+//! The `longtail` command line. [`main_with`] runs it with any model registry and schedule
+//! registry, so a crate outside this workspace that registers its own model or schedule gets
+//! every subcommand without forking:
 //!
 //! ```no_run
 //! let mut registry = longtail_models::builtin_registry().unwrap();
 //! // my_model::register(&mut registry).unwrap();
-//! std::process::exit(match longtail_cli::main_with(registry) { _ => 0 });
+//! let mut schedules = longtail_train::ScheduleRegistry::builtin();
+//! // schedules.register(Box::new(my_schedule::Warmup)).unwrap();
+//! std::process::exit(match longtail_cli::main_with(registry, schedules) { _ => 0 });
 //! ```
 //!
 //! This crate only parses arguments and loads configs; the work is in the library crates.
@@ -14,6 +17,7 @@ mod commands;
 
 use clap::{Parser, Subcommand};
 use longtail_core::Registry;
+use longtail_train::ScheduleRegistry;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -198,6 +202,8 @@ pub enum Command {
     },
     /// List the registered models.
     Models,
+    /// List the registered training schedules and the run kinds each trains.
+    Schedules,
     /// Versions, the libtorch in use, and whether CUDA and a GPU are visible.
     Doctor,
 }
@@ -360,10 +366,11 @@ pub enum DataCommand {
     },
 }
 
-/// Runs the CLI with `registry`; returns the process exit code. Errors are one line on stderr,
+/// Runs the CLI with the model `registry` and the training `schedules`; returns the process exit
+/// code. Errors are one line on stderr,
 /// with the paths the user gave (never a temporary name), and exit code 1. A panic anywhere (a
 /// bug, or libtorch refusing something) is caught and reported the same way: never exit 101.
-pub fn main_with(registry: Registry) -> ExitCode {
+pub fn main_with(registry: Registry, schedules: ScheduleRegistry) -> ExitCode {
     let cli = Cli::parse();
     // The default hook prints a multi-line panic report; keep only the message and place.
     let last_panic = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
@@ -384,7 +391,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         }
     }));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        commands::run(&registry, cli.command)
+        commands::run(&registry, &schedules, cli.command)
     }));
     let message = match result {
         Ok(Ok(())) => return ExitCode::SUCCESS,

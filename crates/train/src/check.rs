@@ -42,6 +42,22 @@ pub(crate) fn in_section<T>(section: &str, r: Result<T>) -> Result<T> {
 /// The checks of one experiment that need no data (see the module docs). `run_experiment` runs
 /// them too; the CLI runs them for every block before the first one trains.
 pub fn check_experiment(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
+    check_experiment_with(registry, &crate::schedule::ScheduleRegistry::builtin(), cfg)
+}
+
+/// [`check_experiment`] with `schedules`: also the run's schedule (registered, accepting the
+/// run's task, its own keys checked).
+pub fn check_experiment_with(
+    registry: &Registry,
+    schedules: &crate::schedule::ScheduleRegistry,
+    cfg: &ExperimentConfig,
+) -> Result<()> {
+    check_sections(registry, cfg)?;
+    schedules.resolve(cfg)?;
+    Ok(())
+}
+
+fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
     let terms = in_section(
         "model.params",
         registry

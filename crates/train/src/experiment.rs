@@ -3,17 +3,15 @@
 
 use crate::error::{io, Result, TrainError};
 use crate::evaluate::{evaluate_scores, write_metrics, TEST_SCORES};
-use crate::fit::{fit, Fit, Journal};
-use crate::manifest::{hash_json, DatasetInfo, RunManifest, StageRecord};
-use crate::retrieval::{
-    full_catalogue_metrics, sampled_metrics, train_retrieval, IdwConfig, RetrievalData,
+use crate::fit::Journal;
+use crate::manifest::{hash_json, DatasetInfo, RunManifest, ScheduleRecord};
+use crate::retrieval::{full_catalogue_metrics, sampled_metrics, IdwConfig, RetrievalData};
+use crate::schedule::{
+    ScheduleContext, ScheduleData, ScheduleOutcome, ScheduleRegistry, ScheduleSection,
 };
-use crate::step::{LossWeights, StandardStep};
-use crate::task::CtrTask;
 use crate::trainer::{score_samples, TrainConfig};
 use longtail_core::{
-    checkpoint, device::device_name, runtime, seed::seed_everything, BuildContext, DeviceSpec,
-    Pretrained, Registry,
+    checkpoint, device::device_name, runtime, seed::seed_everything, DeviceSpec, Registry,
 };
 use longtail_data::{
     apply_filters, build_ctr_dataset, CtrConfig, FilterConfig, Interactions, ItemFeatures,
@@ -88,6 +86,10 @@ pub struct ExperimentConfig {
     /// absent = plain joint training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<crate::stratified::PinConfig>,
+    /// A registered schedule by name with its own keys (`[schedule] name = "..."`); absent = the
+    /// built-in whose section is present (`[pretrain]`, `[pin]`, `[idw]`), else `plain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleSection>,
 }
 
 /// BaseModel's params in the demo, spelled out so the run manifest shows them.
@@ -139,6 +141,7 @@ impl ExperimentConfig {
             sequences: None,
             idw: None,
             pin: None,
+            schedule: None,
         }
     }
 
@@ -264,71 +267,6 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
             }
         }
     }
-}
-
-/// Trains the stage-1 model of `p` on `data` and writes `dir/stage1/` (checkpoint, test
-/// metrics); returns what the manifest records.
-fn run_stage1(
-    registry: &Registry,
-    p: &PretrainSection,
-    cfg: &ExperimentConfig,
-    data: &longtail_data::CtrDataset,
-    device: tch::Device,
-    dir: &Path,
-    journal: Option<&Journal>,
-) -> Result<StageRecord> {
-    registry.check(&p.model.name)?;
-    let train = p.train.as_ref().unwrap_or(&cfg.train);
-    train.validate()?;
-    let stage_dir = dir.join("stage1");
-    std::fs::create_dir_all(&stage_dir).map_err(|e| io(&stage_dir, e))?;
-    if cfg.train.progress {
-        eprintln!("stage 1: training {}", p.model.name);
-    }
-    let ctx = BuildContext::new(&data.feature_map, &p.model.params, device)
-        .with_items(data.items.as_ref());
-    let seed = longtail_data::seed::derive_seed(cfg.seed, "stage1");
-    seed_everything(seed);
-    let mut model = registry.build(&p.model.name, &ctx)?;
-    let epochs = fit(
-        model.as_mut(),
-        &CtrTask::new(data),
-        &mut StandardStep::new(&train.loss_weights),
-        &Fit {
-            journal,
-            ..Fit::new("stage1", train, seed, device)
-        },
-    )?;
-    let rel = PathBuf::from("stage1").join("model.safetensors");
-    checkpoint::save(model.as_ref(), &dir.join(&rel))?;
-    let max_len = data.feature_map.get("hist").and_then(|f| f.max_len);
-    let scores = score_samples(
-        model.as_ref(),
-        &data.test,
-        data,
-        max_len.unwrap_or(cfg.samples.max_hist_len),
-        train.eval_batch_size,
-        device,
-    )?;
-    let table = ScoresTable {
-        user: data.test.user.clone(),
-        item: data.test.item.clone(),
-        label: data.test.label.clone(),
-        score: scores,
-        user_group: Some(data.test.user_group.clone()),
-        item_group: Some(data.test.item_group.clone()),
-        list: None,
-    };
-    let metrics = evaluate_scores(&table, &[])?;
-    write_metrics(&stage_dir.join("metrics.json"), &metrics)?;
-    let bytes = std::fs::read(dir.join(&rel)).map_err(|e| io(&dir.join(&rel), e))?;
-    Ok(StageRecord {
-        model: p.model.name.clone(),
-        checkpoint: rel.to_string_lossy().into_owned(),
-        checkpoint_sha256: crate::manifest::sha256_hex(&bytes),
-        epochs,
-        metrics,
-    })
 }
 
 /// Runs the model's own pre-training step, if it has one, on shuffled passes over the
@@ -492,6 +430,7 @@ pub fn check_run_dir(out_root: &Path, cfg: &ExperimentConfig) -> Result<PathBuf>
 /// built under a temporary name and swapped in whole when the run succeeded: a failed or killed
 /// run leaves an earlier run folder as it was and no half-written one. `command` and
 /// `git_revision` go into the manifest.
+/// [`run_experiment_with`] with the built-in schedules.
 pub fn run_experiment(
     registry: &Registry,
     cfg: &ExperimentConfig,
@@ -500,8 +439,30 @@ pub fn run_experiment(
     command: &str,
     git_revision: Option<&str>,
 ) -> Result<RunOutcome> {
+    run_experiment_with(
+        registry,
+        &ScheduleRegistry::builtin(),
+        cfg,
+        device,
+        out_root,
+        command,
+        git_revision,
+    )
+}
+
+/// The whole job: checks, data, samples, the model trained by its schedule, test metrics, and
+/// the run folder `out_root/<name>-<model>-seed<seed>` (staged, swapped in whole at the end).
+pub fn run_experiment_with(
+    registry: &Registry,
+    schedules: &ScheduleRegistry,
+    cfg: &ExperimentConfig,
+    device: DeviceSpec,
+    out_root: &Path,
+    command: &str,
+    git_revision: Option<&str>,
+) -> Result<RunOutcome> {
     // Fail on the cheap checks before touching data.
-    crate::check::check_experiment(registry, cfg)?;
+    crate::check::check_experiment_with(registry, schedules, cfg)?;
     let device = device.resolve()?;
     let dir = check_run_dir(out_root, cfg)?;
     let started = Instant::now();
@@ -517,6 +478,7 @@ pub fn run_experiment(
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run_in(
             registry,
+            schedules,
             cfg,
             device,
             staged.path(),
@@ -551,6 +513,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[allow(clippy::too_many_arguments)]
 fn run_in(
     registry: &Registry,
+    schedules: &ScheduleRegistry,
     cfg: &ExperimentConfig,
     device: tch::Device,
     dir: &Path,
@@ -563,6 +526,7 @@ fn run_in(
     if let Some(sc) = &cfg.sequences {
         return run_retrieval_in(
             registry,
+            schedules,
             cfg,
             sc,
             device,
@@ -601,145 +565,27 @@ fn run_in(
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
     let journal = &Journal::create(&dir.join("epochs.jsonl"))?;
 
-    let stage1 = match &cfg.pretrain {
-        Some(p) => Some(run_stage1(
-            registry,
-            p,
-            cfg,
-            &data,
-            device,
-            dir.as_path(),
-            Some(journal),
-        )?),
-        None => None,
-    };
-    let pretrained = stage1
-        .as_ref()
-        .map(|s| Pretrained::load(&dir.join(&s.checkpoint)))
-        .transpose()?;
-    let ctx = BuildContext::new(&data.feature_map, &cfg.model.params, device)
-        .with_items(data.items.as_ref())
-        .with_pretrained(pretrained.as_ref());
-    let mut model = registry.build(&cfg.model.name, &ctx)?;
     let mut data = data;
-    if let Some(p) = &cfg.pin {
-        if p.train_users == crate::stratified::TrainUsers::Tail {
-            let idx: Vec<usize> = (0..data.train.len())
-                .filter(|&i| data.train.user_group[i] == 0)
-                .collect();
-            if idx.is_empty() {
-                return Err(TrainError::Config {
-                    key: "pin.train_users".into(),
-                    message: "no training samples of tail users".into(),
-                });
-            }
-            data.train = data.train.select(&idx);
-        }
-    }
-    let model_pretrain = pretrain_model(model.as_mut(), &data, &cfg.train, cfg.seed, device)?;
-    if let (Some(log), true) = (&model_pretrain, cfg.train.progress) {
-        eprintln!(
-            "{} pre-training: {} steps, loss {:.4} -> {:.4} (stopped by {})",
-            log.what, log.steps, log.loss_first, log.loss_last, log.stopped_by
-        );
-    }
-    let (epochs, pin_log) = match &cfg.pin {
-        None => (
-            fit(
-                model.as_mut(),
-                &CtrTask::new(&data),
-                &mut StandardStep::new(&cfg.train.loss_weights),
-                &Fit {
-                    journal: Some(journal),
-                    ..Fit::new("train", &cfg.train, cfg.seed, device)
-                },
-            )?,
-            None,
-        ),
-        Some(p) => {
-            // Quantile buckets stand in for the user groups in stage 1's training rows only
-            // (the shared phase does not route by group); the groups come back for stage 2.
-            let (groups, buckets) = match p.buckets {
-                Some(k) if p.prior != crate::stratified::Prior::SampleShare => {
-                    let (strata, lowest) = crate::stratified::activeness_buckets(&data.train, k);
-                    let groups = std::mem::replace(&mut data.train.user_group, strata);
-                    (Some(groups), Some(lowest))
-                }
-                _ => (None, None),
-            };
-            let n_strata = buckets
-                .as_ref()
-                .map_or(crate::stratified::GROUPS, |b| b.len());
-            let prior = crate::stratified::group_prior(&data.train, p.prior, n_strata);
-            // With a prior, every batch is stratified and its gradient aggregated; without
-            // (`sample_share`) stage 1 is plain joint training.
-            let stage1 = Fit {
-                journal: Some(journal),
-                ..Fit::new("stage1", &cfg.train, cfg.seed, device)
-            };
-            let mut logs = match &prior {
-                Some(pr) => fit(
-                    model.as_mut(),
-                    &CtrTask::new(&data).stratified(),
-                    &mut crate::stratified::AggregatedStep {
-                        prior: pr.clone(),
-                        how: p.aggregation,
-                        weights: LossWeights(cfg.train.loss_weights.clone()),
-                    },
-                    &stage1,
-                )?,
-                None => fit(
-                    model.as_mut(),
-                    &CtrTask::new(&data),
-                    &mut StandardStep::new(&cfg.train.loss_weights),
-                    &stage1,
-                )?,
-            };
-            if let Some(g) = groups {
-                data.train.user_group = g;
-            }
-            let stage1_epochs = logs.len();
-            if p.stage2 {
-                model.set_phase("plugins")?;
-                let mut c2 = cfg.train.clone();
-                if let Some(e) = p.stage2_epochs {
-                    c2.epochs = e;
-                }
-                if let Some(lr) = p.stage2_lr {
-                    c2.lr = lr;
-                }
-                if cfg.train.progress {
-                    eprintln!("PIN stage 2: plugins, each on its stratum's samples");
-                }
-                let seed2 = longtail_data::seed::derive_seed(cfg.seed, "pin/stage2");
-                logs.extend(fit(
-                    model.as_mut(),
-                    &CtrTask::new(&data),
-                    &mut StandardStep::new(&c2.loss_weights),
-                    &Fit {
-                        keep_start: p.stage2_keep_start,
-                        journal: Some(journal),
-                        ..Fit::new("stage2", &c2, seed2, device)
-                    },
-                )?);
-            }
-            let stage2 = &logs[stage1_epochs..];
-            // The start was kept when early stopping ran and marked no stage-2 epoch.
-            let stage2_kept_start = p.stage2
-                && p.stage2_keep_start
-                && cfg.train.early_stopping_patience > 0
-                && !stage2.is_empty()
-                && !stage2.iter().any(|l| l.kept);
-            let log = crate::stratified::PinLog {
-                prior,
-                buckets,
-                train_samples: data.train.len(),
-                stage1_epochs,
-                stage2_epochs: logs.len() - stage1_epochs,
-                stage2_kept_start,
-            };
-            (logs, Some(log))
-        }
+    let (schedule, params) = schedules.resolve(cfg)?;
+    let out = schedule.run(&mut ScheduleContext {
+        models: registry,
+        cfg,
+        params: &params,
+        data: ScheduleData::Ctr(&mut data),
+        items: None,
+        device,
+        dir: &dir,
+        journal,
+    })?;
+    let ScheduleOutcome {
+        model,
+        epochs,
+        record,
+        legacy,
+    } = out;
+    let schedule_record = ScheduleRecord {
+        name: schedule.name().to_string(),
+        record,
     };
     // The feature map is the truth for history length (a prepared folder fixes it).
     let max_len = data
@@ -790,9 +636,10 @@ fn run_in(
         started_unix_s,
     };
     run.finish(&dir, dataset, epochs, metrics, |m| {
-        m.stage1 = stage1;
-        m.model_pretrain = model_pretrain;
-        m.pin = pin_log;
+        m.stage1 = legacy.stage1;
+        m.model_pretrain = legacy.model_pretrain;
+        m.pin = legacy.pin;
+        m.schedule = Some(schedule_record);
     })
 }
 
@@ -828,6 +675,7 @@ pub fn retrieval_data(
 #[allow(clippy::too_many_arguments)]
 fn run_retrieval_in(
     registry: &Registry,
+    schedules: &ScheduleRegistry,
     cfg: &ExperimentConfig,
     sc: &SequenceConfig,
     device: tch::Device,
@@ -841,29 +689,23 @@ fn run_retrieval_in(
     let inter = &rd.interactions;
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
     let journal = Journal::create(&dir.join("epochs.jsonl"))?;
-    let ctx = BuildContext::new(&data.feature_map, &cfg.model.params, device)
-        .with_items(rd.items.as_ref());
-    let mut model = registry.build(&cfg.model.name, &ctx)?;
-    if model.task() != longtail_core::Task::Retrieval {
-        return Err(TrainError::Config {
-            key: "model.name".into(),
-            message: format!(
-                "[sequences] runs need a retrieval model; '{}' is a CTR model (remove \
-                 [sequences] to train it on CTR samples)",
-                cfg.model.name
-            ),
-        });
-    }
-    let log = train_retrieval(
-        model.as_mut(),
-        &data,
-        &cfg.train,
-        cfg.train.item_weighting,
-        cfg.idw.as_ref(),
-        cfg.seed,
+    let (schedule, params) = schedules.resolve(cfg)?;
+    let ScheduleOutcome {
+        model,
+        epochs,
+        record,
+        legacy,
+    } = schedule.run(&mut ScheduleContext {
+        models: registry,
+        cfg,
+        params: &params,
+        data: ScheduleData::Retrieval(&data),
+        items: rd.items.as_ref(),
         device,
-        Some(&journal),
-    )?;
+        dir,
+        journal: &journal,
+    })?;
+    let log = legacy.retrieval.unwrap_or_default();
     let (mut metrics, scores) = sampled_metrics(
         model.as_ref(),
         &data,
@@ -886,11 +728,6 @@ fn run_retrieval_in(
     checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;
     write_metrics(&dir.join("metrics.json"), &metrics)?;
     // `epochs` lists every phase's epochs in order (the loss plots read it).
-    let epochs = log
-        .phases
-        .iter()
-        .flat_map(|(_, e)| e.iter().cloned())
-        .collect();
     let dataset = DatasetInfo {
         name: cfg.dataset.clone(),
         interactions_hash: inter.content_hash(),
@@ -909,7 +746,14 @@ fn run_retrieval_in(
         started,
         started_unix_s,
     };
-    run.finish(dir, dataset, epochs, metrics, |m| m.retrieval = Some(log))
+    let schedule_record = ScheduleRecord {
+        name: schedule.name().to_string(),
+        record,
+    };
+    run.finish(dir, dataset, epochs, metrics, |m| {
+        m.retrieval = Some(log);
+        m.schedule = Some(schedule_record);
+    })
 }
 
 /// What every run's manifest takes from the run itself.
@@ -958,6 +802,7 @@ impl RunParts<'_> {
             model_pretrain: None,
             retrieval: None,
             pin: None,
+            schedule: None,
         };
         extra(&mut manifest);
         manifest.write(&dir.join("run.json"))?;

@@ -74,14 +74,21 @@ pub fn fit(
 ) -> Result<Vec<EpochLog>> {
     spec.train.validate()?;
     if model.task() != task.kind() {
+        let message = match task.kind() {
+            longtail_core::Task::Retrieval => format!(
+                "[sequences] runs need a retrieval model; '{}' is a CTR model (remove \
+                 [sequences] to train it on CTR samples)",
+                model.name()
+            ),
+            longtail_core::Task::Ctr => format!(
+                "'{}' is a retrieval model and CTR runs need a CTR model (add [sequences] to \
+                 train it on next-item sequences)",
+                model.name()
+            ),
+        };
         return Err(TrainError::Config {
             key: "model.name".into(),
-            message: format!(
-                "model '{}' is a {:?} model but the run's data is for {:?}",
-                model.name(),
-                model.task(),
-                task.kind()
-            ),
+            message,
         });
     }
     // Freeze by name: a frozen variable gets no gradient, so Adam leaves it alone.

@@ -41,6 +41,17 @@ pub struct RunManifest {
     /// PIN's stratified schedule (`[pin]`), when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<crate::stratified::PinLog>,
+    /// The schedule that trained the model and its own record (absent in manifests written
+    /// before schedules were plugins; `stage1`, `pin` and `retrieval` above stay for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleRecord>,
+}
+
+/// `run.json` `schedule`: the schedule's registered name and what it chose to record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduleRecord {
+    pub name: String,
+    pub record: serde_json::Value,
 }
 
 /// Stage 1 of a two-stage run: the model, its checkpoint (relative to the run folder) and hash,

@@ -13,11 +13,10 @@ use crate::fit::{fit, Fit, Journal};
 use crate::step::StandardStep;
 use crate::task::RetrievalTask;
 use crate::trainer::{EpochLog, TrainConfig};
-use longtail_core::density::{initial_weights, sleep_phase, SleepStats};
+use longtail_core::density::SleepStats;
 use longtail_core::{DeviceBatch, Model};
 pub use longtail_data::retrieval::{frequency_weights, host_batch, mean_one, RetrievalData};
-use longtail_data::{seed, ScoresTable, SeqSamples};
-use longtail_eval::Direction;
+use longtail_data::{ScoresTable, SeqSamples};
 use longtail_eval::{topk_metrics_by_group, Metrics};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -376,155 +375,32 @@ pub fn item_silhouette(
     Ok(Some(s.score))
 }
 
-/// The whole retrieval schedule of a run: training (plain or statically weighted) and, with
-/// `idw`, Algorithm 1: from the unweighted model, sleep (density weights) / wake (weighted
-/// training) until the weights settle, then user-tower calibration.
-#[allow(clippy::too_many_arguments)]
-pub fn train_retrieval(
+/// The first (or only) training phase of a retrieval run: the standard step, with static
+/// per-item loss weights (`none`, or frequency balance, eq. 5), as phase `train`.
+pub fn train_plain(
     model: &mut dyn Model,
     data: &RetrievalData,
     cfg: &TrainConfig,
     weighting: ItemWeighting,
-    idw: Option<&IdwConfig>,
     seed_base: u64,
     device: Device,
     journal: Option<&Journal>,
 ) -> Result<RetrievalLog> {
-    let mut log = RetrievalLog::default();
     let static_w = match weighting {
         ItemWeighting::None => None,
         ItemWeighting::Frequency => Some(frequency_weights(&data.label_freq)),
     };
-    let say = |m: &str| {
-        if cfg.progress {
-            eprintln!("{m}");
-        }
-    };
-    let mut step = StandardStep::new(&cfg.loss_weights);
     let first = fit(
         model,
         &RetrievalTask::new(data).with_item_weights(static_w.as_deref()),
-        &mut step,
+        &mut StandardStep::new(&cfg.loss_weights),
         &Fit {
             journal,
             ..Fit::new("train", cfg, seed_base, device)
         },
     )?;
-    log.phases.push(("train".into(), first));
-    let Some(idw) = idw else {
-        log.silhouette = item_silhouette(model, data, device)?;
-        return Ok(log);
-    };
-    idw.validate()?;
-    // Algorithm 1: w(0) = normalised item frequency; padding and never-labelled items get none.
-    let w0 = initial_weights(&data.label_freq);
-    let valid_mask: Vec<bool> = (0..data.num_items)
-        .map(|i| i > 0 && data.label_freq[i] > 0)
-        .collect();
-    let valid_t = Tensor::from_slice(&valid_mask).to_device(device);
-    let mut w = Tensor::from_slice(&w0).to_device(device);
-    // Early stopping across iterations: the validation metric of the model after each wake
-    // phase; the best state (iteration 0 = the unweighted model) is kept when IDW ends.
-    let metric = cfg.early_stopping_metric.clone();
-    let watch = |model: &dyn Model| -> Result<Option<f64>> {
-        if !(idw.select_best && cfg.early_stopping_patience > 0) || data.seq.valid.is_empty() {
-            return Ok(None);
-        }
-        let m = sampled_metrics(model, data, &data.seq.valid, cfg.eval_batch_size, device)?.0;
-        Ok(m.get(&metric).copied())
-    };
-    let mut best_state = watch(model)?.map(|v| (v, 0usize, crate::fit::snapshot(model)));
-    for t in 1..=idw.max_iterations {
-        let reps = all_item_reprs(model, data.num_items, device)?;
-        let (w_new, stats) =
-            tch::no_grad(|| sleep_phase(&reps, &w, idw.momentum, &valid_t, idw.density_chunk))?;
-        let silhouette = item_silhouette(model, data, device)?;
-        let stopped = stats.weight_change < idw.eta;
-        say(&format!(
-            "IDW iteration {t}: bandwidth {:.4}, ||w' - w|| {:.2e}{}{}",
-            stats.bandwidth,
-            stats.weight_change,
-            silhouette
-                .map(|s| format!(", silhouette {s:.3}"))
-                .unwrap_or_default(),
-            if stopped { " (stop)" } else { "" }
-        ));
-        log.idw.push(IdwIteration {
-            iteration: t,
-            sleep: stats,
-            silhouette,
-            stopped,
-        });
-        if stopped {
-            break;
-        }
-        w = w_new;
-        let wv = Vec::<f32>::try_from(w.to_kind(Kind::Float).to_device(Device::Cpu))?;
-        let wake_cfg = TrainConfig {
-            early_stopping_patience: 0,
-            ..cfg.clone()
-        };
-        let wake = fit(
-            model,
-            &RetrievalTask::new(data).with_item_weights(Some(&wv)),
-            &mut step,
-            &Fit {
-                epochs: idw.wake_epochs,
-                journal,
-                ..Fit::new(
-                    &format!("wake{t}"),
-                    &wake_cfg,
-                    seed::derive_seed(seed_base, &format!("idw/wake{t}")),
-                    device,
-                )
-            },
-        )?;
-        log.phases.push((format!("wake{t}"), wake));
-        if let (Some(v), Some((b, _, _))) = (watch(model)?, &best_state) {
-            if Direction::of_key(&metric).better(v, *b) {
-                best_state = Some((v, t, crate::fit::snapshot(model)));
-            }
-        }
-    }
-    if let Some((v, t, snap)) = best_state {
-        crate::fit::restore(model, &snap);
-        log.idw_selected = Some(t);
-        say(&format!(
-            "IDW: keeping iteration {t} (valid {metric} {v:.4})"
-        ));
-    }
-    if idw.calibration {
-        let frozen = model.item_tower_prefixes();
-        if frozen.is_empty() {
-            return Err(TrainError::Config {
-                key: "idw.calibration".into(),
-                message: format!(
-                    "model '{}' names no item-tower variables to freeze",
-                    model.name()
-                ),
-            });
-        }
-        say("IDW: user-tower calibration (item tower frozen, unweighted loss)");
-        let cal = fit(
-            model,
-            &RetrievalTask::new(data),
-            &mut step,
-            &Fit {
-                epochs: idw.calibration_epochs.unwrap_or(cfg.epochs),
-                frozen,
-                keep_start: true,
-                journal,
-                ..Fit::new(
-                    "calibration",
-                    cfg,
-                    seed::derive_seed(seed_base, "idw/calibration"),
-                    device,
-                )
-            },
-        )?;
-        log.calibration_kept = Some(cal.iter().any(|e| e.kept));
-        log.phases.push(("calibration".into(), cal));
-    }
-    log.silhouette = item_silhouette(model, data, device)?;
-    Ok(log)
+    Ok(RetrievalLog {
+        phases: vec![("train".into(), first)],
+        ..Default::default()
+    })
 }

@@ -12,6 +12,8 @@ use longtail_core::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod warmup;
+
 pub const NAME: &str = "meanpool";
 
 #[derive(Debug, Deserialize, Serialize)]
