@@ -19,6 +19,7 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
             experiment,
             model,
             seeds,
+            skip_finished,
             run,
         } => {
             // An unknown model fails before the config is read or any data is touched.
@@ -101,6 +102,18 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
             }
             let total = runs.len();
             for (k, cfg) in runs.into_iter().enumerate() {
+                if skip_finished {
+                    let mut eff = cfg.clone();
+                    apply_overrides(&mut eff, &run);
+                    if let Some(dir) = longtail_train::experiment::finished_run(&run.out, &eff) {
+                        eprintln!(
+                            "skip [{}/{total}]: {} already holds this run (same config hash)",
+                            k + 1,
+                            dir.display()
+                        );
+                        continue;
+                    }
+                }
                 if total > 1 {
                     eprintln!(
                         "== [{}/{total}] {} (model {})",
@@ -457,6 +470,16 @@ fn prepare(config: &Path, out: &Path, seed: Option<u64>) -> Result<()> {
     Ok(())
 }
 
+/// `--seed` and `--epochs` over a config (what the run, and its config hash, will be).
+fn apply_overrides(cfg: &mut ExperimentConfig, run: &RunArgs) {
+    if let Some(s) = run.seed {
+        cfg.seed = s;
+    }
+    if let Some(e) = run.epochs {
+        cfg.train.epochs = e;
+    }
+}
+
 fn train_and_print(
     registry: &Registry,
     schedules: &ScheduleRegistry,
@@ -465,12 +488,7 @@ fn train_and_print(
     command: &str,
 ) -> Result<()> {
     let device: DeviceSpec = run.device.parse()?;
-    if let Some(s) = run.seed {
-        cfg.seed = s;
-    }
-    if let Some(e) = run.epochs {
-        cfg.train.epochs = e;
-    }
+    apply_overrides(&mut cfg, run);
     let rev = option_env!("LONGTAIL_GIT_REV").filter(|r| !r.is_empty());
     let RunOutcome { dir, manifest } =
         run_experiment_with(registry, schedules, &cfg, device, &run.out, command, rev)?;

@@ -71,6 +71,11 @@ pub enum Command {
         /// Run every chosen experiment once per seed, e.g. `--seeds 1,2,3` (overrides --seed).
         #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
         seeds: Vec<u64>,
+        /// Skip a run whose folder already holds a finished run of exactly this config (the same
+        /// `config_hash` in its run.json, overrides included), e.g. to complete a `--seeds`
+        /// sweep that was interrupted; other runs train as usual.
+        #[arg(long)]
+        skip_finished: bool,
         #[command(flatten)]
         run: RunArgs,
     },

@@ -108,6 +108,18 @@ pub fn kernel_density(
     bandwidth: f64,
     chunk: i64,
 ) -> Result<Tensor> {
+    kernel_density_with(reps, weights, bandwidth, chunk, &mut |_, _| {})
+}
+
+/// [`kernel_density`], calling `on_chunk(rows done, rows)` after each chunk of rows (a progress
+/// bar; on a GPU the chunks are queued, so it runs ahead of the device).
+pub fn kernel_density_with(
+    reps: &Tensor,
+    weights: &Tensor,
+    bandwidth: f64,
+    chunk: i64,
+    on_chunk: &mut dyn FnMut(u64, u64),
+) -> Result<Tensor> {
     let size = reps.size();
     if size.len() != 2 {
         return Err(bad("reps", format!("expected [N, D], got {size:?}")));
@@ -148,6 +160,7 @@ pub fn kernel_density(
         let kernel = (dist.square() * neg_half_inv_l2).exp();
         parts.push(kernel.mv(&w));
         start += len;
+        on_chunk(start as u64, n as u64);
     }
     Ok(Tensor::cat(&parts, 0) / bandwidth)
 }
@@ -247,6 +260,18 @@ pub fn sleep_phase(
     valid: &Tensor,
     chunk: i64,
 ) -> Result<(Tensor, SleepStats)> {
+    sleep_phase_with(reps, w, momentum, valid, chunk, &mut |_, _| {})
+}
+
+/// [`sleep_phase`], calling `on_chunk(rows done, valid rows)` as the density (eq. 7) proceeds.
+pub fn sleep_phase_with(
+    reps: &Tensor,
+    w: &Tensor,
+    momentum: f64,
+    valid: &Tensor,
+    chunk: i64,
+    on_chunk: &mut dyn FnMut(u64, u64),
+) -> Result<(Tensor, SleepStats)> {
     let size = reps.size();
     if size.len() != 2 {
         return Err(bad("reps", format!("expected [N, D], got {size:?}")));
@@ -288,7 +313,7 @@ pub fn sleep_phase(
     let reps_v = reps.to_kind(Kind::Float).index_select(0, &idx);
     let w_v = w.index_select(0, &idx);
     let bandwidth = scott_bandwidth(&reps_v);
-    let dens_v = kernel_density(&reps_v, &w_v, bandwidth, chunk)?;
+    let dens_v = kernel_density_with(&reps_v, &w_v, bandwidth, chunk, on_chunk)?;
     let (lo, hi) = min_max(&dens_v, None).expect("non-empty: checked above");
     let p_rel_v = normalize_with(&dens_v, lo, hi, None);
     let p_rel = w.zeros_like().index_put(&[Some(&idx)], &p_rel_v, false);
@@ -487,6 +512,12 @@ mod tests {
         let w = t(&w0);
 
         let (new_w, stats) = sleep_phase(&reps, &w, 0.9, &valid, 4).unwrap();
+        // The progress callback sees every chunk of the 10 valid rows and changes nothing.
+        let mut seen = Vec::new();
+        let (w2, stats2) =
+            sleep_phase_with(&reps, &w, 0.9, &valid, 4, &mut |d, n| seen.push((d, n))).unwrap();
+        assert_eq!(seen, [(4, 10), (8, 10), (10, 10)]);
+        assert!(w2.equal(&new_w) && stats2.weight_change == stats.weight_change);
         let nw = to_vec(&new_w);
         assert_eq!(nw[0], 0.0);
         assert!((nw.iter().sum::<f64>() - 1.0).abs() < 1e-6, "{nw:?}");

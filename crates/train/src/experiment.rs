@@ -386,6 +386,16 @@ pub fn run_dir(out_root: &Path, cfg: &ExperimentConfig) -> PathBuf {
     out_root.join(format!("{}-{}-seed{}", cfg.name, cfg.model.name, cfg.seed))
 }
 
+/// The run folder of `cfg` under `out_root` when it already holds a finished run of exactly this
+/// config (its `run.json` reads and has the config hash `cfg` has), else `None`.
+pub fn finished_run(out_root: &Path, cfg: &ExperimentConfig) -> Option<PathBuf> {
+    let dir = run_dir(out_root, cfg);
+    let text = std::fs::read(dir.join("run.json")).ok()?;
+    let m: RunManifest = serde_json::from_slice(&text).ok()?;
+    let want = hash_json(&serde_json::to_value(cfg).ok()?);
+    (m.config_hash == want).then_some(dir)
+}
+
 /// Checks that `cfg`'s run folder may be written before anything runs: it must not be (or hold)
 /// an input, and an existing folder must be an earlier run of the same dataset. A re-run replaces
 /// it whole; a folder longtail did not write is never touched.
@@ -602,6 +612,7 @@ fn run_in(
         max_len,
         cfg.train.eval_batch_size,
         device,
+        cfg.train.progress.then_some("test"),
     )?;
     let scores = ScoresTable {
         user: data.test.user.clone(),
@@ -712,6 +723,7 @@ fn run_retrieval_in(
         &data.seq.test,
         cfg.train.eval_batch_size,
         device,
+        cfg.train.progress.then_some("test"),
     )?;
     metrics.extend(full_catalogue_metrics(
         model.as_ref(),
@@ -720,6 +732,7 @@ fn run_retrieval_in(
         cfg.train.eval_batch_size,
         4096,
         device,
+        cfg.train.progress.then_some("full-catalogue ranking"),
     )?);
     if let Some(s) = log.silhouette {
         metrics.insert("silhouette".into(), s);

@@ -124,7 +124,7 @@ fn fit_epochs(
     let mut stopper = EarlyStopping::new(cfg);
     let metric = &cfg.early_stopping_metric;
     if spec.keep_start && cfg.early_stopping_patience > 0 {
-        let v = task.validate(model, cfg.eval_batch_size, device)?;
+        let v = task.validate(model, cfg.eval_batch_size, device, cfg.progress)?;
         if let Some(start) = v.get(metric).copied().filter(|x| x.is_finite()) {
             if cfg.progress {
                 eprintln!("{}: start: valid {metric} {start:.4}", spec.phase);
@@ -187,7 +187,7 @@ fn fit_epochs(
         let total = total_sum.double_value(&[]) / seen.max(1) as f64;
         losses.insert("total".into(), total);
         let eval_start = Instant::now();
-        let valid = task.validate(model, cfg.eval_batch_size, device)?;
+        let valid = task.validate(model, cfg.eval_batch_size, device, cfg.progress)?;
         let log = EpochLog {
             epoch,
             losses,

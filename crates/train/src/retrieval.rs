@@ -176,6 +176,7 @@ pub fn sampled_metrics(
     cases: &SeqSamples,
     batch_size: usize,
     device: Device,
+    progress: Option<&str>,
 ) -> Result<(Metrics, ScoresTable)> {
     let negs = cases.negatives_per_sample();
     let c = negs + 1;
@@ -190,7 +191,8 @@ pub fn sampled_metrics(
     };
     let logq = vec![0.0f32; data.num_items];
     let all: Vec<usize> = (0..cases.len()).collect();
-    for idx in all.chunks(batch_size.max(1)) {
+    let pb = eval_bar(progress, cases.len().div_ceil(batch_size.max(1)));
+    for idx in pb.wrap_iter(all.chunks(batch_size.max(1))) {
         let host = host_batch(cases, idx, &logq, None)?;
         let batch = DeviceBatch::from_host(&host, device)?;
         let mut cand: Vec<i64> = Vec::with_capacity(idx.len() * c);
@@ -265,6 +267,7 @@ pub fn full_catalogue_metrics(
     batch_size: usize,
     chunk: i64,
     device: Device,
+    progress: Option<&str>,
 ) -> Result<Metrics> {
     let kmax = *RETRIEVAL_KS.iter().max().unwrap_or(&20) as i64;
     let items = all_item_reprs(model, data.num_items, device)?;
@@ -272,7 +275,8 @@ pub fn full_catalogue_metrics(
     let logq = vec![0.0f32; data.num_items];
     let all: Vec<usize> = (0..cases.len()).collect();
     let mut topk: Vec<Vec<u32>> = Vec::with_capacity(cases.len());
-    for idx in all.chunks(batch_size.max(1)) {
+    let pb = eval_bar(progress, cases.len().div_ceil(batch_size.max(1)));
+    for idx in pb.wrap_iter(all.chunks(batch_size.max(1))) {
         let host = host_batch(cases, idx, &logq, None)?;
         let batch = DeviceBatch::from_host(&host, device)?;
         // Seen items other than the target (and the padding item 0) are excluded.
@@ -403,4 +407,10 @@ pub fn train_plain(
         phases: vec![("train".into(), first)],
         ..Default::default()
     })
+}
+
+/// A progress bar over `batches` evaluation batches, shown when `progress` names it.
+fn eval_bar(progress: Option<&str>, batches: usize) -> indicatif::ProgressBar {
+    crate::fit::progress_bar(progress.is_some(), batches as u64, progress.unwrap_or(""))
+        .with_finish(indicatif::ProgressFinish::AndClear)
 }

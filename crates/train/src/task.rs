@@ -28,7 +28,14 @@ pub trait Task {
         seed_base: u64,
     ) -> Result<Box<dyn BatchSource + '_>>;
     /// Validation metrics (flat keys, as in `metrics.json`); empty without a validation split.
-    fn validate(&self, model: &dyn Model, batch_size: usize, device: Device) -> Result<Metrics>;
+    /// `progress`: show a progress bar with ETA.
+    fn validate(
+        &self,
+        model: &dyn Model,
+        batch_size: usize,
+        device: Device,
+        progress: bool,
+    ) -> Result<Metrics>;
 }
 
 /// CTR samples ([`CtrDataset`]): fixed-shape batches (the last one padded with weight-0 rows),
@@ -103,7 +110,13 @@ impl Task for CtrTask<'_> {
         Ok(Box::new(batches))
     }
 
-    fn validate(&self, model: &dyn Model, batch_size: usize, device: Device) -> Result<Metrics> {
+    fn validate(
+        &self,
+        model: &dyn Model,
+        batch_size: usize,
+        device: Device,
+        progress: bool,
+    ) -> Result<Metrics> {
         if self.data.valid.is_empty() {
             return Ok(Metrics::new());
         }
@@ -114,6 +127,7 @@ impl Task for CtrTask<'_> {
             self.max_len,
             batch_size,
             device,
+            progress.then_some("valid"),
         )
     }
 }
@@ -167,10 +181,25 @@ impl Task for RetrievalTask<'_> {
         ))
     }
 
-    fn validate(&self, model: &dyn Model, batch_size: usize, device: Device) -> Result<Metrics> {
+    fn validate(
+        &self,
+        model: &dyn Model,
+        batch_size: usize,
+        device: Device,
+        progress: bool,
+    ) -> Result<Metrics> {
         if self.data.seq.valid.is_empty() {
             return Ok(Metrics::new());
         }
-        Ok(sampled_metrics(model, self.data, &self.data.seq.valid, batch_size, device)?.0)
+        let label = progress.then_some("valid");
+        Ok(sampled_metrics(
+            model,
+            self.data,
+            &self.data.seq.valid,
+            batch_size,
+            device,
+            label,
+        )?
+        .0)
     }
 }

@@ -113,7 +113,8 @@ pub struct EpochLog {
     pub valid: Metrics,
 }
 
-/// Scores every sample in order (eval mode, no gradients); padding rows are dropped.
+/// Scores every sample in order (eval mode, no gradients); padding rows are dropped. With
+/// `progress = Some(label)`, a progress bar with ETA named `label` counts the batches.
 pub fn score_samples(
     model: &dyn Model,
     samples: &CtrSamples,
@@ -121,13 +122,20 @@ pub fn score_samples(
     max_len: usize,
     batch_size: usize,
     device: Device,
+    progress: Option<&str>,
 ) -> Result<Vec<f32>> {
     let mut iter = BatchIter::try_new(samples, &data.sequences, batch_size, max_len, None, None)?;
     if let Some(s) = &data.sessions {
         iter = iter.with_sessions(s, &data.negative_feedback);
     }
+    let pb = crate::fit::progress_bar(
+        progress.is_some(),
+        iter.num_batches() as u64,
+        progress.unwrap_or(""),
+    )
+    .with_finish(indicatif::ProgressFinish::AndClear);
     let mut out = Vec::with_capacity(samples.len());
-    for host in iter {
+    for host in pb.wrap_iter(iter) {
         let batch = DeviceBatch::from_host(&host, device)?;
         let s = tch::no_grad(|| model.score(&batch))?;
         let v = Vec::<f32>::try_from(s.to_kind(Kind::Float).to_device(Device::Cpu))?;
@@ -144,8 +152,9 @@ pub fn evaluate_ctr(
     max_len: usize,
     batch_size: usize,
     device: Device,
+    progress: Option<&str>,
 ) -> Result<Metrics> {
-    let scores = score_samples(model, samples, data, max_len, batch_size, device)?;
+    let scores = score_samples(model, samples, data, max_len, batch_size, device, progress)?;
     let slice = ScoredSlice::new(&scores, &samples.label)
         .with_users(&samples.user)
         .with_user_group(&samples.user_group)

@@ -65,3 +65,44 @@ fn early_stopping_on_logloss_keeps_the_lowest_and_the_journal_has_every_epoch() 
         &logged,
     );
 }
+
+/// `--skip-finished` completes an interrupted `--seeds` sweep: finished runs of exactly this
+/// config are left as they are, the missing seed trains, and a changed config trains again.
+#[test]
+fn skip_finished_completes_a_sweep_and_retrains_a_changed_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = CTR_TINY
+        .replace("epochs = 12", "epochs = 1")
+        .replace("early_stopping_patience = 2\n", "");
+    std::fs::write(dir.path().join("e.toml"), &cfg).unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train", "--config", "e.toml", "--device", "cpu", "--out", "runs",
+        ];
+        args.extend_from_slice(extra);
+        super::longtail(&args, dir.path())
+    };
+    let o = train(&["--seeds", "1,2"]);
+    assert!(o.status.success(), "{}", super::stderr(&o));
+    let run1 = dir.path().join("runs/engine-tiny-basemodel-seed1/run.json");
+    let before = std::fs::read(&run1).unwrap();
+    let o = train(&["--seeds", "1,2,3", "--skip-finished"]);
+    let err = super::stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("skip [").count(), 2, "{err}");
+    assert_eq!(
+        std::fs::read(&run1).unwrap(),
+        before,
+        "a finished run was rewritten"
+    );
+    assert!(dir
+        .path()
+        .join("runs/engine-tiny-basemodel-seed3/run.json")
+        .exists());
+    // Another epoch count is another config: nothing is skipped.
+    let o = train(&["--seeds", "1", "--skip-finished", "--epochs", "2"]);
+    let err = super::stderr(&o);
+    assert!(o.status.success() && !err.contains("skip ["), "{err}");
+    let run: Value = serde_json::from_slice(&std::fs::read(&run1).unwrap()).unwrap();
+    assert_eq!(run["epochs"].as_array().unwrap().len(), 2);
+}

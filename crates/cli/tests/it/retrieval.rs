@@ -107,9 +107,18 @@ fn full_catalogue_ranking_is_the_same_in_chunks() {
     let data = tiny_retrieval_data();
     let model = twotower(&data);
     let cpu = longtail_core::tch::Device::Cpu;
-    let a = full_catalogue_metrics(model.as_ref(), &data, &data.seq.test, 16, 7, cpu).unwrap();
-    let b =
-        full_catalogue_metrics(model.as_ref(), &data, &data.seq.test, 1000, 100_000, cpu).unwrap();
+    let a =
+        full_catalogue_metrics(model.as_ref(), &data, &data.seq.test, 16, 7, cpu, None).unwrap();
+    let b = full_catalogue_metrics(
+        model.as_ref(),
+        &data,
+        &data.seq.test,
+        1000,
+        100_000,
+        cpu,
+        None,
+    )
+    .unwrap();
     assert_eq!(a, b);
     assert!(a.contains_key("full_hr@20") && a.contains_key("full_hr@5/cluster=tail"));
     assert!(a["full_hr@20"] > 0.0);

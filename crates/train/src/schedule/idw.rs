@@ -17,7 +17,7 @@ use crate::retrieval::{
 use crate::step::StandardStep;
 use crate::task::RetrievalTask;
 use crate::trainer::TrainConfig;
-use longtail_core::density::{initial_weights, sleep_phase};
+use longtail_core::density::{initial_weights, sleep_phase_with};
 use longtail_core::{Model, Task};
 use longtail_data::{seed, RetrievalData};
 use longtail_eval::Direction;
@@ -129,14 +129,36 @@ pub fn iterate(
         if !(idw.select_best && cfg.early_stopping_patience > 0) || data.seq.valid.is_empty() {
             return Ok(None);
         }
-        let m = sampled_metrics(model, data, &data.seq.valid, cfg.eval_batch_size, device)?.0;
+        let label = cfg.progress.then_some("valid");
+        let m = sampled_metrics(
+            model,
+            data,
+            &data.seq.valid,
+            cfg.eval_batch_size,
+            device,
+            label,
+        )?
+        .0;
         Ok(m.get(&metric).copied())
     };
     let mut best_state = watch(model)?.map(|v| (v, 0usize, crate::fit::snapshot(model)));
     for t in 1..=idw.max_iterations {
         let reps = all_item_reprs(model, data.num_items, device)?;
-        let (w_new, stats) =
-            tch::no_grad(|| sleep_phase(&reps, &w, idw.momentum, &valid_t, idw.density_chunk))?;
+        let (w_new, stats) = tch::no_grad(|| {
+            let pb = crate::fit::progress_bar(cfg.progress, 0, &format!("IDW sleep {t}"))
+                .with_finish(indicatif::ProgressFinish::AndClear);
+            sleep_phase_with(
+                &reps,
+                &w,
+                idw.momentum,
+                &valid_t,
+                idw.density_chunk,
+                &mut |done, rows| {
+                    pb.set_length(rows);
+                    pb.set_position(done);
+                },
+            )
+        })?;
         let silhouette = item_silhouette(model, data, device)?;
         let stopped = stats.weight_change < idw.eta;
         say(&format!(

@@ -138,6 +138,7 @@ pub fn run_stage1(
         max_len.unwrap_or(cfg.samples.max_hist_len),
         train.eval_batch_size,
         device,
+        cfg.train.progress.then_some("stage1 test"),
     )?;
     let table = ScoresTable {
         user: data.test.user.clone(),
