@@ -448,6 +448,24 @@ getter!(take_u32, U32, u32);
 getter!(take_i64, I64, i64);
 getter!(take_f32, F32, f32);
 
+/// Takes the fixed-width list column `name` out of `frame`: its width and its values, row-major.
+pub fn take_u32_list(frame: &mut Frame, name: &str, origin: &Path) -> Result<(usize, Vec<u32>)> {
+    match frame.take(name) {
+        Some(Column::U32List { width, values }) => Ok((width, values)),
+        Some(other) => Err(DataError::Schema {
+            path: origin.to_path_buf(),
+            message: format!(
+                "column '{name}' has type {}, expected a fixed-size list of UInt32",
+                other.kind()
+            ),
+        }),
+        None => Err(DataError::Schema {
+            path: origin.to_path_buf(),
+            message: format!("missing column '{name}'"),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,7 +47,10 @@ pub use import::{
     import, import_with, movielens_genres, read_vocab, ColumnMapping, ImportFormat, Imported,
 };
 pub use items::{CategoricalField, ItemFeatures, ListField};
-pub use prepare::{load_prepared_ctr, prepare, PrepareConfig, PrepareManifest};
+pub use prepare::{
+    load_prepared_ctr, load_prepared_sequences, prepare, PrepareConfig, PrepareManifest,
+    PreparedSequences,
+};
 pub use retrieval::{RetrievalData, SeqBatches};
 pub use scores::ScoresTable;
 pub use sequences::{build_sequences, SeqDataset, SeqSamples, SequenceConfig, TrainCut};

@@ -38,15 +38,17 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::ctr::{build_ctr_dataset, CtrConfig, CtrDataset, CtrSamples};
+use crate::ctr::{build_ctr_dataset, CtrConfig, CtrDataset, CtrSamples, UserSequences};
 use crate::error::{DataError, Result};
 use crate::feature_map::{FeatureKind, FeatureMap, FeatureSpec};
 use crate::filter::{apply_filters, FilterConfig, FilterReport};
-use crate::frame::{take_f32, take_i64, take_u32, take_u8, Column, Frame, FrameWriter};
+use crate::frame::{
+    take_f32, take_i64, take_u32, take_u32_list, take_u8, Column, Frame, FrameWriter,
+};
 use crate::groups::{ActivenessRule, ITEM_GROUP_NAMES, USER_GROUP_NAMES};
 use crate::items::ItemFeatures;
 use crate::sequences::{
-    align_attribute, align_list_attribute, build_sequences, SeqSamples, SequenceConfig,
+    align_attribute, align_list_attribute, build_sequences, SeqDataset, SeqSamples, SequenceConfig,
 };
 use crate::sessions::{SessionConfig, Sessions};
 use crate::source::{load_source, DataSource};
@@ -659,6 +661,144 @@ pub fn samples_from_frame(f: &mut Frame, path: &Path) -> Result<CtrSamples> {
 /// Reads one split's CTR samples.
 pub fn read_samples(path: &Path) -> Result<CtrSamples> {
     samples_from_frame(&mut Frame::read_parquet(path, &SAMPLE_COLUMNS)?, path)
+}
+
+/// What a retrieval run reads from a prepared folder: the IDW sequence samples of
+/// `sequences/{train,valid,test}.parquet` as prepared, the users' positives they were cut from
+/// (for seen sets and head items), the item vocabulary size and the manifest.
+pub struct PreparedSequences {
+    pub seq: SeqDataset,
+    pub interactions: Interactions,
+    /// Ground-truth item clusters (`item_clusters.json`, synthetic data only).
+    pub item_cluster: Option<Vec<u32>>,
+    pub positives: UserSequences,
+    pub num_items: usize,
+    pub manifest: PrepareManifest,
+}
+
+/// Reads a prepared folder's sequences (prepared with a `[sequences]` section). The files are
+/// checked against `prepare.json` (hashes) and every row against the interactions (users, items,
+/// history lengths within `max_len`, `eval_negatives` negatives per valid/test row), so a
+/// hand-edited or mismatched folder is an error naming the file and row.
+pub fn load_prepared_sequences(dir: &Path) -> Result<PreparedSequences> {
+    let m = read_manifest(dir)?;
+    let Some(sc) = m.config.sequences.clone() else {
+        return Err(DataError::Schema {
+            path: dir.join("prepare.json"),
+            message: "the folder has no sequences/: prepare it with a [sequences] section for \
+                      retrieval runs"
+                .into(),
+        });
+    };
+    verify_files(dir, &m)?;
+    let inter_path = dir.join("interactions.parquet");
+    let inter = Interactions::read_parquet(&inter_path)?;
+    if inter.content_hash() != m.interactions_hash {
+        return Err(DataError::Schema {
+            path: inter_path,
+            message: "content hash differs from prepare.json: the folder was modified".into(),
+        });
+    }
+    let (positives, _) = crate::ctr::feedback_sequences(
+        &inter,
+        m.config.samples.positive_threshold,
+        &m.config.dataset,
+    )?;
+    let (users, items) = (inter.num_users(), inter.num_items());
+    let mut parts = Vec::new();
+    for name in SPLITS {
+        let p = dir.join("sequences").join(format!("{name}.parquet"));
+        let mut f = Frame::read_parquet(&p, &["user", "target", "target_ts", "hist", "hist_len"])?;
+        let (width, hist) = take_u32_list(&mut f, "hist", &p)?;
+        let negatives = if name == "train" {
+            Vec::new()
+        } else {
+            let (k, v) = take_u32_list(&mut f, "negatives", &p)?;
+            if k != sc.eval_negatives {
+                return Err(DataError::Schema {
+                    path: p,
+                    message: format!(
+                        "{k} negatives per row, prepare.json says eval_negatives = {}",
+                        sc.eval_negatives
+                    ),
+                });
+            }
+            v
+        };
+        let s = SeqSamples {
+            user: take_u32(&mut f, "user", &p)?,
+            target: take_u32(&mut f, "target", &p)?,
+            target_ts: take_i64(&mut f, "target_ts", &p)?,
+            hist_len: take_u32(&mut f, "hist_len", &p)?,
+            hist,
+            negatives,
+        };
+        if width != sc.max_len {
+            return Err(DataError::Schema {
+                path: p,
+                message: format!(
+                    "histories of {width} slots, prepare.json says max_len = {}",
+                    sc.max_len
+                ),
+            });
+        }
+        for i in 0..s.len() {
+            let bad = s.user[i] as usize >= users
+                || s.target[i] == 0
+                || s.target[i] as usize >= items
+                || s.hist_len[i] as usize > width
+                || s.hist_row(i).iter().any(|&x| x as usize >= items)
+                || s.negatives[i * s.negatives_per_sample()..(i + 1) * s.negatives_per_sample()]
+                    .iter()
+                    .any(|&x| x == 0 || x as usize >= items);
+            if bad {
+                return Err(DataError::Schema {
+                    path: p,
+                    message: format!(
+                        "row {i}: a user, item or history length outside the interactions \
+                         ({} users, {} items, max_len {width})",
+                        users,
+                        items - 1
+                    ),
+                });
+            }
+        }
+        parts.push(s);
+    }
+    let test = parts.pop().unwrap_or_default();
+    let valid = parts.pop().unwrap_or_default();
+    let train = parts.pop().unwrap_or_default();
+    let cpath = dir.join("item_clusters.json");
+    let item_cluster = match std::fs::read_to_string(&cpath) {
+        Ok(text) => {
+            let c: Vec<u32> = serde_json::from_str(&text).map_err(|e| DataError::Schema {
+                path: cpath.clone(),
+                message: format!("not a list of cluster ids: {e}"),
+            })?;
+            if c.len() != items {
+                return Err(DataError::Schema {
+                    path: cpath,
+                    message: format!("{} entries for {items} items", c.len()),
+                });
+            }
+            Some(c)
+        }
+        Err(_) => None,
+    };
+    Ok(PreparedSequences {
+        seq: SeqDataset {
+            max_len: sc.max_len,
+            eval_negatives: sc.eval_negatives,
+            train,
+            valid,
+            test,
+        },
+        positives,
+        num_items: items,
+        manifest: m,
+        interactions: inter,
+        item_cluster,
+    })
 }
 
 /// A prepared folder as the [`CtrDataset`] that [`build_ctr_dataset`] had built, and its

@@ -85,6 +85,16 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
     }
     if let Some(s) = &cfg.sessions {
         in_section("sessions", s.validate().map_err(Into::into))?;
+        if matches!(cfg.data, DataSource::Prepared { .. }) {
+            // It would be silently ignored: prepared folders do not feed sessions to training.
+            return Err(TrainError::Config {
+                key: "sessions".into(),
+                message: "a prepared folder's samples are trained without HIM sessions (its \
+                          sessions/ are not read yet): train [sessions] runs from the raw, \
+                          parquet or synth source"
+                    .into(),
+            });
+        }
     }
     if let DataSource::Synth { synth } = &cfg.data {
         in_section("data.synth", synth.validate().map_err(Into::into))?;
@@ -124,13 +134,6 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
             in_section("sequences", sc.validate().map_err(Into::into))?;
             if let Some(i) = &cfg.idw {
                 in_section("idw", i.validate())?;
-            }
-            if matches!(cfg.data, DataSource::Prepared { .. }) {
-                return combo(
-                    "data.kind",
-                    "retrieval runs ([sequences]) build their sequences from a raw, parquet or \
-                     synth source; a prepared folder's sequences are for other tools",
-                );
             }
             // Sections a retrieval run would silently ignore.
             if cfg.pin.is_some() {

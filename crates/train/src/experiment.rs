@@ -662,6 +662,38 @@ pub fn retrieval_data(
     sc: &SequenceConfig,
     data_dir: &Path,
 ) -> Result<(RetrievalData, RunData)> {
+    if let DataSource::Prepared { path } = &cfg.data {
+        // A prepared folder fixes the sequences: they are read as prepared, and the run's
+        // [sequences] must be the folder's.
+        let path = longtail_data::source::resolve_data_path(path);
+        let p = longtail_data::load_prepared_sequences(&path)?;
+        let prepared = p.manifest.config.sequences.as_ref();
+        if prepared != Some(sc) {
+            return Err(TrainError::Config {
+                key: "sequences".into(),
+                message: format!(
+                    "differs from the prepared folder's (prepare.json: {}); a prepared folder \
+                     fixes its sequences: use its [sequences] section or prepare again",
+                    serde_json::to_string(&prepared).unwrap_or_default()
+                ),
+            });
+        }
+        let data = RetrievalData::new(
+            &cfg.dataset,
+            &p.positives,
+            p.seq,
+            p.num_items,
+            p.manifest.config.samples.head_item_share,
+            p.item_cluster.clone(),
+        );
+        let rd = RunData {
+            interactions: p.interactions,
+            items: None,
+            item_cluster: p.item_cluster,
+            filter_report: p.manifest.filters.clone(),
+        };
+        return Ok((data, rd));
+    }
     let rd = load_run_data(&cfg.data, cfg.filters.as_ref(), cfg.seed, data_dir)?;
     let inter = &rd.interactions;
     let (positives, _) = longtail_data::ctr::feedback_sequences(

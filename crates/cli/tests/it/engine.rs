@@ -106,3 +106,17 @@ fn skip_finished_completes_a_sweep_and_retrains_a_changed_config() {
     let run: Value = serde_json::from_slice(&std::fs::read(&run1).unwrap()).unwrap();
     assert_eq!(run["epochs"].as_array().unwrap().len(), 2);
 }
+
+/// `[sessions]` with a prepared folder would be ignored (its samples train without sessions):
+/// a config error naming the key, before any data is read.
+#[test]
+fn sessions_with_a_prepared_folder_are_refused() {
+    let reg = longtail_models::builtin_registry().unwrap();
+    let text = "name = \"p\"\n[data]\nkind = \"prepared\"\npath = \"nowhere\"\n\
+                [sessions]\nwindows = [\"all\"]\n[model]\nname = \"him\"\n";
+    let cfg = longtail_train::ExperimentConfig::from_toml(text, "p.toml").unwrap();
+    let e = longtail_train::check_experiment(&reg, &cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'sessions'") && e.contains("prepared"), "{e}");
+}

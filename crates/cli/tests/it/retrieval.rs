@@ -227,3 +227,61 @@ max_iterations = 2
     assert!(stderr(&o).contains("retrieval model"), "{}", stderr(&o));
     assert!(!dir.path().join("runs3/idw-tiny-basemodel-seed5").exists());
 }
+
+/// A retrieval run reads a prepared folder's `sequences/`: on the same data, seed and
+/// `[sequences]` it gives exactly the metrics of the run that builds them itself; a run whose
+/// `[sequences]` differs from the folder's, and a folder prepared without sequences, are errors.
+#[test]
+fn retrieval_from_a_prepared_folder_equals_building_the_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let synth = "kind = \"synth\"\nsynth = { users = 60, items = 50, clusters = 5, min_len = 12, max_len = 12, interest_skew = 1.0 }\n";
+    let seqs = "[sequences]\nmax_len = 8\neval_negatives = 25\ntrain_cut = \"sliding\"\n";
+    let prep = format!("dataset = \"s\"\nseed = 5\n[data]\n{synth}{seqs}");
+    std::fs::write(d.join("p.toml"), &prep).unwrap();
+    let o = super::longtail(&["prepare", "--config", "p.toml", "--out", "prep"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = |name: &str, data: &str, seqs: &str| {
+        let cfg = format!(
+            "name = \"{name}\"\ndataset = \"s\"\nseed = 5\n[data]\n{data}{seqs}\
+             [model]\nname = \"twotower\"\nparams = {{ interests = 2, layers = 1 }}\n\
+             [train]\nepochs = 2\nbatch_size = 64\nlr = 0.01\nprogress = false\n"
+        );
+        train_config(d, &format!("{name}.toml"), &cfg, "runs")
+    };
+    let o = run("raw", synth, seqs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run("prep", "kind = \"prepared\"\npath = \"prep\"\n", seqs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics = |name: &str| -> Value {
+        serde_json::from_slice(
+            &std::fs::read(d.join(format!("runs/{name}-twotower-seed5/metrics.json"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (metrics("raw"), metrics("prep"));
+    assert!(a["hr@20"].as_f64().is_some(), "{a}");
+    assert_eq!(a, b, "prepared sequences differ from built ones");
+
+    let o = run(
+        "other",
+        "kind = \"prepared\"\npath = \"prep\"\n",
+        &seqs.replace("max_len = 8", "max_len = 6"),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("'sequences'") && stderr(&o).contains("prepared folder"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(
+        d.join("p2.toml"),
+        format!("dataset = \"s\"\nseed = 5\n[data]\n{synth}"),
+    )
+    .unwrap();
+    let o = super::longtail(&["prepare", "--config", "p2.toml", "--out", "prep2"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run("none", "kind = \"prepared\"\npath = \"prep2\"\n", seqs);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no sequences/"), "{}", stderr(&o));
+}
