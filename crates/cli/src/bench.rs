@@ -67,7 +67,11 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Bless { new, baseline } => {
-            let n = BenchReport::read(&new)?;
+            let runs = new
+                .iter()
+                .map(|p| BenchReport::read(p))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let n = longtail_train::bench::report::merge_runs(&runs)?;
             match BenchReport::read(&baseline) {
                 Ok(b) => {
                     let c = compare(&b, &n, Thresholds::default());

@@ -518,7 +518,7 @@ fn train_and_print(
         }
     }
     println!(
-        "run folder: {} (run.json, metrics.json, test_scores.parquet, model.safetensors) in {:.1}s",
+        "run folder: {} (run.json, epochs.jsonl, metrics.json, test_scores.parquet, model.safetensors) in {:.1}s",
         dir.display(),
         manifest.wall_s
     );

@@ -307,9 +307,14 @@ pub enum BenchCommand {
         #[arg(long)]
         only: Option<String>,
     },
-    /// Makes NEW the committed baseline (benches/baseline/bench.json) and prints what changed.
+    /// Makes NEW the committed baseline (benches/baseline/bench.json) and prints what changed;
+    /// with several NEW runs of one tree, each figure is the median run's and remembers how far
+    /// the runs spread.
     Bless {
-        new: PathBuf,
+        /// One suite run, or several runs of the same tree: each figure is then the median
+        /// run's, with the runs' spread recorded so `compare` gates it no tighter than that.
+        #[arg(required = true, num_args = 1..)]
+        new: Vec<PathBuf>,
         #[arg(long, default_value = "benches/baseline/bench.json")]
         baseline: PathBuf,
     },

@@ -40,6 +40,12 @@ pub struct Figure {
     /// that exceeds `--max-drop`, so a figure only gates as tightly as its measurements allow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio_noise: Option<f64>,
+    /// Baselines blessed from several suite runs ([`merge_runs`]): how much the figure's ratio
+    /// moved between those runs, `(max - min) / median`. A figure whose rounds agree within a run
+    /// can still move between runs (a shared machine's memory bandwidth, other tenants);
+    /// `bench compare` widens its limit to this spread too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_spread: Option<f64>,
 }
 
 impl Figure {
@@ -86,8 +92,75 @@ impl Figure {
             peer_median_ms,
             ratio,
             ratio_noise,
+            run_spread: None,
         }
     }
+}
+
+/// One baseline from several suite runs of the same tree: each figure is the run whose ratio is
+/// the median of the runs' ratios, with the runs' spread as [`Figure::run_spread`]; the quality
+/// gate's metrics must be equal in every run (same-seed CPU runs repeat exactly), else an error
+/// naming the first that differs. The first report gives everything else (versions, machine).
+pub fn merge_runs(reports: &[BenchReport]) -> Result<BenchReport> {
+    let Some(first) = reports.first() else {
+        return Err(TrainError::Config {
+            key: "bench".into(),
+            message: "no report to bless".into(),
+        });
+    };
+    for r in &reports[1..] {
+        for q in &first.quality {
+            let other = r.quality.iter().find(|x| x.id == q.id);
+            // Equal up to the last bits of a float sum (far inside any quality tolerance).
+            let same = other.is_some_and(|o| {
+                o.metrics.len() == q.metrics.len()
+                    && q.metrics.iter().all(|(k, v)| {
+                        o.metrics
+                            .get(k)
+                            .is_some_and(|w| (v - w).abs() <= 1e-9 || (v.is_nan() && w.is_nan()))
+                    })
+            });
+            if !same {
+                return Err(TrainError::Config {
+                    key: "bench".into(),
+                    message: format!(
+                        "quality run '{}' differs between the reports blessed together (they \
+                         must be runs of the same tree at the same thread count)",
+                        q.id
+                    ),
+                });
+            }
+        }
+    }
+    let mut out = first.clone();
+    for f in out.figures.iter_mut() {
+        let runs: Vec<&Figure> = reports
+            .iter()
+            .filter_map(|r| r.figures.iter().find(|x| x.id == f.id))
+            .filter(|x| x.ratio.is_some())
+            .collect();
+        if runs.len() < 2 {
+            continue;
+        }
+        let ratios: Vec<f64> = runs.iter().filter_map(|x| x.ratio).collect();
+        let m = median(&ratios);
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mid = runs
+            .iter()
+            .min_by(|a, b| {
+                let da = (a.ratio.unwrap_or(m) - m).abs();
+                let db = (b.ratio.unwrap_or(m) - m).abs();
+                da.total_cmp(&db)
+            })
+            .copied()
+            .unwrap_or(f);
+        *f = Figure {
+            run_spread: (m > 0.0).then(|| (hi - lo) / m),
+            ..mid.clone()
+        };
+    }
+    Ok(out)
 }
 
 /// The metrics of one quality-gate run (test split, flat keys as in `metrics.json`).
@@ -383,10 +456,17 @@ pub fn compare(base: &BenchReport, new: &BenchReport, t: Thresholds) -> Comparis
             (Some(br), Some(nf)) => {
                 // A figure gates no tighter than its baseline measurements scatter (capped: a
                 // figure noisier than that is shown, and says so, but hardly gates).
-                let noise = b.ratio_noise.unwrap_or(0.0) + nf.ratio_noise.unwrap_or(0.0);
-                let limit = t.max_drop.max(noise.min(MAX_NOISE_LIMIT));
+                let noise = (b.ratio_noise.unwrap_or(0.0) + nf.ratio_noise.unwrap_or(0.0))
+                    .min(MAX_NOISE_LIMIT);
+                let spread = b.run_spread.unwrap_or(0.0).min(MAX_NOISE_LIMIT);
+                let limit = t.max_drop.max(noise).max(spread);
                 let widened = if limit > t.max_drop {
-                    format!(" (limit widened to its noise, {:.0}%)", 100.0 * limit)
+                    let why = if spread >= noise {
+                        "its run-to-run spread"
+                    } else {
+                        "its noise"
+                    };
+                    format!(" (limit widened to {why}, {:.0}%)", 100.0 * limit)
                 } else {
                     String::new()
                 };
@@ -642,6 +722,31 @@ mod tests {
             compare(&base, &noisy(3.0), Thresholds::default()).failures(),
             1
         );
+    }
+
+    #[test]
+    fn a_baseline_from_several_runs_gates_each_figure_no_tighter_than_its_runs_moved() {
+        let runs = [report(1.1, 0.7), report(1.0, 0.7), report(0.9, 0.7)];
+        let base = merge_runs(&runs).unwrap();
+        let f = &base.figures[0];
+        // The median run's figure, with the runs' spread (2.222 - 1.818) / 2.0.
+        assert_eq!(f.ours_ms, runs[1].figures[0].ours_ms);
+        assert!((f.run_spread.unwrap() - 0.2020).abs() < 1e-3, "{f:?}");
+        assert_eq!(
+            base.figures[1].run_spread, None,
+            "unpaired figures have no ratio"
+        );
+        // 16.7% lower: beyond --max-drop, within the figure's run-to-run spread.
+        let c = compare(&base, &report(1.2, 0.7), Thresholds::default());
+        let row = c.rows.iter().find(|r| r.id == "step/basemodel").unwrap();
+        assert_eq!(row.status, "ok", "{}", c.markdown());
+        assert!(row.note.contains("run-to-run spread"), "{}", row.note);
+        // 23% lower fails.
+        let c = compare(&base, &report(1.3, 0.7), Thresholds::default());
+        assert!(c.failures() >= 1, "{}", c.markdown());
+        // Runs whose quality metrics differ are not one tree: refused.
+        let e = merge_runs(&[report(1.0, 0.7), report(1.0, 0.71)]).unwrap_err();
+        assert!(e.to_string().contains("'demo'"), "{e}");
     }
 
     #[test]
