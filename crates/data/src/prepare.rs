@@ -663,6 +663,21 @@ pub fn read_samples(path: &Path) -> Result<CtrSamples> {
     samples_from_frame(&mut Frame::read_parquet(path, &SAMPLE_COLUMNS)?, path)
 }
 
+/// Checks every file of a prepared folder against its manifest ([`verify_files`]) and reads its
+/// interaction table, whose content hash must be the manifest's.
+fn verified_interactions(dir: &Path, m: &PrepareManifest) -> Result<Interactions> {
+    verify_files(dir, m)?;
+    let inter_path = dir.join("interactions.parquet");
+    let inter = Interactions::read_parquet(&inter_path)?;
+    if inter.content_hash() != m.interactions_hash {
+        return Err(DataError::Schema {
+            path: inter_path,
+            message: "content hash differs from prepare.json: the folder was modified".into(),
+        });
+    }
+    Ok(inter)
+}
+
 /// What a retrieval run reads from a prepared folder: the IDW sequence samples of
 /// `sequences/{train,valid,test}.parquet` as prepared, the users' positives they were cut from
 /// (for seen sets and head items), the item vocabulary size and the manifest.
@@ -690,15 +705,7 @@ pub fn load_prepared_sequences(dir: &Path) -> Result<PreparedSequences> {
                 .into(),
         });
     };
-    verify_files(dir, &m)?;
-    let inter_path = dir.join("interactions.parquet");
-    let inter = Interactions::read_parquet(&inter_path)?;
-    if inter.content_hash() != m.interactions_hash {
-        return Err(DataError::Schema {
-            path: inter_path,
-            message: "content hash differs from prepare.json: the folder was modified".into(),
-        });
-    }
+    let inter = verified_interactions(dir, &m)?;
     let (positives, _) = crate::ctr::feedback_sequences(
         &inter,
         m.config.samples.positive_threshold,
@@ -807,15 +814,7 @@ pub fn load_prepared_sequences(dir: &Path) -> Result<PreparedSequences> {
 /// mismatched folder is an error, not silently wrong histories.
 pub fn load_prepared_ctr(dir: &Path) -> Result<(CtrDataset, PrepareManifest)> {
     let m = read_manifest(dir)?;
-    verify_files(dir, &m)?;
-    let inter_path = dir.join("interactions.parquet");
-    let inter = Interactions::read_parquet(&inter_path)?;
-    if inter.content_hash() != m.interactions_hash {
-        return Err(DataError::Schema {
-            path: inter_path,
-            message: "content hash differs from prepare.json: the folder was modified".into(),
-        });
-    }
+    let inter = verified_interactions(dir, &m)?;
     let feature_map = FeatureMap::read_json(&dir.join("feature_map.json"))?;
     let (sequences, negative_feedback) = crate::ctr::feedback_sequences(
         &inter,

@@ -9,13 +9,13 @@ use crate::retrieval::{full_catalogue_metrics, sampled_metrics, IdwConfig, Retri
 use crate::schedule::{
     ScheduleContext, ScheduleData, ScheduleOutcome, ScheduleRegistry, ScheduleSection,
 };
-use crate::trainer::{score_samples, TrainConfig};
+use crate::trainer::TrainConfig;
 use longtail_core::{
     checkpoint, device::device_name, runtime, seed::seed_everything, DeviceSpec, Registry,
 };
 use longtail_data::{
     apply_filters, build_ctr_dataset, CtrConfig, FilterConfig, Interactions, ItemFeatures,
-    ScoresTable, SequenceConfig, SessionConfig, SynthConfig,
+    SequenceConfig, SessionConfig, SynthConfig,
 };
 use longtail_eval::Metrics;
 use serde::{Deserialize, Serialize};
@@ -605,24 +605,14 @@ fn run_in(
         .unwrap_or(cfg.samples.max_hist_len);
     // Scores of the test split are kept, so `longtail eval --run` and other tools can recompute
     // any metric without the model.
-    let test_scores = score_samples(
+    let scores = crate::trainer::test_scores(
         model.as_ref(),
-        &data.test,
         &data,
         max_len,
         cfg.train.eval_batch_size,
         device,
         cfg.train.progress.then_some("test"),
     )?;
-    let scores = ScoresTable {
-        user: data.test.user.clone(),
-        item: data.test.item.clone(),
-        label: data.test.label.clone(),
-        score: test_scores,
-        user_group: Some(data.test.user_group.clone()),
-        item_group: Some(data.test.item_group.clone()),
-        list: None,
-    };
     scores.write_parquet(&dir.join(TEST_SCORES))?;
     let metrics: Metrics = evaluate_scores(&scores, &[])?;
     checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;

@@ -144,6 +144,29 @@ pub fn score_samples(
     Ok(out)
 }
 
+/// The scored test split of `data` as a scores table (`user`, `item`, `label`, `score`, groups):
+/// what runs keep as `test_scores.parquet`.
+pub fn test_scores(
+    model: &dyn Model,
+    data: &CtrDataset,
+    max_len: usize,
+    batch_size: usize,
+    device: Device,
+    progress: Option<&str>,
+) -> Result<longtail_data::ScoresTable> {
+    let t = &data.test;
+    let score = score_samples(model, t, data, max_len, batch_size, device, progress)?;
+    Ok(longtail_data::ScoresTable {
+        user: t.user.clone(),
+        item: t.item.clone(),
+        label: t.label.clone(),
+        score,
+        user_group: Some(t.user_group.clone()),
+        item_group: Some(t.item_group.clone()),
+        list: None,
+    })
+}
+
 /// AUC, logloss, GAUC and per user/item group AUC of `model` on a split.
 pub fn evaluate_ctr(
     model: &dyn Model,

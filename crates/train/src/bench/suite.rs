@@ -445,26 +445,7 @@ fn step_figure(
     let mut ours = StepBench::new(registry, model, &shape, device, 1)?;
     let prefix = gpu_prefix(device);
     let dir = work.join("twins").join(format!("{prefix}{model}"));
-    crate::bench::twin::write_twin_inputs(&ours, registry, &dir, 3)?;
-    let mut twin = crate::bench::twin::Twin::start_with(
-        &py.python,
-        &opts.repo.join("benches/peers/twin.py"),
-        &dir,
-    )?;
-    let worst = twin
-        .compare()?
-        .iter()
-        .map(|p| p.rel_diff())
-        .fold(0.0, f64::max);
-    if worst.is_nan() || worst > TWIN_TOLERANCE {
-        return Err(TrainError::Config {
-            key: "bench".into(),
-            message: format!(
-                "the PyTorch twin of '{model}' is not the same model: its first losses differ from \
-                 longtail's by {worst:.2e} (relative; limit {TWIN_TOLERANCE:e})"
-            ),
-        });
-    }
+    let (mut twin, worst) = checked_twin(&ours, registry, opts, py, &dir, &format!("'{model}'"))?;
     // Warm-up on both sides (allocator, caches, lazy init), then many short interleaved pairs:
     // a step is milliseconds, so pairs are cheap, and the median of many paired ratios is what
     // holds still on a shared machine.
@@ -499,6 +480,40 @@ fn step_figure(
     ))
 }
 
+/// Starts the PyTorch twin of `ours` in `dir` and checks it is the same model: its first three
+/// losses (total and every term) equal longtail's to [`TWIN_TOLERANCE`]. Returns the twin and
+/// the largest relative difference; `what` names the benchmark in the error.
+fn checked_twin(
+    ours: &StepBench,
+    registry: &Registry,
+    opts: &SuiteOptions,
+    py: &Peers,
+    dir: &Path,
+    what: &str,
+) -> Result<(crate::bench::twin::Twin, f64)> {
+    crate::bench::twin::write_twin_inputs(ours, registry, dir, 3)?;
+    let mut twin = crate::bench::twin::Twin::start_with(
+        &py.python,
+        &opts.repo.join("benches/peers/twin.py"),
+        dir,
+    )?;
+    let worst = twin
+        .compare()?
+        .iter()
+        .map(|p| p.rel_diff())
+        .fold(0.0, f64::max);
+    if worst.is_nan() || worst > TWIN_TOLERANCE {
+        return Err(TrainError::Config {
+            key: "bench".into(),
+            message: format!(
+                "the PyTorch twin of {what} is not the same model: its first losses differ from \
+                 longtail's by {worst:.2e} (relative; limit {TWIN_TOLERANCE:e})"
+            ),
+        });
+    }
+    Ok((twin, worst))
+}
+
 /// `epoch/twotower/ml-1m`: one whole training epoch of the two-tower model (M = 5 interests) on
 /// ML-1M users 1-2999 with IDW's protocol (`configs/idw-ml-1m.toml`: the last 30 items in
 /// non-overlapping chunks, batches of 512, Adam at lr 0.01), beside its PyTorch twin replaying the
@@ -530,25 +545,7 @@ fn epoch_figure(
     )?;
     let steps = ours.hosts.len();
     let dir = work.join("twins").join("epoch-twotower-ml-1m");
-    crate::bench::twin::write_twin_inputs(&ours, registry, &dir, 3)?;
-    let mut twin = crate::bench::twin::Twin::start_with(
-        &py.python,
-        &opts.repo.join("benches/peers/twin.py"),
-        &dir,
-    )?;
-    let worst = twin
-        .compare()?
-        .iter()
-        .map(|p| p.rel_diff())
-        .fold(0.0, f64::max);
-    if worst.is_nan() || worst > TWIN_TOLERANCE {
-        return Err(TrainError::Config {
-            key: "bench".into(),
-            message: format!(
-                "the PyTorch twin of the epoch benchmark differs from longtail by {worst:.2e}"
-            ),
-        });
-    }
+    let (mut twin, worst) = checked_twin(&ours, registry, opts, py, &dir, "the epoch benchmark")?;
     // A short warm-up per side (allocator, lazy init), then one whole epoch per side and round;
     // epoch time = steps x the mean ms per step.
     ours.time(STEPS)?;

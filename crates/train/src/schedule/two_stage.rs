@@ -14,9 +14,7 @@ use crate::fit::{fit, Fit, Journal};
 use crate::manifest::StageRecord;
 use crate::step::StandardStep;
 use crate::task::CtrTask;
-use crate::trainer::score_samples;
 use longtail_core::{checkpoint, seed::seed_everything, BuildContext, Pretrained, Registry, Task};
-use longtail_data::ScoresTable;
 use std::path::{Path, PathBuf};
 
 pub const NAME: &str = "two_stage";
@@ -131,24 +129,14 @@ pub fn run_stage1(
     let rel = PathBuf::from("stage1").join("model.safetensors");
     checkpoint::save(model.as_ref(), &dir.join(&rel))?;
     let max_len = data.feature_map.get("hist").and_then(|f| f.max_len);
-    let scores = score_samples(
+    let table = crate::trainer::test_scores(
         model.as_ref(),
-        &data.test,
         data,
         max_len.unwrap_or(cfg.samples.max_hist_len),
         train.eval_batch_size,
         device,
         cfg.train.progress.then_some("stage1 test"),
     )?;
-    let table = ScoresTable {
-        user: data.test.user.clone(),
-        item: data.test.item.clone(),
-        label: data.test.label.clone(),
-        score: scores,
-        user_group: Some(data.test.user_group.clone()),
-        item_group: Some(data.test.item_group.clone()),
-        list: None,
-    };
     let metrics = evaluate_scores(&table, &[])?;
     write_metrics(&stage_dir.join("metrics.json"), &metrics)?;
     let bytes = std::fs::read(dir.join(&rel)).map_err(|e| io(&dir.join(&rel), e))?;
