@@ -449,22 +449,13 @@ fn step_figure(
     // Warm-up on both sides (allocator, caches, lazy init), then many short interleaved pairs:
     // a step is milliseconds, so pairs are cheap, and the median of many paired ratios is what
     // holds still on a shared machine.
-    ours.time(STEPS)?;
-    twin.time(STEPS)?;
-    let rounds = interleave(
+    let (o, p) = timed_pairs(
+        &mut ours,
+        &mut twin,
         (STEP_PAIRS_PER_ROUND * opts.rounds).max(MIN_STEP_PAIRS),
-        || Ok(serde_json::json!(ours.time(STEPS)?.0)),
-        || Ok(serde_json::json!(twin.time(STEPS)?.0)),
+        STEPS,
+        1.0,
     )?;
-    let (o, p): (Vec<f64>, Vec<f64>) = rounds
-        .iter()
-        .map(|(o, p)| {
-            (
-                o.as_f64().unwrap_or(f64::NAN),
-                p.as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .unzip();
     let extra: BTreeMap<String, f64> = [
         ("batch_size".to_string(), shape.batch_size as f64),
         ("hist_len".to_string(), shape.hist_len as f64),
@@ -478,6 +469,34 @@ fn step_figure(
         p,
         extra,
     ))
+}
+
+/// A [`STEPS`]-step warm-up on both sides, then `pairs` interleaved pairs of `steps` steps per
+/// side; each side's milliseconds per step times `scale` (1: per step; the step count: per
+/// epoch), pair by pair.
+fn timed_pairs(
+    ours: &mut StepBench,
+    twin: &mut crate::bench::twin::Twin,
+    pairs: usize,
+    steps: usize,
+    scale: f64,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    ours.time(STEPS)?;
+    twin.time(STEPS)?;
+    let rounds = interleave(
+        pairs,
+        || Ok(serde_json::json!(ours.time(steps)?.0 * scale)),
+        || Ok(serde_json::json!(twin.time(steps)?.0 * scale)),
+    )?;
+    Ok(rounds
+        .iter()
+        .map(|(o, p)| {
+            (
+                o.as_f64().unwrap_or(f64::NAN),
+                p.as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .unzip())
 }
 
 /// Starts the PyTorch twin of `ours` in `dir` and checks it is the same model: its first three
@@ -548,22 +567,7 @@ fn epoch_figure(
     let (mut twin, worst) = checked_twin(&ours, registry, opts, py, &dir, "the epoch benchmark")?;
     // A short warm-up per side (allocator, lazy init), then one whole epoch per side and round;
     // epoch time = steps x the mean ms per step.
-    ours.time(STEPS)?;
-    twin.time(STEPS)?;
-    let rounds = interleave(
-        opts.rounds,
-        || Ok(serde_json::json!(ours.time(steps)?.0 * steps as f64)),
-        || Ok(serde_json::json!(twin.time(steps)?.0 * steps as f64)),
-    )?;
-    let (o, p): (Vec<f64>, Vec<f64>) = rounds
-        .iter()
-        .map(|(o, p)| {
-            (
-                o.as_f64().unwrap_or(f64::NAN),
-                p.as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .unzip();
+    let (o, p) = timed_pairs(&mut ours, &mut twin, opts.rounds, steps, steps as f64)?;
     let extra: BTreeMap<String, f64> = [
         ("batches".to_string(), steps as f64),
         ("samples".to_string(), rd.seq.train.len() as f64),
