@@ -33,7 +33,11 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
                 bail!("--max-drop must be in [0, 1) and --quality-tol >= 0");
             }
             let mut b = BenchReport::read(&base)?;
-            let mut n = BenchReport::read(&new)?;
+            let runs = new
+                .iter()
+                .map(|p| BenchReport::read(p))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut n = longtail_train::bench::report::best_of(&runs)?;
             if let Some(p) = &only {
                 for r in [&mut b, &mut n] {
                     r.figures.retain(|f| f.id.starts_with(p.as_str()));
@@ -54,6 +58,10 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
                 longtail_data::atomic::write_bytes(o, md.as_bytes())?;
             }
             let fails = c.failures();
+            // Repeated below the table, which can be long, so the end of a CI log names them.
+            for r in c.rows.iter().filter(|r| r.status == "FAIL") {
+                println!("FAIL {} {}: {}", r.kind, r.id, r.note);
+            }
             if fails > 0 {
                 bail!(
                     "{fails} regression(s) against {}: a peer ratio fell by more than {:.0}% or a \

@@ -12,7 +12,7 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
     match cmd {
         Command::Demo { run } => {
             let cfg = ExperimentConfig::demo();
-            train_and_print(registry, schedules, cfg, &run, "longtail demo")
+            train_and_print(registry, schedules, cfg, &run, "longtail demo", false)
         }
         Command::Train {
             config,
@@ -20,6 +20,7 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
             model,
             seeds,
             skip_finished,
+            resume,
             run,
         } => {
             // An unknown model fails before the config is read or any data is touched.
@@ -102,7 +103,7 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
             }
             let total = runs.len();
             for (k, cfg) in runs.into_iter().enumerate() {
-                if skip_finished {
+                if skip_finished || resume {
                     let mut eff = cfg.clone();
                     apply_overrides(&mut eff, &run);
                     if let Some(dir) = longtail_train::experiment::finished_run(&run.out, &eff) {
@@ -122,7 +123,7 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
                         cfg.model.name
                     );
                 }
-                train_and_print(registry, schedules, cfg, &run, &command)?;
+                train_and_print(registry, schedules, cfg, &run, &command, resume)?;
             }
             Ok(())
         }
@@ -486,12 +487,14 @@ fn train_and_print(
     mut cfg: ExperimentConfig,
     run: &RunArgs,
     command: &str,
+    resume: bool,
 ) -> Result<()> {
     let device: DeviceSpec = run.device.parse()?;
     apply_overrides(&mut cfg, run);
     let rev = option_env!("LONGTAIL_GIT_REV").filter(|r| !r.is_empty());
-    let RunOutcome { dir, manifest } =
-        run_experiment_with(registry, schedules, &cfg, device, &run.out, command, rev)?;
+    let RunOutcome { dir, manifest } = run_experiment_with(
+        registry, schedules, &cfg, device, &run.out, command, rev, resume,
+    )?;
     let d = &manifest.dataset;
     println!(
         "{} on {} ({} interactions; {} train / {} valid / {} test samples), device {}, seed {}",

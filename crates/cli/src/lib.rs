@@ -30,6 +30,10 @@ use std::process::ExitCode;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// CPU kernels libtorch may use: `native` (this CPU's fastest) or `avx2` (the same numbers
+    /// on every AVX2 machine; docs/guarantees.md). Default: `avx2` for `bench`, else `native`.
+    #[arg(long, global = true, env = "LONGTAIL_CPU_KERNELS")]
+    pub cpu_kernels: Option<longtail_core::numerics::CpuKernels>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -76,6 +80,11 @@ pub enum Command {
         /// sweep that was interrupted; other runs train as usual.
         #[arg(long)]
         skip_finished: bool,
+        /// Continue runs that were killed, from the checkpoint every epoch writes
+        /// (`OUT/.<run>.resume/`): the result is bit-identical on the CPU to an uninterrupted
+        /// run. Implies --skip-finished; a run with no checkpoint starts from the beginning.
+        #[arg(long)]
+        resume: bool,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -295,7 +304,10 @@ pub enum BenchCommand {
     /// ratio fell by more than --max-drop or a quality metric moved by more than --quality-tol.
     Compare {
         base: PathBuf,
-        new: PathBuf,
+        /// One suite run, or several of the same tree (CI's re-measure): each figure is then the
+        /// run with the highest ratio, so a slowdown fails only when every run shows it.
+        #[arg(required = true, num_args = 1..)]
+        new: Vec<PathBuf>,
         #[arg(long, default_value_t = 0.15)]
         max_drop: f64,
         #[arg(long, default_value_t = 1e-4)]
@@ -382,6 +394,11 @@ pub enum DataCommand {
 /// bug, or libtorch refusing something) is caught and reported the same way: never exit 101.
 pub fn main_with(registry: Registry, schedules: ScheduleRegistry) -> ExitCode {
     let cli = Cli::parse();
+    // Before any tensor work: libtorch reads these when it first dispatches a kernel.
+    longtail_core::numerics::pin(cli.cpu_kernels.unwrap_or(match cli.command {
+        Command::Bench { .. } => longtail_core::numerics::CpuKernels::Avx2,
+        _ => longtail_core::numerics::CpuKernels::Native,
+    }));
     // The default hook prints a multi-line panic report; keep only the message and place.
     let last_panic = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
     let seen = last_panic.clone();

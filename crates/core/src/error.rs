@@ -22,6 +22,9 @@ pub enum CoreError {
     Checkpoint { path: PathBuf, message: String },
     #[error("model '{model}': {message}")]
     Model { model: String, message: String },
+    /// libtorch's process state (random generators) could not be read or restored.
+    #[error("{0}")]
+    Runtime(String),
     #[error("conformance of '{model}' failed: {message}")]
     Conformance { model: String, message: String },
 }

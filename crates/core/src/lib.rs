@@ -13,10 +13,12 @@ pub mod error;
 pub mod layers;
 pub mod losses;
 pub mod model;
+pub mod numerics;
 pub mod params;
 pub mod registry;
 pub mod runtime;
 pub mod seed;
+pub mod state;
 
 pub use batch::{DeviceBatch, DeviceSessions};
 pub use checkpoint::Pretrained;

@@ -19,6 +19,9 @@ pub struct RuntimeInfo {
     pub cuda_version: Option<String>,
     pub cudnn_available: bool,
     pub threads: i32,
+    /// Which CPU kernels were pinned ([`crate::numerics::describe`]: `native` or the variables).
+    #[serde(default)]
+    pub cpu_kernels: String,
 }
 
 pub const TCH_VERSION: &str = "0.24.0";
@@ -68,5 +71,6 @@ pub fn info() -> RuntimeInfo {
         },
         cudnn_available: cuda_available && tch::Cuda::cudnn_is_available(),
         threads: tch::get_num_threads(),
+        cpu_kernels: crate::numerics::describe(),
     }
 }

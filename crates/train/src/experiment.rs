@@ -5,6 +5,7 @@ use crate::error::{io, Result, TrainError};
 use crate::evaluate::{evaluate_scores, write_metrics, TEST_SCORES};
 use crate::fit::Journal;
 use crate::manifest::{hash_json, DatasetInfo, RunManifest, ScheduleRecord};
+use crate::resume::Checkpoints;
 use crate::retrieval::{full_catalogue_metrics, sampled_metrics, IdwConfig, RetrievalData};
 use crate::schedule::{
     ScheduleContext, ScheduleData, ScheduleOutcome, ScheduleRegistry, ScheduleSection,
@@ -457,11 +458,16 @@ pub fn run_experiment(
         out_root,
         command,
         git_revision,
+        false,
     )
 }
 
 /// The whole job: checks, data, samples, the model trained by its schedule, test metrics, and
 /// the run folder `out_root/<name>-<model>-seed<seed>` (staged, swapped in whole at the end).
+/// Every epoch is checkpointed into `out_root/.<run>.resume/` ([`crate::resume`]); with
+/// `resume`, a checkpoint of an interrupted run of this config there is continued (bit-identical
+/// on the CPU), else the run starts over.
+#[allow(clippy::too_many_arguments)]
 pub fn run_experiment_with(
     registry: &Registry,
     schedules: &ScheduleRegistry,
@@ -470,6 +476,7 @@ pub fn run_experiment_with(
     out_root: &Path,
     command: &str,
     git_revision: Option<&str>,
+    resume: bool,
 ) -> Result<RunOutcome> {
     // Fail on the cheap checks before touching data.
     crate::check::check_experiment_with(registry, schedules, cfg)?;
@@ -481,6 +488,35 @@ pub fn run_experiment_with(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     seed_everything(cfg.seed);
+
+    let ck_dir = crate::resume::resume_dir(&dir);
+    let hash = hash_json(&serde_json::to_value(cfg).map_err(|e| TrainError::Config {
+        key: "config".into(),
+        message: e.to_string(),
+    })?);
+    let checkpoints = match resume
+        .then(|| Checkpoints::open(&ck_dir, &hash))
+        .transpose()?
+    {
+        Some(Some(c)) => {
+            eprintln!(
+                "resuming {} from its checkpoint ({} training phase(s) saved)",
+                dir.display(),
+                c.saved_calls()
+            );
+            c
+        }
+        found => {
+            if found.is_none() && ck_dir.join("resume.json").exists() {
+                eprintln!(
+                    "note: starting over; the checkpoint of an interrupted run in {} is replaced \
+                     (pass --resume to continue it instead)",
+                    ck_dir.display()
+                );
+            }
+            Checkpoints::start(&ck_dir, &hash)?
+        }
+    };
 
     let staged = longtail_data::atomic::Staged::dir(&dir)?;
     // libtorch reports some failures (an allocation it cannot make, a shape it rejects) by a
@@ -496,6 +532,7 @@ pub fn run_experiment_with(
             git_revision,
             started,
             started_unix_s,
+            checkpoints,
         )
     }))
     .unwrap_or_else(|payload| {
@@ -504,9 +541,17 @@ pub fn run_experiment_with(
             message: panic_message(payload.as_ref()),
         })
     });
-    // On error `staged` is dropped: its temporary folder goes, `dir` is as it was.
-    let mut outcome = result?;
+    // On error `staged` is dropped: its temporary folder goes, `dir` is as it was. The
+    // checkpoints go too: an error (unlike a kill) would only repeat on resuming.
+    let mut outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&ck_dir);
+            return Err(e);
+        }
+    };
     staged.commit()?;
+    let _ = std::fs::remove_dir_all(&ck_dir);
     outcome.dir = dir;
     Ok(outcome)
 }
@@ -531,6 +576,7 @@ fn run_in(
     git_revision: Option<&str>,
     started: Instant,
     started_unix_s: u64,
+    checkpoints: Checkpoints,
 ) -> Result<RunOutcome> {
     let dir = dir.to_path_buf();
     if let Some(sc) = &cfg.sequences {
@@ -545,6 +591,7 @@ fn run_in(
             git_revision,
             started,
             started_unix_s,
+            checkpoints,
         );
     }
     let (data, inter_hash, n_inter, filter_report) =
@@ -573,7 +620,7 @@ fn run_in(
         eprintln!("warning: {w}");
     }
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
-    let journal = &Journal::create(&dir.join("epochs.jsonl"))?;
+    let journal = &Journal::create(&dir.join("epochs.jsonl"))?.with_checkpoints(checkpoints);
 
     let mut data = data;
     let (schedule, params) = schedules.resolve(cfg)?;
@@ -717,11 +764,12 @@ fn run_retrieval_in(
     git_revision: Option<&str>,
     started: Instant,
     started_unix_s: u64,
+    checkpoints: Checkpoints,
 ) -> Result<RunOutcome> {
     let (data, rd) = retrieval_data(cfg, sc, &dir.join("data"))?;
     let inter = &rd.interactions;
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
-    let journal = Journal::create(&dir.join("epochs.jsonl"))?;
+    let journal = Journal::create(&dir.join("epochs.jsonl"))?.with_checkpoints(checkpoints);
     let (schedule, params) = schedules.resolve(cfg)?;
     let ScheduleOutcome {
         model,

@@ -5,6 +5,7 @@
 //! wall times, and a live per-epoch log ([`Journal`], `RUN/epochs.jsonl`).
 
 use crate::error::{Result, TrainError};
+use crate::resume::{CallStart, CallState, Checkpoints};
 use crate::step::{Optimizer, TrainStep};
 use crate::task::Task;
 use crate::trainer::{EpochLog, TrainConfig};
@@ -13,7 +14,7 @@ use longtail_core::{DeviceBatch, Model};
 use longtail_data::batch::prefetch_batches;
 use longtail_eval::{Direction, Metrics};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -123,13 +124,67 @@ fn fit_epochs(
     let mut logs = Vec::with_capacity(spec.epochs);
     let mut stopper = EarlyStopping::new(cfg);
     let metric = &cfg.early_stopping_metric;
-    if spec.keep_start && cfg.early_stopping_patience > 0 {
-        let v = task.validate(model, cfg.eval_batch_size, device, cfg.progress)?;
-        if let Some(start) = v.get(metric).copied().filter(|x| x.is_finite()) {
-            if cfg.progress {
-                eprintln!("{}: start: valid {metric} {start:.4}", spec.phase);
+    let ck = spec.journal.and_then(Journal::checkpoints);
+    let (call, start) = match ck {
+        Some(c) => {
+            let (i, s) = c.begin(&spec.phase)?;
+            (Some(i), s)
+        }
+        None => (None, CallStart::Fresh),
+    };
+    let mut first_epoch = 1;
+    match start {
+        CallStart::Finished(r) => {
+            // Trained before the run was interrupted: its kept parameters, its logs and the
+            // generator as it was when the call returned.
+            load_vars(model, &r.tensors, "model/")?;
+            restore_rng(&r.tensors, device)?;
+            if let Some(j) = spec.journal {
+                for l in &r.logs {
+                    j.record(&spec.phase, l)?;
+                }
             }
-            stopper = stopper.with_baseline(model, Some(start));
+            if cfg.progress {
+                eprintln!(
+                    "{}: restored from the checkpoint ({} epochs)",
+                    spec.phase,
+                    r.logs.len()
+                );
+            }
+            return Ok(r.logs);
+        }
+        CallStart::Partial(r) => {
+            load_vars(model, &r.tensors, "model/")?;
+            opt.opt.load_state(&r.adam_steps, &r.tensors)?;
+            if let Some((v, e)) = r.best {
+                stopper.best = Some((v, e, saved_vars(model, &r.tensors, "best/")?));
+            }
+            if let Some(j) = spec.journal {
+                for l in &r.logs {
+                    j.record(&spec.phase, l)?;
+                }
+            }
+            restore_rng(&r.tensors, device)?;
+            first_epoch = r.logs.len() + 1;
+            if cfg.progress {
+                eprintln!(
+                    "{}: resuming after epoch {} from the checkpoint",
+                    spec.phase,
+                    r.logs.len()
+                );
+            }
+            logs = r.logs;
+        }
+        CallStart::Fresh => {
+            if spec.keep_start && cfg.early_stopping_patience > 0 {
+                let v = task.validate(model, cfg.eval_batch_size, device, cfg.progress)?;
+                if let Some(start) = v.get(metric).copied().filter(|x| x.is_finite()) {
+                    if cfg.progress {
+                        eprintln!("{}: start: valid {metric} {start:.4}", spec.phase);
+                    }
+                    stopper = stopper.with_baseline(model, Some(start));
+                }
+            }
         }
     }
     let label = |epoch: usize| {
@@ -139,7 +194,7 @@ fn fit_epochs(
             format!("{} epoch {epoch}/{}", spec.phase, spec.epochs)
         }
     };
-    for epoch in 1..=spec.epochs {
+    for epoch in first_epoch..=spec.epochs {
         let source = task.train_batches(epoch, cfg.batch_size, spec.seed_base)?;
         let pb = progress_bar(cfg.progress, source.num_batches() as u64, &label(epoch));
         let start = Instant::now();
@@ -217,9 +272,106 @@ fn fit_epochs(
         if stop {
             break;
         }
+        // The last epoch's checkpoint is the call's final one, below.
+        if let (Some(c), Some(i), true) = (ck, call, epoch < spec.epochs) {
+            c.save(
+                i,
+                CallState {
+                    phase: &spec.phase,
+                    finished: false,
+                    logs: &logs,
+                    best: stopper.best.as_ref().map(|(v, e, s)| (*v, *e, s)),
+                    adam: Some(opt.opt.state()),
+                    model: named_vars(model),
+                    rng: rng_tensors(device)?,
+                },
+            )?;
+        }
     }
     stopper.finish(model, &mut logs);
+    if let (Some(c), Some(i)) = (ck, call) {
+        c.save(
+            i,
+            CallState {
+                phase: &spec.phase,
+                finished: true,
+                logs: &logs,
+                best: None,
+                adam: None,
+                model: named_vars(model),
+                rng: rng_tensors(device)?,
+            },
+        )?;
+    }
     Ok(logs)
+}
+
+/// The model's variables by name, sorted (a checkpoint's `model/...`).
+fn named_vars(model: &dyn Model) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = model.var_store().variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// The default generators' states: the CPU's, and the run device's when it is a GPU.
+fn rng_tensors(device: Device) -> Result<Vec<(String, Tensor)>> {
+    let mut v = vec![(
+        "rng/cpu".to_string(),
+        longtail_core::state::rng_state(Device::Cpu)?,
+    )];
+    if device.is_cuda() {
+        v.push(("rng/cuda".into(), longtail_core::state::rng_state(device)?));
+    }
+    Ok(v)
+}
+
+fn restore_rng(tensors: &HashMap<String, Tensor>, device: Device) -> Result<()> {
+    if let Some(t) = tensors.get("rng/cpu") {
+        longtail_core::state::set_rng_state(Device::Cpu, t)?;
+    }
+    if let (true, Some(t)) = (device.is_cuda(), tensors.get("rng/cuda")) {
+        longtail_core::state::set_rng_state(device, t)?;
+    }
+    Ok(())
+}
+
+/// Every variable of the model from `prefix<name>` in a checkpoint (all must be there, with
+/// their shapes).
+fn saved_vars(
+    model: &dyn Model,
+    tensors: &HashMap<String, Tensor>,
+    prefix: &str,
+) -> Result<Snapshot> {
+    let mut out = Vec::new();
+    for (name, t) in named_vars(model) {
+        let key = format!("{prefix}{name}");
+        let saved = tensors.get(&key).ok_or_else(|| TrainError::Config {
+            key: "--resume".into(),
+            message: format!(
+                "the checkpoint lacks '{key}' of model '{}' (was it written by another model \
+                 or version? run without --resume to start over)",
+                model.name()
+            ),
+        })?;
+        if saved.size() != t.size() {
+            return Err(TrainError::Config {
+                key: "--resume".into(),
+                message: format!(
+                    "the checkpoint's '{key}' has shape {:?}, the model's {:?}",
+                    saved.size(),
+                    t.size()
+                ),
+            });
+        }
+        out.push((name, saved.to_device(t.device()).to_kind(t.kind())));
+    }
+    Ok(out)
+}
+
+fn load_vars(model: &dyn Model, tensors: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+    let snap = saved_vars(model, tensors, prefix)?;
+    restore(model, &snap);
+    Ok(())
 }
 
 /// One line of `epochs.jsonl`.
@@ -240,6 +392,8 @@ struct JournalLine<'a> {
 pub struct Journal {
     path: PathBuf,
     file: Mutex<std::fs::File>,
+    /// Where every fit call of the run checkpoints ([`crate::resume`]), when it does.
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Journal {
@@ -252,7 +406,19 @@ impl Journal {
         Ok(Self {
             path: path.to_path_buf(),
             file: Mutex::new(file),
+            checkpoints: None,
         })
+    }
+
+    /// Every [`fit`] given this journal checkpoints each epoch into `c` and, when `c` holds an
+    /// interrupted run, replays it from there.
+    pub fn with_checkpoints(mut self, c: Checkpoints) -> Self {
+        self.checkpoints = Some(c);
+        self
+    }
+
+    pub fn checkpoints(&self) -> Option<&Checkpoints> {
+        self.checkpoints.as_ref()
     }
 
     pub fn path(&self) -> &Path {

@@ -9,6 +9,7 @@ pub mod experiment;
 pub mod fit;
 pub mod manifest;
 pub mod report;
+pub mod resume;
 pub mod retrieval;
 pub mod schedule;
 pub mod step;

@@ -7,10 +7,11 @@
 //! on the device ([`StepOut`]) so the loop reads them only every `log_every` steps.
 
 use crate::error::{Result, TrainError};
+use longtail_core::state::Adam;
 use longtail_core::{DeviceBatch, Losses, Model};
 use longtail_data::HostBatch;
 use std::collections::BTreeMap;
-use tch::{nn, nn::OptimizerConfig, Tensor};
+use tch::Tensor;
 
 /// The losses of one step, detached and still on the device.
 pub struct StepOut {
@@ -103,9 +104,10 @@ impl TrainStep for StandardStep {
     }
 }
 
-/// Adam over the model's trainable variables, with an optional [`GradHook`].
+/// Adam over the model's trainable variables, with an optional [`GradHook`]. The Adam is
+/// libtorch's computation with its state held by longtail ([`Adam`]), so a checkpoint saves it.
 pub struct Optimizer {
-    opt: nn::Optimizer,
+    pub(crate) opt: Adam,
     hook: Option<Box<dyn GradHook>>,
 }
 
@@ -114,7 +116,7 @@ impl Optimizer {
     /// variables that require gradients now (freeze before building it).
     pub fn adam(model: &dyn Model, lr: f64) -> Result<Self> {
         Ok(Self {
-            opt: nn::Adam::default().build(model.var_store(), lr)?,
+            opt: Adam::new(model.var_store(), lr),
             hook: None,
         })
     }
@@ -138,7 +140,7 @@ impl Optimizer {
         if let Some(h) = self.hook.as_mut() {
             h.after_backward(model)?;
         }
-        self.opt.step();
+        self.opt.step()?;
         Ok(out)
     }
 }

@@ -10,6 +10,7 @@ mod fuzz_config;
 mod mfn;
 mod pin;
 mod reliability;
+mod resume;
 mod retrieval;
 mod twins;
 

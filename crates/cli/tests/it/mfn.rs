@@ -3,15 +3,9 @@
 use super::{stderr, train_config};
 use serde_json::Value;
 
-/// MFN's two-stage pipeline from a config: stage 1 (`[pretrain]`, BaseModel) trains first, its
-/// `item.weight` becomes MFN's fixed embeddings exactly, the interest centers are pre-trained
-/// (Algorithm 1), genres from `movies.dat` are embedded beside the ids, and the manifest records
-/// the stage-1 checkpoint and its hash. Without `[pretrain]` the run fails clearly and leaves
-/// no run folder.
-#[test]
-fn mfn_two_stage_pipeline_reloads_stage1_embeddings_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    // 80 users rate 12 of 40 movies each; genres by movie id.
+/// Writes a tiny MovieLens (`ratings.dat`, `movies.dat`) into `dir`: 80 users rate 12 of 40
+/// movies each; genres by movie id.
+pub(crate) fn write_tiny_movielens(dir: &std::path::Path) {
     let mut ratings = String::new();
     for u in 1..=80u32 {
         for k in 0..12u32 {
@@ -28,9 +22,12 @@ fn mfn_two_stage_pipeline_reloads_stage1_embeddings_exactly() {
             format!("{m}::Movie {m} (1999)::{g}{g2}\n")
         })
         .collect();
-    std::fs::write(dir.path().join("ratings.dat"), ratings).unwrap();
-    std::fs::write(dir.path().join("movies.dat"), movies).unwrap();
-    let cfg = r#"
+    std::fs::write(dir.join("ratings.dat"), ratings).unwrap();
+    std::fs::write(dir.join("movies.dat"), movies).unwrap();
+}
+
+/// MFN's two-stage run on [`write_tiny_movielens`].
+pub(crate) const MFN_TINY: &str = r#"
 name = "mfn-tiny"
 dataset = "tiny-movielens"
 seed = 2
@@ -53,6 +50,17 @@ lr = 0.01
 model = { name = "basemodel", params = { hidden = [16] } }
 train = { epochs = 1, lr = 0.01 }
 "#;
+
+/// MFN's two-stage pipeline from a config: stage 1 (`[pretrain]`, BaseModel) trains first, its
+/// `item.weight` becomes MFN's fixed embeddings exactly, the interest centers are pre-trained
+/// (Algorithm 1), genres from `movies.dat` are embedded beside the ids, and the manifest records
+/// the stage-1 checkpoint and its hash. Without `[pretrain]` the run fails clearly and leaves
+/// no run folder.
+#[test]
+fn mfn_two_stage_pipeline_reloads_stage1_embeddings_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_movielens(dir.path());
+    let cfg = MFN_TINY;
     let o = train_config(dir.path(), "mfn.toml", cfg, "runs");
     assert!(o.status.success(), "{}", stderr(&o));
     let run_dir = dir.path().join("runs/mfn-tiny-mfn-seed2");

@@ -560,6 +560,7 @@ fn bench_compare_fails_on_a_slowdown_or_a_moved_metric_and_bless_writes_the_base
             metrics: [("auc".to_string(), auc)].into(),
             wall_s: 1.0,
         }],
+        family_spread: Default::default(),
     };
     let p = |n: &str| dir.path().join(n);
     report(1.0, 0.75).write(&p("base.json")).unwrap();

@@ -252,6 +252,7 @@ pub fn run_suite(
         peer_versions: py.versions(),
         figures,
         quality,
+        family_spread: BTreeMap::new(),
     };
     write_outputs(&report, out)?;
     Ok(report)
