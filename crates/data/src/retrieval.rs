@@ -57,13 +57,9 @@ impl RetrievalData {
             v.dedup();
             seen.push(v);
         }
-        let mut order: Vec<usize> = (1..num_items).collect();
-        order.sort_by(|&a, &b| freq[b].cmp(&freq[a]).then(a.cmp(&b)));
-        let heads = ((num_items - 1) as f64 * head_share).round() as usize;
-        let mut item_group = vec![0u8; num_items];
-        for &i in order.iter().take(heads) {
-            item_group[i] = 1;
-        }
+        // The one item-group rule of CTR and retrieval runs (`groups::item_groups`): head = the
+        // most frequent `head_share` of the items seen in training.
+        let item_group = crate::groups::item_groups(&freq, head_share);
         let feature_map = FeatureMap::standard(dataset, num_users, num_items, seq.max_len);
         let cluster_group = item_cluster.as_ref().map(|c| {
             let k = c.iter().copied().max().unwrap_or(0) as usize + 1;
@@ -143,8 +139,10 @@ pub fn frequency_weights(label_freq: &[u64]) -> Vec<f32> {
 }
 
 /// The training batches of one retrieval epoch: every sample of `samples` once, in `order`,
-/// `batch_size` rows per batch with a shorter last one (in-batch negatives make a padded row a
-/// negative of every other row, so the last batch is not padded), the target's log-frequency as
+/// `batch_size` rows per batch, the last one padded to the same shape (fixed shapes for the
+/// engine, as CTR batches: padding rows repeat the batch's first row with weight 0 and
+/// `valid` counts the real rows; the in-batch softmax masks weight-0 columns, so a padding row
+/// is nobody's negative and adds nothing to the loss), the target's log-frequency as
 /// `item_logq`, and optional per-item loss weights as row weights.
 pub struct SeqBatches<'a> {
     samples: &'a SeqSamples,
@@ -188,11 +186,64 @@ impl BatchSource for SeqBatches<'_> {
     fn build(&self, b: usize) -> Result<HostBatch> {
         let start = (b * self.batch_size).min(self.order.len());
         let end = (start + self.batch_size).min(self.order.len());
-        host_batch(
-            self.samples,
-            &self.order[start..end],
-            self.logq,
-            self.item_weight,
-        )
+        let real = &self.order[start..end];
+        let Some(&first) = real.first() else {
+            return host_batch(self.samples, real, self.logq, self.item_weight);
+        };
+        let mut idx = real.to_vec();
+        idx.resize(self.batch_size, first);
+        let mut h = host_batch(self.samples, &idx, self.logq, self.item_weight)?;
+        for w in &mut h.weight[real.len()..] {
+            *w = 0.0;
+        }
+        h.valid = real.len();
+        Ok(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Five samples in batches of 2: three batches of two rows; the last holds one real row and
+    /// one padding row (a copy of it with weight 0, not counted in `valid`), and every sample
+    /// appears exactly once among the real rows.
+    #[test]
+    fn the_last_batch_is_padded_to_the_batch_size() {
+        let s = SeqSamples {
+            user: vec![1, 2, 3, 4, 5],
+            hist: vec![0, 7, 0, 8, 6, 7, 0, 9, 0, 6],
+            hist_len: vec![1, 1, 2, 1, 1],
+            target: vec![10, 11, 12, 13, 14],
+            target_ts: vec![0; 5],
+            negatives: vec![],
+        };
+        let logq = vec![-1.0f32; 15];
+        let w: Vec<f32> = (0..15).map(|i| i as f32).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let b = SeqBatches::shuffled(&s, 2, &logq, &mut rng).with_item_weights(Some(&w));
+        assert_eq!(b.num_batches(), 3);
+        let mut seen = Vec::new();
+        for k in 0..3 {
+            let h = b.build(k).unwrap();
+            h.validate().unwrap();
+            assert_eq!(h.size, 2);
+            assert_eq!(h.valid, if k < 2 { 2 } else { 1 });
+            for r in 0..h.valid {
+                assert_eq!(
+                    h.weight[r], h.item[r] as f32,
+                    "real rows keep their item weight"
+                );
+                seen.push(h.item[r]);
+            }
+            if k == 2 {
+                assert_eq!(h.weight[1], 0.0);
+                assert_eq!(h.item[1], h.item[0]);
+                assert_eq!(h.user[1], h.user[0]);
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, vec![10, 11, 12, 13, 14]);
     }
 }

@@ -130,8 +130,9 @@ pub fn best_of(reports: &[BenchReport]) -> Result<BenchReport> {
 
 /// One baseline from several suite runs of the same tree: each figure is the run whose ratio is
 /// the median of the runs' ratios, with the runs' spread as [`Figure::run_spread`]; the quality
-/// gate's metrics must be equal in every run (same-seed CPU runs repeat exactly), else an error
-/// naming the first that differs. The first report gives everything else (versions, machine).
+/// gate's metrics must be equal in every run that has them (same-seed CPU runs repeat exactly),
+/// else an error naming the first that differs; runs without them (`--no-gate`) add speed
+/// measurements only. The first report gives everything else (versions, machine).
 pub fn merge_runs(reports: &[BenchReport]) -> Result<BenchReport> {
     let Some(first) = reports.first() else {
         return Err(TrainError::Config {
@@ -139,7 +140,13 @@ pub fn merge_runs(reports: &[BenchReport]) -> Result<BenchReport> {
             message: "no report to bless".into(),
         });
     };
-    for r in &reports[1..] {
+    // Runs without the quality gate (`bench suite --no-gate`) add speed measurements only; the
+    // first gated run gives the quality metrics and everything else.
+    let first = reports
+        .iter()
+        .find(|r| !r.quality.is_empty())
+        .unwrap_or(first);
+    for r in reports.iter().filter(|r| !r.quality.is_empty()) {
         for q in &first.quality {
             let other = r.quality.iter().find(|x| x.id == q.id);
             // Equal up to the last bits of a float sum (far inside any quality tolerance).
@@ -887,6 +894,12 @@ mod tests {
         // Runs whose quality metrics differ are not one tree: refused.
         let e = merge_runs(&[report(1.0, 0.7), report(1.0, 0.71)]).unwrap_err();
         assert!(e.to_string().contains("'demo'"), "{e}");
+        // A speed-only run (no quality gate) joins the spread and keeps the first run's quality.
+        let mut speed = report(1.3, 0.0);
+        speed.quality.clear();
+        let base = merge_runs(&[report(1.0, 0.7), speed]).unwrap();
+        assert_eq!(base.quality, report(1.0, 0.7).quality);
+        assert!(base.figures[0].run_spread.unwrap() > 0.2);
     }
 
     #[test]
