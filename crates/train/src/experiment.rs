@@ -683,11 +683,13 @@ fn run_in(
         started,
         started_unix_s,
     };
+    let resumed = resumed_phases(journal);
     run.finish(&dir, dataset, epochs, metrics, |m| {
         m.stage1 = legacy.stage1;
         m.model_pretrain = legacy.model_pretrain;
         m.pin = legacy.pin;
         m.schedule = Some(schedule_record);
+        m.resumed_phases = resumed;
     })
 }
 
@@ -833,10 +835,20 @@ fn run_retrieval_in(
         name: schedule.name().to_string(),
         record,
     };
+    let resumed = resumed_phases(&journal);
     run.finish(dir, dataset, epochs, metrics, |m| {
         m.retrieval = Some(log);
         m.schedule = Some(schedule_record);
+        m.resumed_phases = resumed;
     })
+}
+
+/// The training phases a resumed run found checkpointed (`None` for a run from the start).
+fn resumed_phases(journal: &Journal) -> Option<usize> {
+    journal
+        .checkpoints()
+        .map(|c| c.saved_calls())
+        .filter(|&n| n > 0)
 }
 
 /// What every run's manifest takes from the run itself.
@@ -886,6 +898,7 @@ impl RunParts<'_> {
             retrieval: None,
             pin: None,
             schedule: None,
+            resumed_phases: None,
         };
         extra(&mut manifest);
         manifest.write(&dir.join("run.json"))?;

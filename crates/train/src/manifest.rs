@@ -45,6 +45,10 @@ pub struct RunManifest {
     /// before schedules were plugins; `stage1`, `pin` and `retrieval` above stay for them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleRecord>,
+    /// How many training phases (fit calls) a `--resume` found checkpointed, when the run was
+    /// continued from a killed one (its results equal an uninterrupted run's on the CPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_phases: Option<usize>,
 }
 
 /// `run.json` `schedule`: the schedule's registered name and what it chose to record.

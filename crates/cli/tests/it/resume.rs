@@ -75,6 +75,15 @@ fn resumes_identically_on(cfg: &str, run_name: &str, kills: &[usize], setup: imp
     let o = train(dir.path(), "straight", None, false);
     assert!(o.status.success(), "{}", stderr(&o));
     let want = outcome(&dir.path().join("straight").join(run_name));
+    let straight: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("straight").join(run_name).join("run.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        straight.get("resumed_phases").is_none(),
+        "{}",
+        straight["resumed_phases"]
+    );
     let total = want.3.len();
     assert!(
         kills.iter().all(|&k| k < total),
@@ -99,6 +108,15 @@ fn resumes_identically_on(cfg: &str, run_name: &str, kills: &[usize], setup: imp
         let o = train(dir.path(), &out, None, true);
         assert!(o.status.success(), "resume after {k}: {}", stderr(&o));
         assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join(&out).join(run_name).join("run.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            manifest["resumed_phases"].as_u64().is_some_and(|n| n >= 1),
+            "run.json says the run was resumed: {}",
+            manifest["resumed_phases"]
+        );
         let got = outcome(&dir.path().join(&out).join(run_name));
         assert!(
             got.0 == want.0,
