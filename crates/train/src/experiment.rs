@@ -393,8 +393,17 @@ pub fn finished_run(out_root: &Path, cfg: &ExperimentConfig) -> Option<PathBuf> 
     let dir = run_dir(out_root, cfg);
     let text = std::fs::read(dir.join("run.json")).ok()?;
     let m: RunManifest = serde_json::from_slice(&text).ok()?;
-    let want = hash_json(&serde_json::to_value(cfg).ok()?);
+    let want = config_hash(cfg).ok()?;
     (m.config_hash == want).then_some(dir)
+}
+
+/// The `config_hash` a run of `cfg` records (what `--skip-finished` and `--resume` match on).
+fn config_hash(cfg: &ExperimentConfig) -> Result<String> {
+    let v = serde_json::to_value(cfg).map_err(|e| TrainError::Config {
+        key: "config".into(),
+        message: e.to_string(),
+    })?;
+    Ok(hash_json(&v))
 }
 
 /// Checks that `cfg`'s run folder may be written before anything runs: it must not be (or hold)
@@ -490,10 +499,7 @@ pub fn run_experiment_with(
     seed_everything(cfg.seed);
 
     let ck_dir = crate::resume::resume_dir(&dir);
-    let hash = hash_json(&serde_json::to_value(cfg).map_err(|e| TrainError::Config {
-        key: "config".into(),
-        message: e.to_string(),
-    })?);
+    let hash = config_hash(cfg)?;
     let checkpoints = match resume
         .then(|| Checkpoints::open(&ck_dir, &hash))
         .transpose()?

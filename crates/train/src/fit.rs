@@ -139,11 +139,7 @@ fn fit_epochs(
             // generator as it was when the call returned.
             load_vars(model, &r.tensors, "model/")?;
             restore_rng(&r.tensors, device)?;
-            if let Some(j) = spec.journal {
-                for l in &r.logs {
-                    j.record(&spec.phase, l)?;
-                }
-            }
+            replay_journal(spec, &r.logs)?;
             if cfg.progress {
                 eprintln!(
                     "{}: restored from the checkpoint ({} epochs)",
@@ -159,11 +155,7 @@ fn fit_epochs(
             if let Some((v, e)) = r.best {
                 stopper.best = Some((v, e, saved_vars(model, &r.tensors, "best/")?));
             }
-            if let Some(j) = spec.journal {
-                for l in &r.logs {
-                    j.record(&spec.phase, l)?;
-                }
-            }
+            replay_journal(spec, &r.logs)?;
             restore_rng(&r.tensors, device)?;
             first_epoch = r.logs.len() + 1;
             if cfg.progress {
@@ -304,6 +296,16 @@ fn fit_epochs(
         )?;
     }
     Ok(logs)
+}
+
+/// Writes a restored phase's epoch lines into this run's `epochs.jsonl` again.
+fn replay_journal(spec: &Fit, logs: &[EpochLog]) -> Result<()> {
+    if let Some(j) = spec.journal {
+        for l in logs {
+            j.record(&spec.phase, l)?;
+        }
+    }
+    Ok(())
 }
 
 /// The model's variables by name, sorted (a checkpoint's `model/...`).

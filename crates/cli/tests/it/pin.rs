@@ -82,7 +82,7 @@ fn aggregated_gradient_implementations_agree() {
 }
 
 /// A tiny PIN run: two strata (head = top 20%), user_share prior, one stage-2 epoch.
-const PIN_TINY: &str = r#"
+pub(crate) const PIN_TINY: &str = r#"
 name = "pin-tiny"
 dataset = "synthetic-small"
 seed = 2

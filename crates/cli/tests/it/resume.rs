@@ -164,28 +164,10 @@ early_stopping_patience = 3
 /// generator, after stage 1's kept parameters).
 #[test]
 fn a_pin_run_resumes_bit_identically_inside_and_between_its_stages() {
-    let cfg = r#"
-name = "resume-pin"
-dataset = "synthetic-small"
-seed = 2
-[data]
-kind = "synth"
-synth = { users = 200, items = 60, clusters = 6 }
-[samples]
-neg_per_pos = 2
-max_hist_len = 10
-activeness = { mode = "quantile", head_share = 0.2, body_share = 0.0 }
-[model]
-name = "pin"
-params = { hidden = [16], plugin_hidden = [8] }
-[train]
-epochs = 2
-lr = 0.01
-[pin]
-prior = "user_share"
-stage2_epochs = 2
-"#;
-    resumes_identically(cfg, "resume-pin-pin-seed2", &[1, 2, 3]);
+    // Two stage-2 epochs, so a kill can fall inside stage 2 too.
+    let cfg = super::pin::PIN_TINY.replace("stage2_epochs = 1", "stage2_epochs = 2");
+    assert!(cfg.contains("stage2_epochs = 2"));
+    resumes_identically(&cfg, "pin-tiny-pin-seed2", &[1, 2, 3]);
 }
 
 /// MFN's two stages: killed in stage 1 (another model), between the stages (the main model is
@@ -200,32 +182,16 @@ fn an_mfn_two_stage_run_resumes_bit_identically_across_its_stages() {
     );
 }
 
-/// IDW: killed inside a wake phase, after a wake phase (inside the iteration, before its sleep
-/// phase recomputes the density weights) and in the last phase.
+/// IDW (with early stopping keeping a best epoch): killed inside a wake phase, after a wake
+/// phase (inside the iteration, before its sleep phase recomputes the density weights) and in
+/// the last phase.
 #[test]
 fn an_idw_run_resumes_bit_identically_inside_an_iteration() {
-    let cfg = r#"
-name = "resume-idw"
-dataset = "synthetic-skew1.0"
-seed = 5
-[data]
-kind = "synth"
-synth = { users = 60, items = 50, clusters = 5, min_len = 12, max_len = 12, interest_skew = 1.0 }
-[sequences]
-max_len = 8
-eval_negatives = 25
-train_cut = "sliding"
-[model]
-name = "twotower"
-params = { interests = 2, layers = 1 }
-[train]
-epochs = 2
-batch_size = 64
-lr = 0.01
-[idw]
-max_iterations = 2
-"#;
-    resumes_identically(cfg, "resume-idw-twotower-seed5", &[1, 2, 3]);
+    resumes_identically(
+        super::retrieval::IDW_TINY,
+        "idw-tiny-twotower-seed5",
+        &[1, 2, 3],
+    );
 }
 
 /// `--resume` with another config is refused naming the flag; without `--resume` a run starts

@@ -124,13 +124,8 @@ fn full_catalogue_ranking_is_the_same_in_chunks() {
     assert!(a["full_hr@20"] > 0.0);
 }
 
-/// A retrieval run with IDW from a config: sleep/wake iterations with their silhouettes, the
-/// calibration phase, sampled and full-catalogue metrics. `[idw]` without `[sequences]`, and
-/// `[sequences]` with a CTR model, are clear errors.
-#[test]
-fn idw_retrieval_run_end_to_end_and_its_config_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = r#"
+/// A tiny IDW retrieval run (two iterations, early stopping on NDCG@20).
+pub(crate) const IDW_TINY: &str = r#"
 name = "idw-tiny"
 dataset = "synthetic-skew1.0"
 seed = 5
@@ -153,6 +148,14 @@ early_stopping_metric = "ndcg@20"
 [idw]
 max_iterations = 2
 "#;
+
+/// A retrieval run with IDW from a config: sleep/wake iterations with their silhouettes, the
+/// calibration phase, sampled and full-catalogue metrics. `[idw]` without `[sequences]`, and
+/// `[sequences]` with a CTR model, are clear errors.
+#[test]
+fn idw_retrieval_run_end_to_end_and_its_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = IDW_TINY;
     let o = train_config(dir.path(), "idw.toml", cfg, "runs");
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
