@@ -1,7 +1,7 @@
 //! Checkpoints in safetensors, written atomically through `longtail_data::atomic`.
 
 use crate::error::{CoreError, Result};
-use crate::model::Model;
+use crate::model::Instance;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -13,7 +13,7 @@ fn ckpt_err(path: &Path, message: impl ToString) -> CoreError {
 }
 
 /// Saves every variable of the model. The file name must end in `.safetensors`.
-pub fn save(model: &dyn Model, path: &Path) -> Result<()> {
+pub fn save(model: &Instance, path: &Path) -> Result<()> {
     if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         return Err(ckpt_err(path, "checkpoint files must end in .safetensors"));
     }
@@ -21,7 +21,7 @@ pub fn save(model: &dyn Model, path: &Path) -> Result<()> {
     // staged folder; data::atomic renames it into place.
     longtail_data::atomic::write_with_path(path, |inner| {
         model
-            .var_store()
+            .vs()
             .save(inner)
             .map_err(|e| longtail_data::DataError::Schema {
                 path: path.to_path_buf(),
@@ -32,14 +32,11 @@ pub fn save(model: &dyn Model, path: &Path) -> Result<()> {
 }
 
 /// Loads every variable of the model from `path`; a missing variable is an error naming it.
-pub fn load(model: &mut dyn Model, path: &Path) -> Result<()> {
+pub fn load(model: &mut Instance, path: &Path) -> Result<()> {
     if !path.is_file() {
         return Err(ckpt_err(path, "no such file"));
     }
-    model
-        .var_store_mut()
-        .load(path)
-        .map_err(|e| ckpt_err(path, e))
+    model.vs_mut().load(path).map_err(|e| ckpt_err(path, e))
 }
 
 /// The named tensors of a saved model, read back to seed another model (the two-stage pipeline:

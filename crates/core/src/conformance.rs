@@ -9,7 +9,7 @@
 use crate::batch::DeviceBatch;
 use crate::checkpoint;
 use crate::error::{CoreError, Result};
-use crate::model::{BuildContext, Model, Task};
+use crate::model::{BuildContext, Instance, Task};
 use crate::registry::Registry;
 use crate::seed::seed_everything;
 use longtail_data::{FeatureMap, HostBatch};
@@ -158,11 +158,7 @@ fn fail(model: &str, message: String) -> CoreError {
     }
 }
 
-fn total_loss(
-    model: &dyn Model,
-    batch: &DeviceBatch,
-    train: bool,
-) -> Result<(Tensor, Vec<String>)> {
+fn total_loss(model: &Instance, batch: &DeviceBatch, train: bool) -> Result<(Tensor, Vec<String>)> {
     let out = model.forward(batch, train)?;
     let losses = model.losses(&out, batch)?;
     let name = model.name().to_string();
@@ -179,7 +175,7 @@ fn total_loss(
     Ok((total, names))
 }
 
-fn scores(model: &dyn Model, batch: &DeviceBatch) -> Result<Vec<f32>> {
+fn scores(model: &Instance, batch: &DeviceBatch) -> Result<Vec<f32>> {
     let s = tch::no_grad(|| model.score(batch))?;
     if s.size() != [batch.size as i64] {
         return Err(fail(
@@ -232,15 +228,15 @@ pub fn check_with(registry: &Registry, name: &str, params: &toml::Table) -> Resu
     }
 
     if model.task() == Task::Retrieval {
-        check_retrieval_shapes(model.as_ref(), &batch)?;
+        check_retrieval_shapes(&model, &batch)?;
     }
 
-    let (first, loss_terms) = total_loss(model.as_ref(), &batch, false)?;
+    let (first, loss_terms) = total_loss(&model, &batch, false)?;
     let loss_first = first.double_value(&[]);
     {
-        let mut opt = nn::Adam::default().build(model.var_store(), 1e-2)?;
+        let mut opt = nn::Adam::default().build(model.vs(), 1e-2)?;
         for step in 0..20 {
-            let (loss, _) = total_loss(model.as_ref(), &batch, true)?;
+            let (loss, _) = total_loss(&model, &batch, true)?;
             opt.zero_grad();
             loss.backward();
             opt.step();
@@ -250,9 +246,7 @@ pub fn check_with(registry: &Registry, name: &str, params: &toml::Table) -> Resu
             }
         }
     }
-    let loss_last = total_loss(model.as_ref(), &batch, false)?
-        .0
-        .double_value(&[]);
+    let loss_last = total_loss(&model, &batch, false)?.0.double_value(&[]);
     if loss_last.partial_cmp(&loss_first) != Some(std::cmp::Ordering::Less) {
         return Err(fail(
             name,
@@ -260,7 +254,7 @@ pub fn check_with(registry: &Registry, name: &str, params: &toml::Table) -> Resu
         ));
     }
 
-    let before = scores(model.as_ref(), &batch)?;
+    let before = scores(&model, &batch)?;
     // One folder per check: tests run checks of the same model in parallel threads, and one
     // check removing a shared folder broke the other's save/load.
     static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -271,12 +265,12 @@ pub fn check_with(registry: &Registry, name: &str, params: &toml::Table) -> Resu
     ));
     std::fs::create_dir_all(&dir).map_err(|e| fail(name, format!("{}: {e}", dir.display())))?;
     let path = dir.join("model.safetensors");
-    checkpoint::save(model.as_ref(), &path)?;
+    checkpoint::save(&model, &path)?;
     // A fresh build from another seed has different weights until the checkpoint is loaded.
     seed_everything(8);
     let mut fresh = registry.build(name, &ctx)?;
-    checkpoint::load(fresh.as_mut(), &path)?;
-    let after = scores(fresh.as_ref(), &batch)?;
+    checkpoint::load(&mut fresh, &path)?;
+    let after = scores(&fresh, &batch)?;
     let _ = std::fs::remove_dir_all(&dir);
     if before != after {
         return Err(fail(
@@ -292,21 +286,12 @@ pub fn check_with(registry: &Registry, name: &str, params: &toml::Table) -> Resu
     })
 }
 
-fn check_retrieval_shapes(model: &dyn Model, batch: &DeviceBatch) -> Result<()> {
+fn check_retrieval_shapes(model: &Instance, batch: &DeviceBatch) -> Result<()> {
     let name = model.name();
-    let u = model.user_repr(batch)?.ok_or_else(|| {
-        fail(
-            name,
-            "a retrieval model must return user_repr [B, K, D]".into(),
-        )
-    })?;
+    let towers = model.towers()?;
+    let u = towers.user_repr(batch)?;
     let items = Tensor::arange(ITEMS as i64, (Kind::Int64, batch.device()));
-    let i = model.item_repr(&items)?.ok_or_else(|| {
-        fail(
-            name,
-            "a retrieval model must return item_repr [N, D]".into(),
-        )
-    })?;
+    let i = towers.item_repr(&items)?;
     let (us, is) = (u.size(), i.size());
     if us.len() != 3
         || us[0] != batch.size as i64

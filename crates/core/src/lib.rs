@@ -24,9 +24,12 @@ pub use batch::{DeviceBatch, DeviceSessions};
 pub use checkpoint::Pretrained;
 pub use device::DeviceSpec;
 pub use error::{CoreError, Result};
-pub use model::{BuildContext, CtrLogits, Losses, Model, Output, PretrainLog, Task};
+pub use model::{
+    BuildContext, CtrLogits, Instance, Losses, Model, Output, Phases, Pretrain, PretrainLog, Task,
+    Towers,
+};
 pub use params::{Check, ModelParams};
-pub use registry::{ModelBuilder, ParamsInfo, Registry};
+pub use registry::{ModelSpec, ParamsInfo, Registry};
 
 /// Re-exported so model crates see the same data types (feature map, host batch).
 pub use longtail_data as data;

@@ -105,14 +105,15 @@ pub struct PretrainLog {
     pub stopped_by: String,
 }
 
-/// A trainable model. Parameters live in its own `VarStore`, named after struct fields so a
-/// checkpoint reads like the model.
+/// A trainable model: a forward pass, its loss terms and its scores. Its parameters live in a
+/// `VarStore` that the engine owns ([`Instance`]): a model is built under an `nn::Path`, so a
+/// checkpoint reads like the model's fields and the engine can save, restore, freeze and optimise
+/// every model the same way.
+///
+/// What only some papers need is an optional capability, reached through the `as_*` methods
+/// (default: absent): [`Towers`] (retrieval: user and item towers), [`Phases`] (PIN's training
+/// phases) and [`Pretrain`] (a model's own step before training, e.g. MFN's interest centers).
 pub trait Model {
-    /// The registry name.
-    fn name(&self) -> &str;
-    fn task(&self) -> Task;
-    fn var_store(&self) -> &nn::VarStore;
-    fn var_store_mut(&mut self) -> &mut nn::VarStore;
     /// One forward pass; `train` switches dropout and other training-only behaviour.
     fn forward(&self, batch: &DeviceBatch, train: bool) -> Result<Output>;
     /// Unweighted loss terms for an output of `forward`.
@@ -120,72 +121,158 @@ pub trait Model {
     /// One score per row `[B]` for its `(user, item)` pair, in eval mode: a probability for CTR
     /// models, an affinity for retrieval models. Evaluation and checkpoints compare these.
     fn score(&self, batch: &DeviceBatch) -> Result<Tensor>;
-    /// Retrieval models: user representations `[B, K, D]` (K = number of interests).
-    fn user_repr(&self, _batch: &DeviceBatch) -> Result<Option<Tensor>> {
-        Ok(None)
+    /// A retrieval model returns its towers here (`Some(self)`); its task is then
+    /// [`Task::Retrieval`].
+    fn as_towers(&self) -> Option<&dyn Towers> {
+        None
     }
-    /// Retrieval models: representations `[N, D]` of the item ids `items [N]`, so evaluation can
-    /// rank the catalogue in chunks.
-    fn item_repr(&self, _items: &Tensor) -> Result<Option<Tensor>> {
-        Ok(None)
+    /// A model with training phases returns itself here.
+    fn as_phases(&mut self) -> Option<&mut dyn Phases> {
+        None
     }
-    /// Retrieval models: scores `[B, N]` of user representations `users [B, K, D]` against
-    /// candidate representations `items [N, D]` (shared) or `[B, N, D]` (per row). Default: the candidate-aware interest weighting
-    /// of IDW eq. 4 ([`crate::losses::candidate_aware_scores`]).
+    /// A model with its own step before training returns itself here.
+    fn as_pretrain(&mut self) -> Option<&mut dyn Pretrain> {
+        None
+    }
+}
+
+impl dyn Model + '_ {
+    /// CTR unless the model has towers.
+    pub fn task(&self) -> Task {
+        if self.as_towers().is_some() {
+            Task::Retrieval
+        } else {
+            Task::Ctr
+        }
+    }
+}
+
+/// Retrieval models (IDW's two towers): representations the evaluator ranks the catalogue with.
+pub trait Towers {
+    /// User representations `[B, K, D]` (K = number of interests), in eval mode.
+    fn user_repr(&self, batch: &DeviceBatch) -> Result<Tensor>;
+    /// Representations `[N, D]` of the item ids `items [N]`, in eval mode, so evaluation can rank
+    /// the catalogue in chunks.
+    fn item_repr(&self, items: &Tensor) -> Result<Tensor>;
+    /// Scores `[B, N]` of user representations `users [B, K, D]` against candidate
+    /// representations `items [N, D]` (shared) or `[B, N, D]` (per row). Default: the
+    /// candidate-aware interest weighting of IDW eq. 4 ([`crate::losses::candidate_aware_scores`]).
     fn score_candidates(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
         Ok(crate::losses::candidate_aware_scores(users, items))
     }
-    /// Retrieval models: name prefixes of the item tower's variables (e.g. `item_tower`), which
-    /// IDW's user-tower calibration freezes; empty for models without a separate item tower.
+    /// Name prefixes of the item tower's variables (e.g. `item_tower`), which IDW's user-tower
+    /// calibration freezes; empty for models without a separate item tower.
     fn item_tower_prefixes(&self) -> Vec<String> {
         Vec::new()
     }
-    /// Switches a model with training phases (PIN: `shared` head, then `plugins` routed by user
-    /// stratum) to `phase`; models without phases refuse.
-    fn set_phase(&mut self, phase: &str) -> Result<()> {
-        Err(crate::error::CoreError::Params {
-            model: self.name().to_string(),
-            key: "phase".into(),
-            message: format!(
-                "model '{}' has no training phases (asked for '{phase}')",
-                self.name()
-            ),
-        })
-    }
-    /// A model's own step before training (e.g. MFN's interest centers, Algorithm 1), fed with
-    /// shuffled training batches for as long as it pulls them; most models have none.
+}
+
+/// Models with training phases (PIN: `shared` head, then `plugins` routed by user stratum).
+pub trait Phases {
+    /// Switches to `phase`; `vars` is the model's variable store (the engine's), for phases that
+    /// freeze or copy variables. An unknown phase is an error naming the phases there are.
+    fn set_phase(&mut self, vars: &nn::VarStore, phase: &str) -> Result<()>;
+}
+
+/// Models with their own step before training (MFN's interest centers, Algorithm 1).
+pub trait Pretrain {
+    /// Fed with shuffled training batches for as long as it pulls them; `None` when these params
+    /// need no pre-training (e.g. MFN with random centers).
     fn pretrain(
         &mut self,
-        _batches: &mut dyn Iterator<Item = Result<DeviceBatch>>,
+        batches: &mut dyn Iterator<Item = Result<DeviceBatch>>,
+    ) -> Result<Option<PretrainLog>>;
+}
+
+/// A built model with the variables it trains: the registry builds one, the engine owns it.
+/// It derefs to the [`Model`], so `instance.forward(..)` works; the capability methods here turn
+/// an absent capability into an error naming the model.
+pub struct Instance {
+    name: String,
+    vs: nn::VarStore,
+    model: Box<dyn Model>,
+}
+
+impl Instance {
+    /// A model built by `build` under the root of a fresh `VarStore` on `device`.
+    pub fn build(
+        name: &str,
+        device: Device,
+        build: impl FnOnce(&nn::Path) -> Result<Box<dyn Model>>,
+    ) -> Result<Self> {
+        let vs = nn::VarStore::new(device);
+        let model = build(&vs.root())?;
+        Ok(Self {
+            name: name.to_string(),
+            vs,
+            model,
+        })
+    }
+    /// The registry name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn task(&self) -> Task {
+        self.model.task()
+    }
+    /// Every variable of the model (the checkpoint's contents).
+    pub fn vs(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    pub fn vs_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+    pub fn model(&self) -> &dyn Model {
+        self.model.as_ref()
+    }
+    /// The towers of a retrieval model; an error naming the model for a CTR one.
+    pub fn towers(&self) -> Result<&dyn Towers> {
+        self.model
+            .as_towers()
+            .ok_or_else(|| self.lacks("is not a retrieval model (it has no user and item towers)"))
+    }
+    /// Switches a model with phases to `phase`; models without phases refuse.
+    pub fn set_phase(&mut self, phase: &str) -> Result<()> {
+        let err = self.lacks(&format!("has no training phases (asked for '{phase}')"));
+        match self.model.as_phases() {
+            Some(p) => p.set_phase(&self.vs, phase),
+            None => Err(err),
+        }
+    }
+    /// The model's own step before training, if it has one.
+    pub fn pretrain(
+        &mut self,
+        batches: &mut dyn Iterator<Item = Result<DeviceBatch>>,
     ) -> Result<Option<PretrainLog>> {
-        Ok(None)
+        match self.model.as_pretrain() {
+            Some(p) => p.pretrain(batches),
+            None => Ok(None),
+        }
+    }
+    fn lacks(&self, what: &str) -> crate::error::CoreError {
+        crate::error::CoreError::Params {
+            model: self.name.clone(),
+            key: "model".into(),
+            message: format!("model '{}' {what}", self.name),
+        }
+    }
+}
+
+impl std::ops::Deref for Instance {
+    type Target = dyn Model;
+    fn deref(&self) -> &Self::Target {
+        self.model.as_ref()
     }
 }
 
 /// The plain CTR model shape: one logit per row, the `ctr` binary cross-entropy loss, the sigmoid
-/// as score. Implement this (a name, the var store, the logits) and [`Model`] comes with it.
+/// as score. Implement this (the logits) and [`Model`] comes with it.
 pub trait CtrLogits {
-    /// The registry name.
-    fn ctr_name(&self) -> &str;
-    fn ctr_var_store(&self) -> &nn::VarStore;
-    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore;
     /// `[B]` logits; `train` switches dropout.
     fn ctr_logits(&self, batch: &DeviceBatch, train: bool) -> Tensor;
 }
 
 impl<T: CtrLogits> Model for T {
-    fn name(&self) -> &str {
-        self.ctr_name()
-    }
-    fn task(&self) -> Task {
-        Task::Ctr
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        self.ctr_var_store()
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        self.ctr_var_store_mut()
-    }
     fn forward(&self, batch: &DeviceBatch, train: bool) -> Result<Output> {
         Ok(Output::new(self.ctr_logits(batch, train)))
     }

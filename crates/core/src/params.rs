@@ -11,7 +11,7 @@ pub const MAX_DIM: i64 = 1 << 16;
 
 /// A model's typed `[model.params]` (the struct should carry
 /// `#[serde(deny_unknown_fields, default)]`). The registry uses it to check a config before any
-/// data is read ([`crate::Registry::register_model`]).
+/// data is read ([`crate::Registry::add`]).
 pub trait ModelParams: DeserializeOwned + serde::Serialize {
     /// Range checks of every value; an error names its key (see [`Check`]).
     fn validate(&self, check: &Check) -> Result<()>;

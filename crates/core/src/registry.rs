@@ -2,12 +2,27 @@
 //! see models through it, so an outside crate adds a model without forking.
 
 use crate::error::{CoreError, Result};
-use crate::model::{BuildContext, Model};
+use crate::model::{BuildContext, Instance, Model};
 use crate::params::{self, ModelParams};
 use std::collections::BTreeMap;
+use tch::nn;
 
-/// Builds a model from the feature map, its params table and a device.
-pub type ModelBuilder = Box<dyn Fn(&BuildContext) -> Result<Box<dyn Model>> + Send + Sync>;
+/// A model the registry can build by type: `registry.add::<Din>()`. The registry parses and
+/// validates `[model.params]` into `Params` (before any data is read, and again at build time),
+/// creates the `VarStore` (the engine owns it, see [`Instance`]) and calls `build` under its root.
+pub trait ModelSpec: Model + Sized + 'static {
+    /// The registry name (`[model] name` in a config).
+    const NAME: &'static str;
+    /// One line for `longtail models`.
+    const DESCRIPTION: &'static str;
+    /// The typed `[model.params]`.
+    type Params: ModelParams;
+    /// Builds the model's layers under `root`, sized from the feature map in `ctx`.
+    fn build(root: &nn::Path, params: Self::Params, ctx: &BuildContext) -> Result<Self>;
+}
+
+/// Builds a model (its params already parsed and validated) under a root path.
+type Builder = Box<dyn Fn(&str, &BuildContext) -> Result<Instance> + Send + Sync>;
 
 /// What the registry knows of a params table without building the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,9 +38,8 @@ type ParamsCheck = Box<dyn Fn(&str, &toml::Table) -> Result<ParamsInfo> + Send +
 
 struct Entry {
     description: String,
-    builder: ModelBuilder,
-    /// Present for models registered with their params type ([`Registry::register_model`]).
-    check: Option<ParamsCheck>,
+    builder: Builder,
+    check: ParamsCheck,
 }
 
 #[derive(Default)]
@@ -38,51 +52,23 @@ impl Registry {
         Self::default()
     }
 
-    /// Adds a model together with its params type, so a config's `[model.params]` and
-    /// `loss_weights` are checked before any data is read ([`Registry::check_params`]). A name
-    /// registered twice is an error listing the registered names.
+    /// Adds model `M` under [`ModelSpec::NAME`]. A name registered twice is an error listing the
+    /// registered names.
+    pub fn add<M: ModelSpec>(&mut self) -> Result<()> {
+        self.register_model::<M::Params>(M::NAME, M::DESCRIPTION, |root, p, ctx| {
+            Ok(Box::new(M::build(root, p, ctx)?))
+        })
+    }
+
+    /// Adds a model under `name` with its params type and a builder: for one type registered
+    /// under several names (ComiRec-DR and -SA) or a builder that picks the type. Prefer
+    /// [`Registry::add`]. A config's `[model.params]` and `loss_weights` are checked before any
+    /// data is read ([`Registry::check_params`]).
     pub fn register_model<P: ModelParams + 'static>(
         &mut self,
         name: &str,
         description: &str,
-        builder: impl Fn(&BuildContext) -> Result<Box<dyn Model>> + Send + Sync + 'static,
-    ) -> Result<()> {
-        self.insert(
-            name,
-            description,
-            Box::new(builder),
-            Some(Box::new(|model: &str, table: &toml::Table| {
-                let p = params::parse::<P>(model, table)?;
-                let effective = serde_json::to_value(&p).map_err(|e| CoreError::Params {
-                    model: model.to_string(),
-                    key: "<params>".into(),
-                    message: format!("cannot show the params: {e}"),
-                })?;
-                Ok(ParamsInfo {
-                    loss_terms: p.loss_terms(),
-                    effective,
-                })
-            })),
-        )
-    }
-
-    /// Adds a model whose params are only checked when it is built (prefer
-    /// [`Registry::register_model`]). A name registered twice is an error.
-    pub fn register(
-        &mut self,
-        name: &str,
-        description: &str,
-        builder: impl Fn(&BuildContext) -> Result<Box<dyn Model>> + Send + Sync + 'static,
-    ) -> Result<()> {
-        self.insert(name, description, Box::new(builder), None)
-    }
-
-    fn insert(
-        &mut self,
-        name: &str,
-        description: &str,
-        builder: ModelBuilder,
-        check: Option<ParamsCheck>,
+        builder: impl Fn(&nn::Path, P, &BuildContext) -> Result<Box<dyn Model>> + Send + Sync + 'static,
     ) -> Result<()> {
         if self.entries.contains_key(name) {
             return Err(CoreError::Registry(format!(
@@ -90,11 +76,27 @@ impl Registry {
                 self.names().join(", ")
             )));
         }
+        let build: Builder = Box::new(move |model: &str, ctx: &BuildContext| {
+            let p = params::parse::<P>(model, ctx.params)?;
+            Instance::build(model, ctx.device, |root| builder(root, p, ctx))
+        });
+        let check: ParamsCheck = Box::new(|model: &str, table: &toml::Table| {
+            let p = params::parse::<P>(model, table)?;
+            let effective = serde_json::to_value(&p).map_err(|e| CoreError::Params {
+                model: model.to_string(),
+                key: "<params>".into(),
+                message: format!("cannot show the params: {e}"),
+            })?;
+            Ok(ParamsInfo {
+                loss_terms: p.loss_terms(),
+                effective,
+            })
+        });
         self.entries.insert(
             name.to_string(),
             Entry {
                 description: description.to_string(),
-                builder,
+                builder: build,
                 check,
             },
         );
@@ -114,26 +116,23 @@ impl Registry {
     }
 
     /// Checks `params` for model `name` without building it: unknown keys, wrong types and
-    /// out-of-range values are errors naming the key. Returns the model's loss terms, or `None`
-    /// for a model registered without its params type (checked only when built).
-    pub fn check_params(&self, name: &str, params: &toml::Table) -> Result<Option<Vec<String>>> {
-        Ok(self.params_info(name, params)?.map(|i| i.loss_terms))
+    /// out-of-range values are errors naming the key. Returns the model's loss terms.
+    pub fn check_params(&self, name: &str, params: &toml::Table) -> Result<Vec<String>> {
+        Ok(self.params_info(name, params)?.loss_terms)
     }
 
     /// [`Registry::check_params`] with the effective params (defaults filled in), for manifests,
-    /// `longtail models NAME` and benchmark twins; `None` for a model registered without its
-    /// params type.
-    pub fn params_info(&self, name: &str, params: &toml::Table) -> Result<Option<ParamsInfo>> {
+    /// `longtail models NAME` and benchmark twins.
+    pub fn params_info(&self, name: &str, params: &toml::Table) -> Result<ParamsInfo> {
         self.check(name)?;
-        match &self.entries[name].check {
-            Some(c) => c(name, params).map(Some),
-            None => Ok(None),
-        }
+        (self.entries[name].check)(name, params)
     }
 
-    pub fn build(&self, name: &str, ctx: &BuildContext) -> Result<Box<dyn Model>> {
+    /// Builds model `name` from `ctx` (its params table, feature map, device): the model and a
+    /// fresh `VarStore` holding its variables.
+    pub fn build(&self, name: &str, ctx: &BuildContext) -> Result<Instance> {
         self.check(name)?;
-        (self.entries[name].builder)(ctx)
+        (self.entries[name].builder)(name, ctx)
     }
 
     /// Registered names, sorted.

@@ -7,9 +7,7 @@ use crate::checks;
 use longtail_core::layers::{masked_sum, Mlp};
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
-};
+use longtail_core::{BuildContext, Check, CtrLogits, DeviceBatch, ModelParams, ModelSpec, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "basemodel";
@@ -54,39 +52,37 @@ impl ModelParams for BaseModelParams {
 }
 
 pub struct BaseModel {
-    vs: nn::VarStore,
     user: Option<nn::Embedding>,
     /// One table for target items and behaviors (the feature map says `hist` shares `item`).
     item: nn::Embedding,
     mlp: Mlp,
 }
 
-impl BaseModel {
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        let p: BaseModelParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for BaseModel {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "Embedding & MLP with sum pooling over behaviors (HIM's BaseModel)";
+    type Params = BaseModelParams;
+
+    fn build(root: &nn::Path, p: BaseModelParams, ctx: &BuildContext) -> Result<Self> {
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         fm.require("hist", NAME)?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);
         let user = if p.user_embedding {
             let users = fm.require("user", NAME)?.vocab as i64;
-            Some(nn::embedding(&root / "user", users, p.embedding_dim, cfg))
+            Some(nn::embedding(root / "user", users, p.embedding_dim, cfg))
         } else {
             None
         };
-        let item = nn::embedding(&root / "item", items, p.embedding_dim, cfg);
+        let item = nn::embedding(root / "item", items, p.embedding_dim, cfg);
         let inputs = p.embedding_dim * if p.user_embedding { 3 } else { 2 };
-        let mlp = Mlp::new(&(&root / "mlp"), inputs, &p.hidden, 1, p.dropout);
-        Ok(Box::new(Self {
-            vs,
-            user,
-            item,
-            mlp,
-        }))
+        let mlp = Mlp::new(&(root / "mlp"), inputs, &p.hidden, 1, p.dropout);
+        Ok(Self { user, item, mlp })
     }
+}
 
+impl BaseModel {
     fn logits(&self, b: &DeviceBatch, train: bool) -> Tensor {
         let behaviors = masked_sum(&self.item.forward(&b.hist), &b.hist_mask);
         let mut parts = vec![behaviors, self.item.forward(&b.item)];
@@ -101,24 +97,7 @@ impl BaseModel {
 }
 
 impl CtrLogits for BaseModel {
-    fn ctr_name(&self) -> &str {
-        NAME
-    }
-    fn ctr_var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn ctr_logits(&self, b: &DeviceBatch, train: bool) -> Tensor {
         self.logits(b, train)
     }
-}
-
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<BaseModelParams>(
-        NAME,
-        "Embedding & MLP with sum pooling over behaviors (HIM's BaseModel)",
-        BaseModel::build,
-    )
 }

@@ -42,9 +42,7 @@ use crate::{checks, routing};
 use longtail_core::layers::{self, Mlp};
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
-};
+use longtail_core::{BuildContext, Check, CtrLogits, DeviceBatch, ModelParams, Registry, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME_DR: &str = "comirec-dr";
@@ -237,7 +235,6 @@ enum Extractor {
 
 pub struct ComiRec {
     name: &'static str,
-    vs: nn::VarStore,
     user: Option<nn::Embedding>,
     item: nn::Embedding,
     extractor: Extractor,
@@ -251,6 +248,7 @@ impl ComiRec {
     /// Builds the embeddings and the head from validated shared params; `extractor` adds the
     /// variant's own parameters under the root path.
     fn with_extractor(
+        root: &nn::Path,
         ctx: &BuildContext,
         c: Common,
         extractor: impl FnOnce(&nn::Path, i64) -> Result<Extractor>,
@@ -264,22 +262,19 @@ impl ComiRec {
             name,
             "parameters are per position",
         )?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = layers::id_embedding_config(c.embedding_std);
         let user = if c.user_embedding {
             let users = fm.require("user", name)?.vocab as i64;
-            Some(nn::embedding(&root / "user", users, d, cfg))
+            Some(nn::embedding(root / "user", users, d, cfg))
         } else {
             None
         };
-        let item = nn::embedding(&root / "item", items, d, cfg);
-        let extractor = extractor(&root, max_len)?;
+        let item = nn::embedding(root / "item", items, d, cfg);
+        let extractor = extractor(root, max_len)?;
         let inputs = d * if c.user_embedding { 3 } else { 2 };
-        let mlp = Mlp::new(&(&root / "mlp"), inputs, c.hidden, 1, c.dropout);
+        let mlp = Mlp::new(&(root / "mlp"), inputs, c.hidden, 1, c.dropout);
         Ok(Self {
             name,
-            vs,
             user,
             item,
             extractor,
@@ -291,10 +286,9 @@ impl ComiRec {
     }
 
     /// ComiRec-DR.
-    pub fn new_dr(ctx: &BuildContext) -> Result<Self> {
-        let p: ComiRecDrParams = params::parse(NAME_DR, ctx.params)?;
+    pub fn new_dr(root: &nn::Path, p: ComiRecDrParams, ctx: &BuildContext) -> Result<Self> {
         let (d, k) = (p.embedding_dim, p.interests);
-        Self::with_extractor(ctx, p.common(), |root, max_len| {
+        Self::with_extractor(root, ctx, p.common(), |root, max_len| {
             // W is [max_len, K, D, D]: quadratic in D, so widths that pass the range checks can
             // still ask for more memory than any device has (the check needs the history length).
             let elements = [max_len, k, d, d]
@@ -328,12 +322,11 @@ impl ComiRec {
     }
 
     /// ComiRec-SA.
-    pub fn new_sa(ctx: &BuildContext) -> Result<Self> {
-        let p: ComiRecSaParams = params::parse(NAME_SA, ctx.params)?;
+    pub fn new_sa(root: &nn::Path, p: ComiRecSaParams, ctx: &BuildContext) -> Result<Self> {
         let (d, k) = (p.embedding_dim, p.interests);
         let da = p.attention_hidden.unwrap_or(4 * d);
         let std = p.embedding_std;
-        Self::with_extractor(ctx, p.common(), |root, max_len| {
+        Self::with_extractor(root, ctx, p.common(), |root, max_len| {
             let att = root / "attention";
             let w1 = nn::linear(&att / "w1", d, da, Default::default());
             let no_bias = nn::LinearConfig {
@@ -351,14 +344,6 @@ impl ComiRec {
             );
             Ok(Extractor::SelfAttentive { w1, w2, positions })
         })
-    }
-
-    pub fn build_dr(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new_dr(ctx)?))
-    }
-
-    pub fn build_sa(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new_sa(ctx)?))
     }
 
     pub fn aggregation(&self) -> Aggregation {
@@ -436,15 +421,6 @@ impl ComiRec {
 }
 
 impl CtrLogits for ComiRec {
-    fn ctr_name(&self) -> &str {
-        self.name
-    }
-    fn ctr_var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn ctr_logits(&self, b: &DeviceBatch, train: bool) -> Tensor {
         self.logits(b, train)
     }
@@ -455,13 +431,13 @@ pub fn register(r: &mut Registry) -> Result<()> {
         NAME_DR,
         "ComiRec-DR: dynamic routing (per-position maps) into K interests, the interest closest \
          to the target (argmax) + MLP",
-        ComiRec::build_dr,
+        |root, p, ctx| Ok(Box::new(ComiRec::new_dr(root, p, ctx)?)),
     )?;
     r.register_model::<ComiRecSaParams>(
         NAME_SA,
         "ComiRec-SA: K-head self-attention over behaviors (+ positions) into K interests, the \
          interest closest to the target (argmax) + MLP",
-        ComiRec::build_sa,
+        |root, p, ctx| Ok(Box::new(ComiRec::new_sa(root, p, ctx)?)),
     )
 }
 
@@ -471,16 +447,31 @@ mod tests {
     use crate::test_util::{batch, close, rows, table};
     use longtail_core::conformance;
     use longtail_core::tch::Device;
+    use longtail_core::Model;
 
-    fn model(name: &str, params: &str) -> ComiRec {
+    fn model(name: &str, params: &str) -> crate::test_util::Built<ComiRec> {
         let fm = conformance::tiny_feature_map();
         let t = table(params);
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(5);
         if name == NAME_DR {
-            ComiRec::new_dr(&ctx).unwrap()
+            crate::test_util::build_with(&ctx, |root| {
+                ComiRec::new_dr(
+                    root,
+                    longtail_core::params::parse(NAME_DR, ctx.params)?,
+                    &ctx,
+                )
+            })
+            .unwrap()
         } else {
-            ComiRec::new_sa(&ctx).unwrap()
+            crate::test_util::build_with(&ctx, |root| {
+                ComiRec::new_sa(
+                    root,
+                    longtail_core::params::parse(NAME_SA, ctx.params)?,
+                    &ctx,
+                )
+            })
+            .unwrap()
         }
     }
 
@@ -533,13 +524,31 @@ mod tests {
         for (params, key) in common.iter().chain(&dr) {
             let t = table(params);
             let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-            let err = ComiRec::new_dr(&ctx).err().unwrap().to_string();
+            let err = crate::test_util::build_with(&ctx, |root| {
+                ComiRec::new_dr(
+                    root,
+                    longtail_core::params::parse(NAME_DR, ctx.params)?,
+                    &ctx,
+                )
+            })
+            .err()
+            .unwrap()
+            .to_string();
             assert!(err.contains(key) && err.contains(NAME_DR), "{err}");
         }
         for (params, key) in common.iter().chain(&sa) {
             let t = table(params);
             let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-            let err = ComiRec::new_sa(&ctx).err().unwrap().to_string();
+            let err = crate::test_util::build_with(&ctx, |root| {
+                ComiRec::new_sa(
+                    root,
+                    longtail_core::params::parse(NAME_SA, ctx.params)?,
+                    &ctx,
+                )
+            })
+            .err()
+            .unwrap()
+            .to_string();
             assert!(err.contains(key) && err.contains(NAME_SA), "{err}");
         }
     }

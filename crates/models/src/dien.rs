@@ -45,8 +45,7 @@ use longtail_core::losses::bce_with_logits;
 use longtail_core::tch::nn::{self, Module, RNN};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, Output, Registry, Result,
-    Task,
+    BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, ModelSpec, Output, Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -140,7 +139,6 @@ impl Augru {
 }
 
 pub struct Dien {
-    vs: nn::VarStore,
     user: Option<nn::Embedding>,
     /// Shared by target items, behaviors and sampled negatives.
     item: nn::Embedding,
@@ -163,37 +161,37 @@ struct Parts {
     interest: Tensor,
 }
 
-impl Dien {
-    pub fn new(ctx: &BuildContext) -> Result<Self> {
-        let p: DienParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for Dien {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str = "DIEN: GRU interest extractor with auxiliary loss + attentional AUGRU (Zhou et al., AAAI 2019)";
+    type Params = DienParams;
+
+    fn build(root: &nn::Path, p: DienParams, ctx: &BuildContext) -> Result<Self> {
         let hidden_size = p.hidden_size.unwrap_or(p.embedding_dim);
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         fm.require("hist", NAME)?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);
         let d = p.embedding_dim;
         let user = if p.user_embedding {
             let users = fm.require("user", NAME)?.vocab as i64;
-            Some(nn::embedding(&root / "user", users, d, cfg))
+            Some(nn::embedding(root / "user", users, d, cfg))
         } else {
             None
         };
-        let item = nn::embedding(&root / "item", items, d, cfg);
-        let extractor = nn::gru(&root / "extractor", d, hidden_size, Default::default());
+        let item = nn::embedding(root / "item", items, d, cfg);
+        let extractor = nn::gru(root / "extractor", d, hidden_size, Default::default());
         let no_bias = nn::LinearConfig {
             bias: false,
             ..Default::default()
         };
         let aux_proj =
-            (hidden_size != d).then(|| nn::linear(&root / "aux_proj", d, hidden_size, no_bias));
-        let attention = nn::linear(&root / "attention", d, hidden_size, no_bias);
-        let augru = Augru::new(&(&root / "augru"), hidden_size, hidden_size);
+            (hidden_size != d).then(|| nn::linear(root / "aux_proj", d, hidden_size, no_bias));
+        let attention = nn::linear(root / "attention", d, hidden_size, no_bias);
+        let augru = Augru::new(&(root / "augru"), hidden_size, hidden_size);
         let inputs = hidden_size + 2 * d + if p.user_embedding { d } else { 0 };
-        let mlp = Mlp::new(&(&root / "mlp"), inputs, &p.hidden, 1, p.dropout);
+        let mlp = Mlp::new(&(root / "mlp"), inputs, &p.hidden, 1, p.dropout);
         Ok(Self {
-            vs,
             user,
             item,
             items,
@@ -204,11 +202,9 @@ impl Dien {
             mlp,
         })
     }
+}
 
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new(ctx)?))
-    }
-
+impl Dien {
     /// `⟨h, e⟩` (or `⟨h, P e⟩`) along the last dim: `h [B, T, H]`, `e [B, T, D]` -> `[B, T]`.
     fn aux_score(&self, h: &Tensor, e: &Tensor) -> Tensor {
         let e = match &self.aux_proj {
@@ -278,18 +274,6 @@ impl Dien {
 }
 
 impl Model for Dien {
-    fn name(&self) -> &str {
-        NAME
-    }
-    fn task(&self) -> Task {
-        Task::Ctr
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn forward(&self, b: &DeviceBatch, train: bool) -> Result<Output> {
         let p = self.pass(b, train);
         let mut out = Output::new(p.logits);
@@ -313,25 +297,18 @@ impl Model for Dien {
     }
 }
 
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<DienParams>(
-        NAME,
-        "DIEN: GRU interest extractor with auxiliary loss + attentional AUGRU (Zhou et al., AAAI 2019)",
-        Dien::build,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use longtail_core::conformance;
     use longtail_core::data::{FeatureMap, HostBatch};
     use longtail_core::tch::Device;
+    use longtail_core::Model;
 
-    fn build(fm: &FeatureMap, params: &toml::Table) -> Dien {
+    fn build(fm: &FeatureMap, params: &toml::Table) -> crate::test_util::Built<Dien> {
         longtail_core::seed::seed_everything(3);
         let ctx = BuildContext::new(fm, params, Device::Cpu);
-        Dien::new(&ctx).unwrap()
+        crate::test_util::build::<Dien>(&ctx).unwrap()
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -363,7 +340,10 @@ mod tests {
         let fm = conformance::tiny_feature_map();
         let t: toml::Table = toml::from_str("hiden_size = 4").unwrap();
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-        let err = Dien::new(&ctx).err().unwrap().to_string();
+        let err = crate::test_util::build::<Dien>(&ctx)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("hiden_size"), "{err}");
     }
 

@@ -29,9 +29,7 @@ use crate::checks;
 use longtail_core::layers::Mlp;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
-};
+use longtail_core::{BuildContext, Check, CtrLogits, DeviceBatch, ModelParams, ModelSpec, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "din";
@@ -116,46 +114,44 @@ impl ActivationUnit {
 }
 
 pub struct Din {
-    vs: nn::VarStore,
     user: Option<nn::Embedding>,
     item: nn::Embedding,
     attention: ActivationUnit,
     mlp: Mlp,
 }
 
-impl Din {
-    pub fn new(ctx: &BuildContext) -> Result<Self> {
-        let p: DinParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for Din {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "DIN: target attention (activation unit, unnormalised weights) over behaviors + MLP";
+    type Params = DinParams;
+
+    fn build(root: &nn::Path, p: DinParams, ctx: &BuildContext) -> Result<Self> {
         let d = p.embedding_dim;
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         fm.require("hist", NAME)?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);
         let user = if p.user_embedding {
             let users = fm.require("user", NAME)?.vocab as i64;
-            Some(nn::embedding(&root / "user", users, d, cfg))
+            Some(nn::embedding(root / "user", users, d, cfg))
         } else {
             None
         };
-        let item = nn::embedding(&root / "item", items, d, cfg);
-        let attention = ActivationUnit::new(&(&root / "attention"), d, &p.attention_hidden);
+        let item = nn::embedding(root / "item", items, d, cfg);
+        let attention = ActivationUnit::new(&(root / "attention"), d, &p.attention_hidden);
         let inputs = d * if p.user_embedding { 3 } else { 2 };
-        let mlp = Mlp::new(&(&root / "mlp"), inputs, &p.hidden, 1, p.dropout);
+        let mlp = Mlp::new(&(root / "mlp"), inputs, &p.hidden, 1, p.dropout);
         Ok(Self {
-            vs,
             user,
             item,
             attention,
             mlp,
         })
     }
+}
 
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new(ctx)?))
-    }
-
+impl Din {
     /// Behavior embeddings `[B, L, D]` and their masked, unnormalised weights `[B, L]`.
     fn attend(&self, b: &DeviceBatch) -> (Tensor, Tensor) {
         let hist = self.item.forward(&b.hist);
@@ -187,26 +183,9 @@ impl Din {
 }
 
 impl CtrLogits for Din {
-    fn ctr_name(&self) -> &str {
-        NAME
-    }
-    fn ctr_var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn ctr_logits(&self, b: &DeviceBatch, train: bool) -> Tensor {
         self.logits(b, train)
     }
-}
-
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<DinParams>(
-        NAME,
-        "DIN: target attention (activation unit, unnormalised weights) over behaviors + MLP",
-        Din::build,
-    )
 }
 
 #[cfg(test)]
@@ -215,13 +194,14 @@ mod tests {
     use crate::test_util::{batch, close, rows, table};
     use longtail_core::conformance;
     use longtail_core::tch::Device;
+    use longtail_core::Model;
 
-    fn model(params: &str) -> Din {
+    fn model(params: &str) -> crate::test_util::Built<Din> {
         let fm = conformance::tiny_feature_map();
         let t = table(params);
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(5);
-        Din::new(&ctx).unwrap()
+        crate::test_util::build::<Din>(&ctx).unwrap()
     }
 
     #[test]
@@ -242,7 +222,10 @@ mod tests {
         ] {
             let t = table(params);
             let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-            let err = Din::new(&ctx).err().unwrap().to_string();
+            let err = crate::test_util::build::<Din>(&ctx)
+                .err()
+                .unwrap()
+                .to_string();
             assert!(err.contains(key), "{err}");
         }
     }

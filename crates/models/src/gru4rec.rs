@@ -22,9 +22,7 @@ use crate::checks;
 use longtail_core::layers::Mlp;
 use longtail_core::tch::nn::{self, Module, RNN};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
-};
+use longtail_core::{BuildContext, Check, CtrLogits, DeviceBatch, ModelParams, ModelSpec, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "gru4rec";
@@ -72,47 +70,45 @@ impl ModelParams for Gru4RecParams {
 }
 
 pub struct Gru4Rec {
-    vs: nn::VarStore,
     user: Option<nn::Embedding>,
     item: nn::Embedding,
     gru: nn::GRU,
     mlp: Mlp,
 }
 
-impl Gru4Rec {
-    pub fn new(ctx: &BuildContext) -> Result<Self> {
-        let p: Gru4RecParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for Gru4Rec {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "GRU4Rec: GRU over the history, last real state + target (+ user) -> MLP (CTR)";
+    type Params = Gru4RecParams;
+
+    fn build(root: &nn::Path, p: Gru4RecParams, ctx: &BuildContext) -> Result<Self> {
         let d = p.embedding_dim;
         let hidden_size = p.hidden_size.unwrap_or(d);
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         fm.require("hist", NAME)?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);
         let user = if p.user_embedding {
             let users = fm.require("user", NAME)?.vocab as i64;
-            Some(nn::embedding(&root / "user", users, d, cfg))
+            Some(nn::embedding(root / "user", users, d, cfg))
         } else {
             None
         };
-        let item = nn::embedding(&root / "item", items, d, cfg);
-        let gru = nn::gru(&root / "gru", d, hidden_size, Default::default());
+        let item = nn::embedding(root / "item", items, d, cfg);
+        let gru = nn::gru(root / "gru", d, hidden_size, Default::default());
         let inputs = hidden_size + d * if p.user_embedding { 2 } else { 1 };
-        let mlp = Mlp::new(&(&root / "mlp"), inputs, &p.hidden, 1, p.dropout);
+        let mlp = Mlp::new(&(root / "mlp"), inputs, &p.hidden, 1, p.dropout);
         Ok(Self {
-            vs,
             user,
             item,
             gru,
             mlp,
         })
     }
+}
 
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new(ctx)?))
-    }
-
+impl Gru4Rec {
     /// The GRU state after each row's last real behavior, `[B, H]`; zeros for empty histories.
     pub fn state(&self, b: &DeviceBatch) -> Tensor {
         let (out, _) = self.gru.seq(&self.item.forward(&b.hist));
@@ -140,26 +136,9 @@ impl Gru4Rec {
 }
 
 impl CtrLogits for Gru4Rec {
-    fn ctr_name(&self) -> &str {
-        NAME
-    }
-    fn ctr_var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn ctr_logits(&self, b: &DeviceBatch, train: bool) -> Tensor {
         self.logits(b, train)
     }
-}
-
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<Gru4RecParams>(
-        NAME,
-        "GRU4Rec: GRU over the history, last real state + target (+ user) -> MLP (CTR)",
-        Gru4Rec::build,
-    )
 }
 
 #[cfg(test)]
@@ -168,17 +147,18 @@ mod tests {
     use longtail_core::conformance;
     use longtail_core::data::HostBatch;
     use longtail_core::tch::Device;
+    use longtail_core::Model;
 
     fn table(s: &str) -> toml::Table {
         toml::from_str(s).unwrap()
     }
 
-    fn model(params: &str) -> Gru4Rec {
+    fn model(params: &str) -> crate::test_util::Built<Gru4Rec> {
         let fm = conformance::tiny_feature_map();
         let t = table(params);
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(3);
-        Gru4Rec::new(&ctx).unwrap()
+        crate::test_util::build::<Gru4Rec>(&ctx).unwrap()
     }
 
     fn batch(hist: &[Vec<i64>]) -> DeviceBatch {
@@ -208,7 +188,10 @@ mod tests {
         let fm = conformance::tiny_feature_map();
         let t = table("hidden_size = 0");
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-        let err = Gru4Rec::new(&ctx).err().unwrap().to_string();
+        let err = crate::test_util::build::<Gru4Rec>(&ctx)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("hidden_size"), "{err}");
     }
 

@@ -76,8 +76,8 @@ use longtail_core::losses::bce_with_logits;
 use longtail_core::tch::nn::{self, Module, RNN};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, CoreError, DeviceBatch, Losses, Model, ModelParams, Output,
-    Registry, Result, Task,
+    BuildContext, Check, CoreError, DeviceBatch, Losses, Model, ModelParams, ModelSpec, Output,
+    Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -255,7 +255,6 @@ struct Ubc {
 }
 
 pub struct Him {
-    vs: nn::VarStore,
     user: Option<nn::Embedding>,
     /// Shared by positive/negative feedback and the target item.
     item: nn::Embedding,
@@ -289,9 +288,14 @@ fn model_err(message: impl Into<String>) -> CoreError {
     }
 }
 
-impl Him {
-    pub fn new(ctx: &BuildContext) -> Result<Self> {
-        let p: HimParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for Him {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "HIM: frequency-ranked sessions, UBP (distance attention + GRU + self-attention) and UBC \
+         group auto-encoder (Hybrid Interest Modeling for Long-tailed Users)";
+    type Params = HimParams;
+
+    fn build(root: &nn::Path, p: HimParams, ctx: &BuildContext) -> Result<Self> {
         let h = p.gru_hidden.unwrap_or(p.embedding_dim);
         let fm = ctx.feature_map;
         let spec = fm.get("sessions").ok_or_else(|| model_err(NO_SESSIONS))?;
@@ -304,24 +308,22 @@ impl Him {
             }
         };
         let items = fm.require("item", NAME)?.vocab as i64;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);
         let d = p.embedding_dim;
         let user = if p.user_embedding {
             let users = fm.require("user", NAME)?.vocab as i64;
-            Some(nn::embedding(&root / "user", users, d, cfg))
+            Some(nn::embedding(root / "user", users, d, cfg))
         } else {
             None
         };
-        let item = nn::embedding(&root / "item", items, d, cfg);
-        let gru = nn::gru(&root / "gru", d, h, Default::default());
+        let item = nn::embedding(root / "item", items, d, cfg);
+        let gru = nn::gru(root / "gru", d, h, Default::default());
         let d_x = top_n * h + if p.ubp.uses_negatives() { d } else { 0 };
         let no_bias = nn::LinearConfig {
             bias: false,
             ..Default::default()
         };
-        let attn = &root / "attention";
+        let attn = root / "attention";
         let attn_q = nn::linear(&attn / "q", d_x, d_x, no_bias);
         let attn_k = nn::linear(&attn / "k", d_x, d_x, no_bias);
         let attn_v = nn::linear(&attn / "v", d_x, d_x, no_bias);
@@ -329,7 +331,7 @@ impl Him {
         let (mut att_p, mut att_c) = (None, None);
         if p.ubc {
             for i in 0..sessions {
-                let path = &root / "ubc" / i;
+                let path = root / "ubc" / i;
                 ubc.push(Ubc {
                     encode: nn::linear(&path / "encode", d_x, p.groups, Default::default()),
                     groups: path.var(
@@ -343,9 +345,9 @@ impl Him {
                     decode: nn::linear(&path / "decode", p.group_dim, d_x, Default::default()),
                 });
             }
-            att_p = Some(nn::linear(&root / "att_p", d, sessions * d_x, no_bias));
+            att_p = Some(nn::linear(root / "att_p", d, sessions * d_x, no_bias));
             att_c = Some(nn::linear(
-                &root / "att_c",
+                root / "att_c",
                 d,
                 sessions * p.group_dim,
                 no_bias,
@@ -355,9 +357,8 @@ impl Him {
             + if p.ubc { sessions * p.group_dim } else { 0 }
             + d
             + if p.user_embedding { d } else { 0 };
-        let mlp = Mlp::new(&(&root / "mlp"), inputs, &p.hidden, 1, p.dropout);
+        let mlp = Mlp::new(&(root / "mlp"), inputs, &p.hidden, 1, p.dropout);
         Ok(Self {
-            vs,
             user,
             item,
             gru,
@@ -374,11 +375,9 @@ impl Him {
             p,
         })
     }
+}
 
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new(ctx)?))
-    }
-
+impl Him {
     fn pass(&self, b: &DeviceBatch, train: bool) -> Result<Pass> {
         let s = b.sessions.as_ref().ok_or_else(|| model_err(NO_SESSIONS))?;
         let bs = b.size as i64;
@@ -475,18 +474,6 @@ impl Him {
 }
 
 impl Model for Him {
-    fn name(&self) -> &str {
-        NAME
-    }
-    fn task(&self) -> Task {
-        Task::Ctr
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn forward(&self, b: &DeviceBatch, train: bool) -> Result<Output> {
         let p = self.pass(b, train)?;
         let mut out = Output::new(p.logits);
@@ -511,21 +498,13 @@ impl Model for Him {
     }
 }
 
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<HimParams>(
-        NAME,
-        "HIM: frequency-ranked sessions, UBP (distance attention + GRU + self-attention) and UBC \
-         group auto-encoder (Hybrid Interest Modeling for Long-tailed Users)",
-        Him::build,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use longtail_core::conformance;
     use longtail_core::data::{FeatureKind, FeatureMap, FeatureSpec};
     use longtail_core::tch::Device;
+    use longtail_core::Model;
 
     fn t(v: &[f32], shape: &[i64]) -> Tensor {
         Tensor::from_slice(v).view(shape)
@@ -557,10 +536,10 @@ mod tests {
         fm
     }
 
-    fn build(fm: &FeatureMap, params: &toml::Table) -> Result<Him> {
+    fn build(fm: &FeatureMap, params: &toml::Table) -> Result<crate::test_util::Built<Him>> {
         longtail_core::seed::seed_everything(3);
         let ctx = BuildContext::new(fm, params, Device::Cpu);
-        Him::new(&ctx)
+        crate::test_util::build::<Him>(&ctx)
     }
 
     fn check(params: &str) -> conformance::Report {

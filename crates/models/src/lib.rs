@@ -1,5 +1,5 @@
-//! longtail-models: the built-in models. Each module holds one model and a `register` function;
-//! [`register_builtin`] adds them all to a registry.
+//! longtail-models: the built-in models. Each module holds one model, registered by type
+//! (`registry.add::<Din>()`, see `longtail_core::ModelSpec`); [`register_builtin`] adds them all.
 
 pub mod basemodel;
 mod checks;
@@ -23,19 +23,19 @@ use longtail_core::{Registry, Result};
 
 /// Adds every built-in model to `registry`.
 pub fn register_builtin(registry: &mut Registry) -> Result<()> {
-    basemodel::register(registry)?;
-    popularity::register(registry)?;
-    lr::register(registry)?;
-    gru4rec::register(registry)?;
-    din::register(registry)?;
-    dien::register(registry)?;
-    him::register(registry)?;
-    mind::register(registry)?;
+    registry.add::<basemodel::BaseModel>()?;
+    registry.add::<popularity::Popularity>()?;
+    registry.add::<lr::Lr>()?;
+    registry.add::<gru4rec::Gru4Rec>()?;
+    registry.add::<din::Din>()?;
+    registry.add::<dien::Dien>()?;
+    registry.add::<him::Him>()?;
+    registry.add::<mind::Mind>()?;
     comirec::register(registry)?;
-    transformerrec::register(registry)?;
-    mfn::register(registry)?;
-    twotower::register(registry)?;
-    pin::register(registry)?;
+    registry.add::<transformerrec::TransformerRec>()?;
+    registry.add::<mfn::Mfn>()?;
+    registry.add::<twotower::TwoTower>()?;
+    registry.add::<pin::Pin>()?;
     Ok(())
 }
 

@@ -23,9 +23,7 @@
 use crate::checks;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
-};
+use longtail_core::{BuildContext, Check, CtrLogits, DeviceBatch, ModelParams, ModelSpec, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "lr";
@@ -62,25 +60,26 @@ impl ModelParams for LrParams {
 }
 
 pub struct Lr {
-    vs: nn::VarStore,
     user: Option<nn::Embedding>,
     item: nn::Embedding,
     hist: Option<nn::Embedding>,
     bias: Tensor,
 }
 
-impl Lr {
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        let p: LrParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for Lr {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "Logistic regression over one-hot user / item ids and a sqrt(n)-normalised history bag";
+    type Params = LrParams;
+
+    fn build(root: &nn::Path, p: LrParams, ctx: &BuildContext) -> Result<Self> {
         let fm = ctx.feature_map;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = nn::EmbeddingConfig {
             padding_idx: 0,
             ws_init: nn::Init::Const(0.0),
             ..Default::default()
         };
-        let table = |name: &str, vocab: usize| nn::embedding(&root / name, vocab as i64, 1, cfg);
+        let table = |name: &str, vocab: usize| nn::embedding(root / name, vocab as i64, 1, cfg);
         let user = if p.user_embedding {
             Some(table("user", fm.require("user", NAME)?.vocab))
         } else {
@@ -93,15 +92,16 @@ impl Lr {
             None
         };
         let bias = root.zeros("bias", &[1]);
-        Ok(Box::new(Self {
-            vs,
+        Ok(Self {
             user,
             item,
             hist,
             bias,
-        }))
+        })
     }
+}
 
+impl Lr {
     fn logits(&self, b: &DeviceBatch) -> Tensor {
         let base = self.item.forward(&b.item).squeeze_dim(-1) + &self.bias;
         let user = self
@@ -122,26 +122,9 @@ impl Lr {
 }
 
 impl CtrLogits for Lr {
-    fn ctr_name(&self) -> &str {
-        NAME
-    }
-    fn ctr_var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn ctr_logits(&self, b: &DeviceBatch, _train: bool) -> Tensor {
         self.logits(b)
     }
-}
-
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<LrParams>(
-        NAME,
-        "Logistic regression over one-hot user / item ids and a sqrt(n)-normalised history bag",
-        Lr::build,
-    )
 }
 
 #[cfg(test)]
@@ -150,6 +133,7 @@ mod tests {
     use longtail_core::conformance;
     use longtail_core::data::HostBatch;
     use longtail_core::tch::Device;
+    use longtail_core::Model;
 
     fn table(s: &str) -> toml::Table {
         toml::from_str(s).unwrap()
@@ -168,8 +152,8 @@ mod tests {
         let fm = conformance::tiny_feature_map();
         let t = toml::Table::new();
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-        let m = Lr::build(&ctx).unwrap();
-        let vars = m.var_store().variables();
+        let m = crate::test_util::build::<Lr>(&ctx).unwrap();
+        let vars = m.vs.variables();
         let set = |name: &str, id: i64, v: f64| {
             let _ = vars[name].get(id).fill_(v);
         };

@@ -15,7 +15,7 @@
 //!   `fixed_embeddings = "random"` uses a frozen N(0, `embedding_std`) table instead (benchmarks
 //!   without a stage 1; not a paper setting).
 //! - **Interest centers C** (eqs. 1-3, Algorithm 1): `K = interests` (default 4) centers in E's
-//!   space, pre-trained by [`Model::pretrain`] on shuffled training batches (each row's history is
+//!   space, pre-trained by [`Pretrain::pretrain`] on shuffled training batches (each row's history is
 //!   one `E^l`; a user appears once per training sample, so active users weigh more than in the
 //!   paper's uniform user sampling) to minimise `L_E = L_SE - L_ME` ([`entropy_loss`]), averaged
 //!   over the rows with a history. Update: Algorithm 1's plain gradient step
@@ -49,8 +49,8 @@ use longtail_core::params::MAX_DIM;
 use longtail_core::tch::nn::{self, Module, OptimizerConfig};
 use longtail_core::tch::{Device, Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, CoreError, DeviceBatch, Losses, Model, ModelParams, Output,
-    PretrainLog, Registry, Result, Task,
+    BuildContext, Check, CoreError, DeviceBatch, Losses, Model, ModelParams, ModelSpec, Output,
+    Pretrain, PretrainLog, Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -143,7 +143,7 @@ pub enum FixedEmbeddings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Centers {
-    /// `"pretrained"`: Algorithm 1 in [`Model::pretrain`].
+    /// `"pretrained"`: Algorithm 1 in [`Pretrain::pretrain`].
     Pretrained,
     /// `"random"`: drawn at E's scale and kept (the w/o-pretrain ablation).
     Random,
@@ -263,7 +263,6 @@ fn interest_weights(net: &Mlp, r: &Tensor, t: &Tensor, train: bool) -> Tensor {
 }
 
 pub struct Mfn {
-    vs: nn::VarStore,
     p: MfnParams,
     user: Option<nn::Embedding>,
     item: nn::Embedding,
@@ -280,23 +279,26 @@ pub struct Mfn {
     mlp: Mlp,
 }
 
-impl Mfn {
-    pub fn new(ctx: &BuildContext) -> Result<Self> {
-        let p: MfnParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for Mfn {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "MFN: similarity interests (fixed stage-1 embeddings, pre-trained centers) + combination \
+         interests (self-attention) + fine-grained item features, two attention heads";
+    type Params = MfnParams;
+
+    fn build(root: &nn::Path, p: MfnParams, ctx: &BuildContext) -> Result<Self> {
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         fm.require("hist", NAME)?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = id_embedding_config(p.embedding_std);
         let d = p.embedding_dim;
         let user = if p.user_embedding {
             let users = fm.require("user", NAME)?.vocab as i64;
-            Some(nn::embedding(&root / "user", users, d, cfg))
+            Some(nn::embedding(root / "user", users, d, cfg))
         } else {
             None
         };
-        let item = nn::embedding(&root / "item", items, d, cfg);
+        let item = nn::embedding(root / "item", items, d, cfg);
 
         // Fine-grained features: the requested ones must exist; by default all that do.
         let names: Vec<String> = match &p.attributes {
@@ -337,7 +339,7 @@ impl Mfn {
                 .view([items, width as i64])
                 .to_device(ctx.device);
             let table = nn::embedding(
-                &root / "attr" / name.as_str(),
+                root / "attr" / name.as_str(),
                 spec.vocab as i64,
                 p.attribute_dim,
                 cfg,
@@ -405,23 +407,22 @@ impl Mfn {
                     ),
                 ));
             }
-            let msa = MultiHeadSelfAttention::new(&(&root / "msa"), dt, p.heads)?;
-            let w1 = nn::linear(&root / "w1", dt, p.combination_hidden, Default::default());
+            let msa = MultiHeadSelfAttention::new(&(root / "msa"), dt, p.heads)?;
+            let w1 = nn::linear(root / "w1", dt, p.combination_hidden, Default::default());
             let no_bias = nn::LinearConfig {
                 bias: false,
                 ..Default::default()
             };
-            let w2 = nn::linear(&root / "w2", p.combination_hidden, p.interests, no_bias);
-            let a2 = Mlp::new(&(&root / "a2"), 4 * dt, &p.attention_hidden, 1, 0.0);
+            let w2 = nn::linear(root / "w2", p.combination_hidden, p.interests, no_bias);
+            let a2 = Mlp::new(&(root / "a2"), 4 * dt, &p.attention_hidden, 1, 0.0);
             (Some(msa), Some(w1), Some(w2), Some(a2))
         } else {
             (None, None, None, None)
         };
-        let a1 = Mlp::new(&(&root / "a1"), 4 * dt, &p.attention_hidden, 1, 0.0);
+        let a1 = Mlp::new(&(root / "a1"), 4 * dt, &p.attention_hidden, 1, 0.0);
         let inputs = 2 * dt + if p.user_embedding { d } else { 0 };
-        let mlp = Mlp::new(&(&root / "mlp"), inputs, &p.hidden, 1, p.dropout);
+        let mlp = Mlp::new(&(root / "mlp"), inputs, &p.hidden, 1, p.dropout);
         Ok(Self {
-            vs,
             p,
             user,
             item,
@@ -436,11 +437,9 @@ impl Mfn {
             mlp,
         })
     }
+}
 
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new(ctx)?))
-    }
-
+impl Mfn {
     /// The trainable embedding `ℰ` of item ids of any shape: `[.., D + n_attr * Da]`.
     fn embed(&self, ids: &Tensor) -> Tensor {
         let mut parts = vec![self.item.forward(ids)];
@@ -511,7 +510,7 @@ impl Mfn {
         &mut self,
         batches: &mut dyn Iterator<Item = Result<DeviceBatch>>,
     ) -> Result<PretrainLog> {
-        let device = self.vs.device();
+        let device = self.centers.device();
         let vs = nn::VarStore::new(device);
         let c = vs.root().var_copy("centers", &self.centers);
         let mut opt = match self.p.center_optimizer {
@@ -572,18 +571,6 @@ impl Mfn {
 }
 
 impl Model for Mfn {
-    fn name(&self) -> &str {
-        NAME
-    }
-    fn task(&self) -> Task {
-        Task::Ctr
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn forward(&self, batch: &DeviceBatch, train: bool) -> Result<Output> {
         Ok(Output::new(self.logits(batch, train)))
     }
@@ -596,6 +583,12 @@ impl Model for Mfn {
     fn score(&self, batch: &DeviceBatch) -> Result<Tensor> {
         Ok(self.logits(batch, false).sigmoid())
     }
+    fn as_pretrain(&mut self) -> Option<&mut dyn Pretrain> {
+        Some(self)
+    }
+}
+
+impl Pretrain for Mfn {
     fn pretrain(
         &mut self,
         batches: &mut dyn Iterator<Item = Result<DeviceBatch>>,
@@ -607,22 +600,14 @@ impl Model for Mfn {
     }
 }
 
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<MfnParams>(
-        NAME,
-        "MFN: similarity interests (fixed stage-1 embeddings, pre-trained centers) + combination \
-         interests (self-attention) + fine-grained item features, two attention heads",
-        Mfn::build,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_util::{batch, table, values};
     use longtail_core::conformance;
+    use longtail_core::Model;
 
-    fn build(params: &str) -> Result<Mfn> {
+    fn build(params: &str) -> Result<crate::test_util::Built<Mfn>> {
         let fm = conformance::tiny_feature_map();
         let items = conformance::tiny_item_features();
         let stage1 = conformance::tiny_pretrained();
@@ -631,7 +616,7 @@ mod tests {
             .with_items(Some(&items))
             .with_pretrained(Some(&stage1));
         longtail_core::seed::seed_everything(3);
-        Mfn::new(&ctx)
+        crate::test_util::build::<Mfn>(&ctx)
     }
 
     #[test]
@@ -734,7 +719,7 @@ mod tests {
         }
         let fm = conformance::tiny_feature_map();
         let t = toml::Table::new();
-        let err = Mfn::new(&BuildContext::new(&fm, &t, Device::Cpu))
+        let err = crate::test_util::build::<Mfn>(&BuildContext::new(&fm, &t, Device::Cpu))
             .err()
             .unwrap()
             .to_string();

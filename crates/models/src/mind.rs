@@ -41,9 +41,7 @@ use crate::{checks, routing};
 use longtail_core::layers::Mlp;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
-};
+use longtail_core::{BuildContext, Check, CtrLogits, DeviceBatch, ModelParams, ModelSpec, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "mind";
@@ -112,7 +110,6 @@ impl ModelParams for MindParams {
 }
 
 pub struct Mind {
-    vs: nn::VarStore,
     user: Option<nn::Embedding>,
     item: nn::Embedding,
     /// The shared bilinear map `S` `[D, D]`.
@@ -126,9 +123,14 @@ pub struct Mind {
     mlp: Mlp,
 }
 
-impl Mind {
-    pub fn new(ctx: &BuildContext) -> Result<Self> {
-        let p: MindParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for Mind {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "MIND: B2I dynamic routing (shared bilinear map) into K interests, label-aware attention \
+         to the target + MLP";
+    type Params = MindParams;
+
+    fn build(root: &nn::Path, p: MindParams, ctx: &BuildContext) -> Result<Self> {
         let d = p.embedding_dim;
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
@@ -137,16 +139,14 @@ impl Mind {
             NAME,
             "routing logits are per position",
         )?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);
         let user = if p.user_embedding {
             let users = fm.require("user", NAME)?.vocab as i64;
-            Some(nn::embedding(&root / "user", users, d, cfg))
+            Some(nn::embedding(root / "user", users, d, cfg))
         } else {
             None
         };
-        let item = nn::embedding(&root / "item", items, d, cfg);
+        let item = nn::embedding(root / "item", items, d, cfg);
         let bilinear = root.var(
             "bilinear",
             &[d, d],
@@ -161,9 +161,8 @@ impl Mind {
             routing_logits.copy_(&draw);
         });
         let inputs = d * if p.user_embedding { 3 } else { 2 };
-        let mlp = Mlp::new(&(&root / "mlp"), inputs, &p.hidden, 1, p.dropout);
+        let mlp = Mlp::new(&(root / "mlp"), inputs, &p.hidden, 1, p.dropout);
         Ok(Self {
-            vs,
             user,
             item,
             bilinear,
@@ -175,11 +174,9 @@ impl Mind {
             mlp,
         })
     }
+}
 
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new(ctx)?))
-    }
-
+impl Mind {
     /// The interest capsules `[B, K, D]` (B2I dynamic routing over the history).
     pub fn interests(&self, b: &DeviceBatch) -> Tensor {
         let l = b.hist.size()[1];
@@ -225,27 +222,9 @@ impl Mind {
 }
 
 impl CtrLogits for Mind {
-    fn ctr_name(&self) -> &str {
-        NAME
-    }
-    fn ctr_var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn ctr_logits(&self, b: &DeviceBatch, train: bool) -> Tensor {
         self.logits(b, train)
     }
-}
-
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<MindParams>(
-        NAME,
-        "MIND: B2I dynamic routing (shared bilinear map) into K interests, label-aware attention \
-         to the target + MLP",
-        Mind::build,
-    )
 }
 
 #[cfg(test)]
@@ -255,13 +234,14 @@ mod tests {
     use longtail_core::conformance;
     use longtail_core::tch::nn::OptimizerConfig;
     use longtail_core::tch::Device;
+    use longtail_core::Model;
 
-    fn model(params: &str) -> Mind {
+    fn model(params: &str) -> crate::test_util::Built<Mind> {
         let fm = conformance::tiny_feature_map();
         let t = table(params);
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(5);
-        Mind::new(&ctx).unwrap()
+        crate::test_util::build::<Mind>(&ctx).unwrap()
     }
 
     #[test]
@@ -292,7 +272,10 @@ mod tests {
         ] {
             let t = table(params);
             let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-            let err = Mind::new(&ctx).err().unwrap().to_string();
+            let err = crate::test_util::build::<Mind>(&ctx)
+                .err()
+                .unwrap()
+                .to_string();
             assert!(err.contains(key), "{err}");
         }
     }

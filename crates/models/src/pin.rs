@@ -5,7 +5,7 @@
 //! from the paper's method section, equations or code (none is public).
 //!
 //! The model is a backbone shared by all users plus three prediction heads. Its training is in
-//! two phases, switched by [`Model::set_phase`]: `shared` (stage 1: backbone + shared head,
+//! two phases, switched by [`Phases::set_phase`]: `shared` (stage 1: backbone + shared head,
 //! trained by the schedule with the stratified, backdoor-adjusted aggregated gradient) and
 //! `plugins` (stage 2: one plugin network per user stratum). The schedule (strata, `P(z)`, the
 //! aggregated gradient, the stage lengths and learning rates) lives in the train crate; this file
@@ -74,8 +74,8 @@ use longtail_core::layers::{masked_softmax, Mlp};
 use longtail_core::tch::nn::{self, Module, RNN};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, Output, Registry, Result,
-    Task,
+    params, BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, ModelSpec, Output,
+    Phases, Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -263,7 +263,6 @@ impl Phase {
 }
 
 pub struct Pin {
-    vs: nn::VarStore,
     p: PinParams,
     user: Option<nn::Embedding>,
     item: nn::Embedding,
@@ -275,9 +274,15 @@ pub struct Pin {
     phase: Tensor,
 }
 
-impl Pin {
-    pub fn new(ctx: &BuildContext) -> Result<Self> {
-        let p: PinParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for Pin {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "PIN (Personalizing Intervened Network, WSDM 2023; reconstructed from the abstract): \
+         DIN / GRU4Rec / transformer backbone + shared head, then head and tail plugins routed by \
+         user stratum";
+    type Params = PinParams;
+
+    fn build(root: &nn::Path, p: PinParams, ctx: &BuildContext) -> Result<Self> {
         let d = p.embedding_dim;
         let attention_hidden = p.attention_hidden.clone().unwrap_or_else(|| vec![36]);
         let hidden_size = p.hidden_size.unwrap_or(d);
@@ -288,9 +293,7 @@ impl Pin {
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         let hist_spec = fm.require("hist", NAME)?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
-        let bb = &root / "backbone";
+        let bb = root / "backbone";
         let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);
         let user = if p.user_embedding {
             let users = fm.require("user", NAME)?.vocab as i64;
@@ -327,12 +330,11 @@ impl Pin {
             }
         };
         let r = interest_dim + d * if p.user_embedding { 2 } else { 1 };
-        let shared_head = Mlp::new(&(&root / "shared_head"), r, &p.hidden, 1, p.dropout);
-        let plugin_head = Mlp::new(&(&root / "plugin_head"), r, &p.plugin_hidden, 1, p.dropout);
-        let plugin_tail = Mlp::new(&(&root / "plugin_tail"), r, &p.plugin_hidden, 1, p.dropout);
+        let shared_head = Mlp::new(&(root / "shared_head"), r, &p.hidden, 1, p.dropout);
+        let plugin_head = Mlp::new(&(root / "plugin_head"), r, &p.plugin_hidden, 1, p.dropout);
+        let plugin_tail = Mlp::new(&(root / "plugin_tail"), r, &p.plugin_hidden, 1, p.dropout);
         let phase = root.zeros_no_train("phase", &[]);
         Ok(Self {
-            vs,
             p,
             user,
             item,
@@ -343,11 +345,9 @@ impl Pin {
             phase,
         })
     }
+}
 
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new(ctx)?))
-    }
-
+impl Pin {
     /// The current phase, read from the `phase` variable (so a loaded checkpoint's phase counts).
     pub fn phase(&self) -> Phase {
         if self.phase.double_value(&[]) >= 0.5 {
@@ -433,8 +433,8 @@ impl Pin {
 
     /// `plugin_init = "shared_head"`: both plugins become copies of the shared head (same
     /// layout, checked at build time).
-    fn copy_shared_head_into_plugins(&self) {
-        let vars = self.vs.variables();
+    fn copy_shared_head_into_plugins(&self, vars: &nn::VarStore) {
+        let vars = vars.variables();
         longtail_core::tch::no_grad(|| {
             for (name, src) in &vars {
                 if let Some(rest) = name.strip_prefix("shared_head.") {
@@ -446,30 +446,18 @@ impl Pin {
             }
         });
     }
+}
 
-    /// Sets `requires_grad` on every `backbone.` and `shared_head.` variable.
-    fn set_backbone_trainable(&self, trainable: bool) {
-        for (name, t) in self.vs.variables() {
-            if name.starts_with("backbone.") || name.starts_with("shared_head.") {
-                let _ = t.set_requires_grad(trainable);
-            }
+/// Sets `requires_grad` on every `backbone.` and `shared_head.` variable.
+fn set_backbone_trainable(vars: &nn::VarStore, trainable: bool) {
+    for (name, t) in vars.variables() {
+        if name.starts_with("backbone.") || name.starts_with("shared_head.") {
+            let _ = t.set_requires_grad(trainable);
         }
     }
 }
 
 impl Model for Pin {
-    fn name(&self) -> &str {
-        NAME
-    }
-    fn task(&self) -> Task {
-        Task::Ctr
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn forward(&self, batch: &DeviceBatch, train: bool) -> Result<Output> {
         Ok(Output::new(self.logits(batch, train)))
     }
@@ -482,7 +470,13 @@ impl Model for Pin {
     fn score(&self, batch: &DeviceBatch) -> Result<Tensor> {
         Ok(self.logits(batch, false).sigmoid())
     }
-    fn set_phase(&mut self, phase: &str) -> Result<()> {
+    fn as_phases(&mut self) -> Option<&mut dyn Phases> {
+        Some(self)
+    }
+}
+
+impl Phases for Pin {
+    fn set_phase(&mut self, vars: &nn::VarStore, phase: &str) -> Result<()> {
         let (value, frozen) = match phase {
             "shared" => (0.0, false),
             "plugins" => (1.0, self.p.freeze_backbone),
@@ -497,24 +491,14 @@ impl Model for Pin {
             && self.phase() == Phase::Shared
             && self.p.plugin_init == PluginInit::SharedHead
         {
-            self.copy_shared_head_into_plugins();
+            self.copy_shared_head_into_plugins(vars);
         }
         longtail_core::tch::no_grad(|| {
             let _ = self.phase.shallow_clone().fill_(value);
         });
-        self.set_backbone_trainable(!frozen);
+        set_backbone_trainable(vars, !frozen);
         Ok(())
     }
-}
-
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<PinParams>(
-        NAME,
-        "PIN (Personalizing Intervened Network, WSDM 2023; reconstructed from the abstract): \
-         DIN / GRU4Rec / transformer backbone + shared head, then head and tail plugins routed by \
-         user stratum",
-        Pin::build,
-    )
 }
 
 #[cfg(test)]
@@ -525,21 +509,22 @@ mod tests {
     use longtail_core::data::HostBatch;
     use longtail_core::tch::nn::OptimizerConfig;
     use longtail_core::tch::Device;
+    use longtail_core::Model;
     use std::collections::HashMap;
 
-    fn build(params: &str, seed: u64) -> Result<Pin> {
+    fn build(params: &str, seed: u64) -> Result<crate::test_util::Built<Pin>> {
         let fm = conformance::tiny_feature_map();
         let t = table(params);
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(seed);
-        Pin::new(&ctx)
+        crate::test_util::build::<Pin>(&ctx)
     }
 
     fn tiny() -> DeviceBatch {
         DeviceBatch::from_host(&conformance::tiny_batch().unwrap(), Device::Cpu).unwrap()
     }
 
-    fn snapshot(m: &Pin) -> HashMap<String, Tensor> {
+    fn snapshot(m: &crate::test_util::Built<Pin>) -> HashMap<String, Tensor> {
         m.vs.variables()
             .into_iter()
             .map(|(n, t)| (n, t.detach().copy()))
@@ -741,10 +726,10 @@ mod tests {
                 std::env::temp_dir().join(format!("longtail-pin-{}-{bb}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join("model.safetensors");
-            longtail_core::checkpoint::save(&m, &path).unwrap();
+            m.vs.save(&path).unwrap();
             let mut fresh = build(&params, 6).unwrap();
             assert_eq!(fresh.phase(), Phase::Shared);
-            longtail_core::checkpoint::load(&mut fresh, &path).unwrap();
+            fresh.vs.load(&path).unwrap();
             let _ = std::fs::remove_dir_all(&dir);
             assert_eq!(fresh.phase(), Phase::Plugins, "{bb}");
             let s2 = values(&longtail_core::tch::no_grad(|| fresh.score(&b)).unwrap());

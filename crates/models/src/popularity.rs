@@ -19,9 +19,7 @@
 use crate::checks;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
-};
+use longtail_core::{BuildContext, Check, CtrLogits, DeviceBatch, ModelParams, ModelSpec, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "popularity";
@@ -44,55 +42,41 @@ impl ModelParams for PopularityParams {
 }
 
 pub struct Popularity {
-    vs: nn::VarStore,
     /// Per-item bias `w_item`, `[vocab, 1]`.
     item: nn::Embedding,
     /// Global bias `b`, `[1]`.
     bias: Tensor,
 }
 
-impl Popularity {
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        let _p: PopularityParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for Popularity {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "Popularity baseline: a learned per-item bias trained with BCE (no user, no history)";
+    type Params = PopularityParams;
+
+    fn build(root: &nn::Path, _p: PopularityParams, ctx: &BuildContext) -> Result<Self> {
         let items = ctx.feature_map.require("item", NAME)?.vocab as i64;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = nn::EmbeddingConfig {
             padding_idx: 0,
             ws_init: nn::Init::Const(0.0),
             ..Default::default()
         };
-        let item = nn::embedding(&root / "item", items, 1, cfg);
+        let item = nn::embedding(root / "item", items, 1, cfg);
         let bias = root.zeros("bias", &[1]);
-        Ok(Box::new(Self { vs, item, bias }))
+        Ok(Self { item, bias })
     }
+}
 
+impl Popularity {
     fn logits(&self, b: &DeviceBatch) -> Tensor {
         (self.item.forward(&b.item).squeeze_dim(-1) + &self.bias).to_kind(Kind::Float)
     }
 }
 
 impl CtrLogits for Popularity {
-    fn ctr_name(&self) -> &str {
-        NAME
-    }
-    fn ctr_var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn ctr_logits(&self, b: &DeviceBatch, _train: bool) -> Tensor {
         self.logits(b)
     }
-}
-
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<PopularityParams>(
-        NAME,
-        "Popularity baseline: a learned per-item bias trained with BCE (no user, no history)",
-        Popularity::build,
-    )
 }
 
 #[cfg(test)]
@@ -101,6 +85,7 @@ mod tests {
     use longtail_core::conformance;
     use longtail_core::data::HostBatch;
     use longtail_core::tch::Device;
+    use longtail_core::Model;
 
     #[test]
     fn conformance() {
@@ -113,8 +98,8 @@ mod tests {
         let fm = conformance::tiny_feature_map();
         let t = toml::Table::new();
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-        let m = Popularity::build(&ctx).unwrap();
-        let vars = m.var_store().variables();
+        let m = crate::test_util::build::<Popularity>(&ctx).unwrap();
+        let vars = m.vs.variables();
         longtail_core::tch::no_grad(|| {
             let w = &vars["item.weight"];
             for i in 0..w.size()[0] {

@@ -1,8 +1,9 @@
 //! Helpers shared by the models' unit tests.
 
 use longtail_core::data::HostBatch;
-use longtail_core::tch::{Device, Kind, Tensor};
+use longtail_core::tch::{nn, Device, Kind, Tensor};
 use longtail_core::DeviceBatch;
+use longtail_core::{params, BuildContext, ModelSpec};
 
 /// A params table from TOML text.
 pub fn table(s: &str) -> toml::Table {
@@ -29,4 +30,46 @@ pub fn values(t: &Tensor) -> Vec<f32> {
 /// Same length and every pair within 1e-5.
 pub fn close(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5)
+}
+
+/// A model built for a unit test, with the variable store the engine would own.
+pub struct Built<M> {
+    pub m: M,
+    pub vs: nn::VarStore,
+}
+
+impl<M> std::ops::Deref for Built<M> {
+    type Target = M;
+    fn deref(&self) -> &M {
+        &self.m
+    }
+}
+
+impl<M> std::ops::DerefMut for Built<M> {
+    fn deref_mut(&mut self) -> &mut M {
+        &mut self.m
+    }
+}
+
+impl<M: longtail_core::Phases> Built<M> {
+    pub fn set_phase(&mut self, phase: &str) -> longtail_core::Result<()> {
+        self.m.set_phase(&self.vs, phase)
+    }
+}
+
+/// Builds model `M` from `ctx` as the registry does (params parsed and validated, a fresh
+/// `VarStore`), keeping the concrete type for tests of its internals.
+pub fn build<M: ModelSpec>(ctx: &BuildContext) -> longtail_core::Result<Built<M>> {
+    let p = params::parse::<M::Params>(M::NAME, ctx.params)?;
+    build_with(ctx, |root| M::build(root, p, ctx))
+}
+
+/// [`build`] for a model built by a function of its own (ComiRec's two variants).
+pub fn build_with<M>(
+    ctx: &BuildContext,
+    f: impl FnOnce(&nn::Path) -> longtail_core::Result<M>,
+) -> longtail_core::Result<Built<M>> {
+    let vs = nn::VarStore::new(ctx.device);
+    let m = f(&vs.root())?;
+    Ok(Built { m, vs })
 }

@@ -31,9 +31,7 @@ use longtail_core::attention::TransformerEncoder;
 use longtail_core::layers::{masked_softmax, Mlp};
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
-use longtail_core::{
-    params, BuildContext, Check, CtrLogits, DeviceBatch, Model, ModelParams, Registry, Result,
-};
+use longtail_core::{BuildContext, Check, CtrLogits, DeviceBatch, ModelParams, ModelSpec, Result};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "transformerrec";
@@ -96,7 +94,6 @@ impl ModelParams for TransformerRecParams {
 }
 
 pub struct TransformerRec {
-    vs: nn::VarStore,
     user: Option<nn::Embedding>,
     item: nn::Embedding,
     encoder: TransformerEncoder,
@@ -104,27 +101,29 @@ pub struct TransformerRec {
     dim: i64,
 }
 
-impl TransformerRec {
-    pub fn new(ctx: &BuildContext) -> Result<Self> {
+impl ModelSpec for TransformerRec {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "TransformerRec: multi-head transformer interests + target attention pooling + MLP";
+    type Params = TransformerRecParams;
+
+    fn build(root: &nn::Path, p: TransformerRecParams, ctx: &BuildContext) -> Result<Self> {
         // Validated with this model's key names (the encoder's own errors name "attention").
-        let p: TransformerRecParams = params::parse(NAME, ctx.params)?;
         let d = p.embedding_dim;
         let ffn_dim = p.ffn_dim.unwrap_or(4 * d);
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         let max_len = checks::hist_max_len(fm.require("hist", NAME)?, NAME, checks::POSITIONS)?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
         let cfg = longtail_core::layers::id_embedding_config(p.embedding_std);
         let user = if p.user_embedding {
             let users = fm.require("user", NAME)?.vocab as i64;
-            Some(nn::embedding(&root / "user", users, d, cfg))
+            Some(nn::embedding(root / "user", users, d, cfg))
         } else {
             None
         };
-        let item = nn::embedding(&root / "item", items, d, cfg);
+        let item = nn::embedding(root / "item", items, d, cfg);
         let encoder = TransformerEncoder::new(
-            &(&root / "encoder"),
+            &(root / "encoder"),
             d,
             p.heads,
             p.layers,
@@ -133,9 +132,8 @@ impl TransformerRec {
             max_len,
         )?;
         let inputs = d * if p.user_embedding { 3 } else { 2 };
-        let mlp = Mlp::new(&(&root / "mlp"), inputs, &p.hidden, 1, p.mlp_dropout);
+        let mlp = Mlp::new(&(root / "mlp"), inputs, &p.hidden, 1, p.mlp_dropout);
         Ok(Self {
-            vs,
             user,
             item,
             encoder,
@@ -143,11 +141,9 @@ impl TransformerRec {
             dim: d,
         })
     }
+}
 
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new(ctx)?))
-    }
-
+impl TransformerRec {
     /// The interests `[B, L, D]` (encoded positions, zero at padding).
     pub fn interests(&self, b: &DeviceBatch, train: bool) -> Tensor {
         self.encoder
@@ -186,26 +182,9 @@ impl TransformerRec {
 }
 
 impl CtrLogits for TransformerRec {
-    fn ctr_name(&self) -> &str {
-        NAME
-    }
-    fn ctr_var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn ctr_var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn ctr_logits(&self, b: &DeviceBatch, train: bool) -> Tensor {
         self.logits(b, train)
     }
-}
-
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<TransformerRecParams>(
-        NAME,
-        "TransformerRec: multi-head transformer interests + target attention pooling + MLP",
-        TransformerRec::build,
-    )
 }
 
 #[cfg(test)]
@@ -214,13 +193,14 @@ mod tests {
     use crate::test_util::{batch, close, table};
     use longtail_core::conformance;
     use longtail_core::tch::Device;
+    use longtail_core::Model;
 
-    fn model(params: &str) -> TransformerRec {
+    fn model(params: &str) -> crate::test_util::Built<TransformerRec> {
         let fm = conformance::tiny_feature_map();
         let t = table(params);
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(5);
-        TransformerRec::new(&ctx).unwrap()
+        crate::test_util::build::<TransformerRec>(&ctx).unwrap()
     }
 
     #[test]
@@ -246,7 +226,10 @@ mod tests {
         ] {
             let t = table(params);
             let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-            let err = TransformerRec::new(&ctx).err().unwrap().to_string();
+            let err = crate::test_util::build::<TransformerRec>(&ctx)
+                .err()
+                .unwrap()
+                .to_string();
             assert!(err.contains(&format!("'{key}'")), "{params}: {err}");
         }
     }

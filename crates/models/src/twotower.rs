@@ -73,8 +73,7 @@ use longtail_core::losses::in_batch_softmax;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, Output, Registry, Result,
-    Task,
+    BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, ModelSpec, Output, Result, Towers,
 };
 use serde::{Deserialize, Serialize};
 
@@ -210,7 +209,6 @@ impl ModelParams for TwoTowerParams {
 }
 
 pub struct TwoTower {
-    vs: nn::VarStore,
     user_embedding: nn::Embedding,
     encoder: TransformerEncoder,
     /// `[M, D]` global attention queries.
@@ -225,19 +223,23 @@ pub struct TwoTower {
     temperature: f64,
 }
 
-impl TwoTower {
-    pub fn new(ctx: &BuildContext) -> Result<Self> {
-        let p: TwoTowerParams = params::parse(NAME, ctx.params)?;
+impl ModelSpec for TwoTower {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "IDW two-tower retrieval: transformer user tower + parametric attention into M interests, \
+         MLP item tower, candidate-aware scores (eq. 4), in-batch softmax with logQ \
+         (focal / qmargin / item-norm variants)";
+    type Params = TwoTowerParams;
+
+    fn build(root: &nn::Path, p: TwoTowerParams, ctx: &BuildContext) -> Result<Self> {
         let d = p.embedding_dim;
         let ffn_dim = p.ffn_dim.unwrap_or(4 * d);
         let (loss, item_norm) = (p.loss, p.item_norm);
         let fm = ctx.feature_map;
         let items = fm.require("item", NAME)?.vocab as i64;
         let max_len = checks::hist_max_len(fm.require("hist", NAME)?, NAME, checks::POSITIONS)?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
-        let user = &root / USER_TOWER;
-        let item = &root / ITEM_TOWER;
+        let user = root / USER_TOWER;
+        let item = root / ITEM_TOWER;
         let cfg = id_embedding_config(p.embedding_std);
         let user_embedding = nn::embedding(&user / "embedding", items, d, cfg);
         let encoder = TransformerEncoder::new(
@@ -264,7 +266,6 @@ impl TwoTower {
             .expect("item_hidden was checked to be non-empty");
         let item_mlp = Mlp::new(&(&item / "mlp"), d, hidden, *last, 0.0);
         Ok(Self {
-            vs,
             user_embedding,
             encoder,
             queries,
@@ -278,11 +279,9 @@ impl TwoTower {
             temperature: p.temperature,
         })
     }
+}
 
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        Ok(Box::new(Self::new(ctx)?))
-    }
-
+impl TwoTower {
     pub fn loss_kind(&self) -> LossKind {
         self.loss
     }
@@ -395,18 +394,6 @@ impl TwoTower {
 }
 
 impl Model for TwoTower {
-    fn name(&self) -> &str {
-        NAME
-    }
-    fn task(&self) -> Task {
-        Task::Retrieval
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn forward(&self, batch: &DeviceBatch, train: bool) -> Result<Output> {
         let users = self.users(batch, train);
         let items = self.items(&batch.item, train);
@@ -421,25 +408,21 @@ impl Model for TwoTower {
             &self.items(&batch.item, false),
         ))
     }
-    fn user_repr(&self, batch: &DeviceBatch) -> Result<Option<Tensor>> {
-        Ok(Some(self.users(batch, false)))
+    fn as_towers(&self) -> Option<&dyn Towers> {
+        Some(self)
     }
-    fn item_repr(&self, items: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(self.items(items, false)))
+}
+
+impl Towers for TwoTower {
+    fn user_repr(&self, batch: &DeviceBatch) -> Result<Tensor> {
+        Ok(self.users(batch, false))
+    }
+    fn item_repr(&self, items: &Tensor) -> Result<Tensor> {
+        Ok(self.items(items, false))
     }
     fn item_tower_prefixes(&self) -> Vec<String> {
         vec![ITEM_TOWER.to_string()]
     }
-}
-
-pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<TwoTowerParams>(
-        NAME,
-        "IDW two-tower retrieval: transformer user tower + parametric attention into M interests, \
-         MLP item tower, candidate-aware scores (eq. 4), in-batch softmax with logQ \
-         (focal / qmargin / item-norm variants)",
-        TwoTower::build,
-    )
 }
 
 #[cfg(test)]
@@ -450,13 +433,14 @@ mod tests {
     use longtail_core::data::HostBatch;
     use longtail_core::losses::candidate_aware_scores;
     use longtail_core::tch::Device;
+    use longtail_core::Model;
 
-    fn model(params: &str) -> TwoTower {
+    fn model(params: &str) -> crate::test_util::Built<TwoTower> {
         let fm = conformance::tiny_feature_map();
         let t = table(params);
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(5);
-        TwoTower::new(&ctx).unwrap()
+        crate::test_util::build::<TwoTower>(&ctx).unwrap()
     }
 
     fn host(items: &[i64], hist: &[Vec<i64>]) -> HostBatch {
@@ -663,7 +647,7 @@ mod tests {
             let post = model("item_norm = \"posthoc\"");
             let raw = post.items(&ids, true);
             assert!(!close(&norms(&raw), &ones, 1e-3), "{:?}", norms(&raw));
-            let eval = post.item_repr(&ids).unwrap().unwrap();
+            let eval = post.item_repr(&ids).unwrap();
             assert!(close(&norms(&eval), &ones, 1e-5));
             let want = &raw / raw.norm_scalaropt_dim(2.0, [-1i64], true);
             assert!(close(&rows(&eval).concat(), &rows(&want).concat(), 1e-6));
@@ -675,7 +659,7 @@ mod tests {
             let want = candidate_aware_scores(&users, &raw_items);
             assert!(close(&rows(&train).concat(), &rows(&want).concat(), 1e-6));
             let eval_logits = post.forward(&b, false).unwrap().logits;
-            let normed = candidate_aware_scores(&users, &post.item_repr(&b.item).unwrap().unwrap());
+            let normed = candidate_aware_scores(&users, &post.item_repr(&b.item).unwrap());
             assert!(close(
                 &rows(&eval_logits).concat(),
                 &rows(&normed).concat(),
@@ -700,7 +684,7 @@ mod tests {
         let m = model("");
         let prefixes = m.item_tower_prefixes();
         assert_eq!(prefixes, [ITEM_TOWER]);
-        let names: Vec<String> = m.var_store().variables().into_keys().collect();
+        let names: Vec<String> = m.vs.variables().into_keys().collect();
         for n in &names {
             assert!(
                 n.starts_with("item_tower.") || n.starts_with("user_tower."),
@@ -733,12 +717,8 @@ mod tests {
         }
         // The item tower alone decides item_repr: it depends on no user-tower variable.
         let ids = Tensor::from_slice(&[3i64, 5]);
-        m.item_repr(&ids)
-            .unwrap()
-            .unwrap()
-            .sum(Kind::Float)
-            .backward();
-        for (n, t) in m.var_store().variables() {
+        m.item_repr(&ids).unwrap().sum(Kind::Float).backward();
+        for (n, t) in m.vs.variables() {
             let g = t.grad();
             let touched = g.defined() && g.abs().sum(Kind::Float).double_value(&[]) > 0.0;
             assert_eq!(touched, n.starts_with("item_tower."), "{n}");
@@ -761,8 +741,8 @@ mod tests {
         let b = dev(&host(&[6, 8, 10], &padded));
         assert_eq!(b.hist.size(), [3, 6]);
         longtail_core::tch::no_grad(|| {
-            let ua = m.user_repr(&a).unwrap().unwrap();
-            let ub = m.user_repr(&b).unwrap().unwrap();
+            let ua = m.user_repr(&a).unwrap();
+            let ub = m.user_repr(&b).unwrap();
             assert_eq!(ua.size(), [3, 5, 16]);
             let (ra, rb) = (rows(&ua.view([3, -1])), rows(&ub.view([3, -1])));
             for r in 0..3 {
@@ -797,8 +777,8 @@ mod tests {
                 assert!(close(&s, &d, 1e-5), "{params}: {s:?} vs {d:?}");
                 if params == "interests = 1" {
                     // One interest: the plain dot product.
-                    let u = m.user_repr(&b).unwrap().unwrap().squeeze_dim(1);
-                    let i = m.item_repr(&b.item).unwrap().unwrap();
+                    let u = m.user_repr(&b).unwrap().squeeze_dim(1);
+                    let i = m.item_repr(&b.item).unwrap();
                     let dot: Vec<f32> =
                         Vec::try_from((u * i).sum_dim_intlist(-1, false, Kind::Float)).unwrap();
                     assert!(close(&s, &dot, 1e-5));
@@ -830,7 +810,10 @@ mod tests {
         ] {
             let t = table(params);
             let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-            let err = TwoTower::new(&ctx).err().unwrap().to_string();
+            let err = crate::test_util::build::<TwoTower>(&ctx)
+                .err()
+                .unwrap()
+                .to_string();
             assert!(
                 err.contains(&format!("'{key}'")) && err.contains(NAME),
                 "{params}: {err}"

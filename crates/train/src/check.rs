@@ -57,6 +57,25 @@ pub fn check_experiment_with(
     Ok(())
 }
 
+/// Every `loss_weights` name in `section` is a loss term the model returns for its params.
+fn known_loss_terms(
+    section: &str,
+    model: &str,
+    train: &crate::TrainConfig,
+    terms: &[String],
+) -> Result<()> {
+    match train.loss_weights.keys().find(|n| !terms.contains(n)) {
+        Some(name) => Err(TrainError::Config {
+            key: format!("{section}.loss_weights.{name}"),
+            message: format!(
+                "model '{model}' has no loss term '{name}' (its terms: {})",
+                terms.join(", ")
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
     let terms = in_section(
         "model.params",
@@ -65,20 +84,7 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
             .map_err(TrainError::from),
     )?;
     in_section("train", cfg.train.validate())?;
-    if let Some(terms) = &terms {
-        for name in cfg.train.loss_weights.keys() {
-            if !terms.contains(name) {
-                return Err(TrainError::Config {
-                    key: format!("train.loss_weights.{name}"),
-                    message: format!(
-                        "model '{}' has no loss term '{name}' (its terms: {})",
-                        cfg.model.name,
-                        terms.join(", ")
-                    ),
-                });
-            }
-        }
-    }
+    known_loss_terms("train", &cfg.model.name, &cfg.train, &terms)?;
     in_section("samples", cfg.samples.validate().map_err(Into::into))?;
     if let Some(f) = &cfg.filters {
         in_section("filters", f.validate().map_err(Into::into))?;
@@ -109,18 +115,7 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
         )?;
         if let Some(t) = &p.train {
             in_section("pretrain.train", t.validate())?;
-            if let Some(terms) = &terms {
-                if let Some(name) = t.loss_weights.keys().find(|n| !terms.contains(n)) {
-                    return Err(TrainError::Config {
-                        key: format!("pretrain.train.loss_weights.{name}"),
-                        message: format!(
-                            "model '{}' has no loss term '{name}' (its terms: {})",
-                            p.model.name,
-                            terms.join(", ")
-                        ),
-                    });
-                }
-            }
+            known_loss_terms("pretrain.train", &p.model.name, t, &terms)?;
         }
     }
     let combo = |key: &str, message: &str| {

@@ -273,7 +273,7 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
 /// Runs the model's own pre-training step, if it has one, on shuffled passes over the
 /// training samples (a new shuffle per pass, for as long as the model pulls batches).
 pub fn pretrain_model(
-    model: &mut dyn longtail_core::Model,
+    model: &mut longtail_core::Instance,
     data: &longtail_data::CtrDataset,
     train: &TrainConfig,
     seed: u64,
@@ -659,7 +659,7 @@ fn run_in(
     // Scores of the test split are kept, so `longtail eval --run` and other tools can recompute
     // any metric without the model.
     let scores = crate::trainer::test_scores(
-        model.as_ref(),
+        &model,
         &data,
         max_len,
         cfg.train.eval_batch_size,
@@ -668,7 +668,7 @@ fn run_in(
     )?;
     scores.write_parquet(&dir.join(TEST_SCORES))?;
     let metrics: Metrics = evaluate_scores(&scores, &[])?;
-    checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;
+    checkpoint::save(&model, &dir.join("model.safetensors"))?;
     write_metrics(&dir.join("metrics.json"), &metrics)?;
 
     let dataset = DatasetInfo {
@@ -796,7 +796,7 @@ fn run_retrieval_in(
     })?;
     let log = legacy.retrieval.unwrap_or_default();
     let (mut metrics, scores) = sampled_metrics(
-        model.as_ref(),
+        &model,
         &data,
         &data.seq.test,
         cfg.train.eval_batch_size,
@@ -804,7 +804,7 @@ fn run_retrieval_in(
         cfg.train.progress.then_some("test"),
     )?;
     metrics.extend(full_catalogue_metrics(
-        model.as_ref(),
+        &model,
         &data,
         &data.seq.test,
         cfg.train.eval_batch_size,
@@ -816,7 +816,7 @@ fn run_retrieval_in(
         metrics.insert("silhouette".into(), s);
     }
     scores.write_parquet(&dir.join(TEST_SCORES))?;
-    checkpoint::save(model.as_ref(), &dir.join("model.safetensors"))?;
+    checkpoint::save(&model, &dir.join("model.safetensors"))?;
     write_metrics(&dir.join("metrics.json"), &metrics)?;
     // `epochs` lists every phase's epochs in order (the loss plots read it).
     let dataset = DatasetInfo {

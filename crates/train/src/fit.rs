@@ -10,7 +10,7 @@ use crate::step::{Optimizer, TrainStep};
 use crate::task::Task;
 use crate::trainer::{EpochLog, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
-use longtail_core::{DeviceBatch, Model};
+use longtail_core::{DeviceBatch, Instance};
 use longtail_data::batch::prefetch_batches;
 use longtail_eval::{Direction, Metrics};
 use serde::Serialize;
@@ -68,7 +68,7 @@ impl<'a> Fit<'a> {
 /// Returns the epoch logs; the model ends with the kept parameters (the best epoch's under early
 /// stopping, else the last).
 pub fn fit(
-    model: &mut dyn Model,
+    model: &mut Instance,
     task: &dyn Task,
     step: &mut dyn TrainStep,
     spec: &Fit,
@@ -94,7 +94,7 @@ pub fn fit(
     }
     // Freeze by name: a frozen variable gets no gradient, so Adam leaves it alone.
     let frozen: Vec<Tensor> = model
-        .var_store()
+        .vs()
         .variables()
         .into_iter()
         .filter(|(name, t)| {
@@ -113,7 +113,7 @@ pub fn fit(
 }
 
 fn fit_epochs(
-    model: &mut dyn Model,
+    model: &mut Instance,
     task: &dyn Task,
     step: &mut dyn TrainStep,
     spec: &Fit,
@@ -309,8 +309,8 @@ fn replay_journal(spec: &Fit, logs: &[EpochLog]) -> Result<()> {
 }
 
 /// The model's variables by name, sorted (a checkpoint's `model/...`).
-fn named_vars(model: &dyn Model) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = model.var_store().variables().into_iter().collect();
+fn named_vars(model: &Instance) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = model.vs().variables().into_iter().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -340,7 +340,7 @@ fn restore_rng(tensors: &HashMap<String, Tensor>, device: Device) -> Result<()> 
 /// Every variable of the model from `prefix<name>` in a checkpoint (all must be there, with
 /// their shapes).
 fn saved_vars(
-    model: &dyn Model,
+    model: &Instance,
     tensors: &HashMap<String, Tensor>,
     prefix: &str,
 ) -> Result<Snapshot> {
@@ -370,7 +370,7 @@ fn saved_vars(
     Ok(out)
 }
 
-fn load_vars(model: &dyn Model, tensors: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+fn load_vars(model: &Instance, tensors: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
     let snap = saved_vars(model, tensors, prefix)?;
     restore(model, &snap);
     Ok(())
@@ -560,7 +560,7 @@ impl EarlyStopping {
     }
 
     /// Makes the current parameters, whose validation value is `v`, the one to beat ("epoch 0").
-    pub(crate) fn with_baseline(mut self, model: &dyn Model, v: Option<f64>) -> Self {
+    pub(crate) fn with_baseline(mut self, model: &Instance, v: Option<f64>) -> Self {
         if let (Some(v), true) = (v, self.patience > 0) {
             self.best = Some((v, 0, snapshot(model)));
         }
@@ -570,7 +570,7 @@ impl EarlyStopping {
     /// Records an epoch; true when training should stop.
     pub(crate) fn observe(
         &mut self,
-        model: &dyn Model,
+        model: &Instance,
         log: &EpochLog,
         progress: bool,
     ) -> Result<bool> {
@@ -617,7 +617,7 @@ impl EarlyStopping {
 
     /// Restores the best parameters and marks their epoch `kept` (the last epoch without early
     /// stopping; none when the starting point was best).
-    pub(crate) fn finish(self, model: &dyn Model, logs: &mut [EpochLog]) {
+    pub(crate) fn finish(self, model: &Instance, logs: &mut [EpochLog]) {
         match self.best {
             Some((_, epoch, snap)) => {
                 restore(model, &snap);
@@ -635,10 +635,10 @@ impl EarlyStopping {
 }
 
 /// A copy of every variable of the model (early stopping keeps the best epoch's).
-pub(crate) fn snapshot(model: &dyn Model) -> Snapshot {
+pub(crate) fn snapshot(model: &Instance) -> Snapshot {
     tch::no_grad(|| {
         model
-            .var_store()
+            .vs()
             .variables()
             .into_iter()
             .map(|(n, t)| (n, t.copy()))
@@ -647,8 +647,8 @@ pub(crate) fn snapshot(model: &dyn Model) -> Snapshot {
 }
 
 /// Writes a [`snapshot`] back into the model's variables.
-pub(crate) fn restore(model: &dyn Model, snap: &Snapshot) {
-    let vars = model.var_store().variables();
+pub(crate) fn restore(model: &Instance, snap: &Snapshot) {
+    let vars = model.vs().variables();
     tch::no_grad(|| {
         for (name, saved) in snap {
             if let Some(t) = vars.get(name) {

@@ -14,7 +14,7 @@ use crate::step::StandardStep;
 use crate::task::RetrievalTask;
 use crate::trainer::{EpochLog, TrainConfig};
 use longtail_core::density::SleepStats;
-use longtail_core::{DeviceBatch, Model};
+use longtail_core::{DeviceBatch, Instance, Towers};
 pub use longtail_data::retrieval::{frequency_weights, host_batch, mean_one, RetrievalData};
 use longtail_data::{ScoresTable, SeqSamples};
 use longtail_eval::{topk_metrics_by_group, Metrics};
@@ -149,7 +149,8 @@ pub struct RetrievalLog {
 }
 
 /// Item representations of every item id `0..num_items` `[N, D]`, in chunks, no gradients.
-pub fn all_item_reprs(model: &dyn Model, num_items: usize, device: Device) -> Result<Tensor> {
+pub fn all_item_reprs(model: &Instance, num_items: usize, device: Device) -> Result<Tensor> {
+    let towers = towers(model)?;
     let mut parts = Vec::new();
     let chunk = 4096i64;
     let n = num_items as i64;
@@ -157,11 +158,7 @@ pub fn all_item_reprs(model: &dyn Model, num_items: usize, device: Device) -> Re
     while start < n {
         let len = chunk.min(n - start);
         let ids = Tensor::arange_start(start, start + len, (Kind::Int64, device));
-        let r = tch::no_grad(|| model.item_repr(&ids))?.ok_or_else(|| TrainError::Config {
-            key: "model".into(),
-            message: format!("model '{}' gives no item representations", model.name()),
-        })?;
-        parts.push(r);
+        parts.push(tch::no_grad(|| towers.item_repr(&ids))?);
         start += len;
     }
     Ok(Tensor::cat(&parts, 0))
@@ -171,13 +168,14 @@ pub fn all_item_reprs(model: &dyn Model, num_items: usize, device: Device) -> Re
 /// Returns the metrics (`hr@K`, `ndcg@K`, `mrr@K`, per item group of the target, and the sampled
 /// `auc`) and the scored candidates (one list per case).
 pub fn sampled_metrics(
-    model: &dyn Model,
+    model: &Instance,
     data: &RetrievalData,
     cases: &SeqSamples,
     batch_size: usize,
     device: Device,
     progress: Option<&str>,
 ) -> Result<(Metrics, ScoresTable)> {
+    let towers = towers(model)?;
     let negs = cases.negatives_per_sample();
     let c = negs + 1;
     let mut t = ScoresTable {
@@ -202,14 +200,10 @@ pub fn sampled_metrics(
         }
         let cand_t = Tensor::from_slice(&cand).to_device(device);
         let scores = tch::no_grad(|| -> Result<Tensor> {
-            let users = model
-                .user_repr(&batch)?
-                .ok_or_else(|| not_retrieval(model))?;
-            let items = model
-                .item_repr(&cand_t)?
-                .ok_or_else(|| not_retrieval(model))?;
+            let users = towers.user_repr(&batch)?;
+            let items = towers.item_repr(&cand_t)?;
             let d = items.size()[1];
-            Ok(model.score_candidates(&users, &items.view([idx.len() as i64, c as i64, d]))?)
+            Ok(towers.score_candidates(&users, &items.view([idx.len() as i64, c as i64, d]))?)
         })?;
         let v = Vec::<f32>::try_from(
             scores
@@ -245,7 +239,15 @@ pub fn sampled_metrics(
     Ok((m, t))
 }
 
-fn not_retrieval(model: &dyn Model) -> TrainError {
+/// The towers of a retrieval model, or an error naming the model.
+fn towers(model: &Instance) -> Result<&dyn Towers> {
+    model
+        .model()
+        .as_towers()
+        .ok_or_else(|| not_retrieval(model))
+}
+
+fn not_retrieval(model: &Instance) -> TrainError {
     TrainError::Config {
         key: "model".into(),
         message: format!(
@@ -261,7 +263,7 @@ fn not_retrieval(model: &dyn Model) -> TrainError {
 /// keeping a running top-K, so no `[cases, items]` matrix is ever held. Keys `full_hr@K`,
 /// `full_ndcg@K`, `full_mrr@K` (and `/item=<group>`, `full_users`).
 pub fn full_catalogue_metrics(
-    model: &dyn Model,
+    model: &Instance,
     data: &RetrievalData,
     cases: &SeqSamples,
     batch_size: usize,
@@ -269,6 +271,7 @@ pub fn full_catalogue_metrics(
     device: Device,
     progress: Option<&str>,
 ) -> Result<Metrics> {
+    let towers = towers(model)?;
     let kmax = *RETRIEVAL_KS.iter().max().unwrap_or(&20) as i64;
     let items = all_item_reprs(model, data.num_items, device)?;
     let n = data.num_items as i64;
@@ -294,9 +297,7 @@ pub fn full_catalogue_metrics(
             }
         }
         let (best_s, best_i) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
-            let users = model
-                .user_repr(&batch)?
-                .ok_or_else(|| not_retrieval(model))?;
+            let users = towers.user_repr(&batch)?;
             let mut best_s = Tensor::full([b, 0], f64::NEG_INFINITY, (Kind::Float, device));
             let mut best_i = Tensor::zeros([b, 0], (Kind::Int64, device));
             let rows = Tensor::from_slice(&mask_rows).to_device(device);
@@ -304,7 +305,7 @@ pub fn full_catalogue_metrics(
             let mut start = 0;
             while start < n {
                 let len = chunk.max(1).min(n - start);
-                let s = model
+                let s = towers
                     .score_candidates(&users, &items.narrow(0, start, len))?
                     .to_kind(Kind::Float);
                 // Mask this chunk's seen items: shift their columns into the chunk.
@@ -359,7 +360,7 @@ pub fn full_catalogue_metrics(
 
 /// Mean silhouette of the item representations (items `1..`) under `clusters`.
 pub fn item_silhouette(
-    model: &dyn Model,
+    model: &Instance,
     data: &RetrievalData,
     device: Device,
 ) -> Result<Option<f64>> {
@@ -382,7 +383,7 @@ pub fn item_silhouette(
 /// The first (or only) training phase of a retrieval run: the standard step, with static
 /// per-item loss weights (`none`, or frequency balance, eq. 5), as phase `train`.
 pub fn train_plain(
-    model: &mut dyn Model,
+    model: &mut Instance,
     data: &RetrievalData,
     cfg: &TrainConfig,
     weighting: ItemWeighting,

@@ -8,7 +8,7 @@
 
 use crate::error::{Result, TrainError};
 use longtail_core::state::Adam;
-use longtail_core::{DeviceBatch, Losses, Model};
+use longtail_core::{DeviceBatch, Instance, Losses};
 use longtail_data::HostBatch;
 use std::collections::BTreeMap;
 use tch::Tensor;
@@ -30,7 +30,7 @@ pub trait TrainStep {
     /// Backward pass of one batch; `host` is the same batch on the host (row groups, counts).
     fn backward(
         &mut self,
-        model: &dyn Model,
+        model: &Instance,
         batch: &mut DeviceBatch,
         host: &HostBatch,
     ) -> Result<StepOut>;
@@ -39,7 +39,7 @@ pub trait TrainStep {
 /// Runs between the backward pass and the optimizer step with the gradients in place: the seam
 /// for a data-parallel all-reduce, gradient clipping or gradient statistics.
 pub trait GradHook {
-    fn after_backward(&mut self, model: &dyn Model) -> Result<()>;
+    fn after_backward(&mut self, model: &Instance) -> Result<()>;
 }
 
 /// Loss-term weights (`[train] loss_weights`; a term not named weighs 1).
@@ -68,7 +68,7 @@ impl StandardStep {
     /// Forward and the weighted total of the model's loss terms (with the graph, for a
     /// backward pass): the only forward -> losses code of training.
     pub fn total(
-        model: &dyn Model,
+        model: &Instance,
         batch: &DeviceBatch,
         weights: &LossWeights,
     ) -> Result<(Tensor, Losses)> {
@@ -91,7 +91,7 @@ impl TrainStep for StandardStep {
 
     fn backward(
         &mut self,
-        model: &dyn Model,
+        model: &Instance,
         batch: &mut DeviceBatch,
         _host: &HostBatch,
     ) -> Result<StepOut> {
@@ -114,9 +114,9 @@ pub struct Optimizer {
 impl Optimizer {
     /// Adam (tch defaults: betas 0.9/0.999, eps 1e-8, no weight decay) at `lr` over the
     /// variables that require gradients now (freeze before building it).
-    pub fn adam(model: &dyn Model, lr: f64) -> Result<Self> {
+    pub fn adam(model: &Instance, lr: f64) -> Result<Self> {
         Ok(Self {
-            opt: Adam::new(model.var_store(), lr),
+            opt: Adam::new(model.vs(), lr),
             hook: None,
         })
     }
@@ -131,7 +131,7 @@ impl Optimizer {
     pub fn update(
         &mut self,
         step: &mut dyn TrainStep,
-        model: &dyn Model,
+        model: &Instance,
         batch: &mut DeviceBatch,
         host: &HostBatch,
     ) -> Result<StepOut> {

@@ -15,7 +15,7 @@
 
 use crate::error::{Result, TrainError};
 use crate::step::{LossWeights, StandardStep, StepOut, TrainStep};
-use longtail_core::{DeviceBatch, Model};
+use longtail_core::{DeviceBatch, Instance};
 use longtail_data::{CtrSamples, HostBatch};
 use serde::{Deserialize, Serialize};
 use tch::Kind;
@@ -252,7 +252,7 @@ impl TrainStep for AggregatedStep {
 
     fn backward(
         &mut self,
-        model: &dyn Model,
+        model: &Instance,
         batch: &mut DeviceBatch,
         host: &HostBatch,
     ) -> Result<StepOut> {

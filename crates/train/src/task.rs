@@ -7,7 +7,7 @@
 use crate::error::Result;
 use crate::retrieval::sampled_metrics;
 use crate::trainer::evaluate_ctr;
-use longtail_core::Model;
+use longtail_core::Instance;
 use longtail_data::batch::{item_logq, BatchSource};
 use longtail_data::{seed, BatchIter, CtrDataset, RetrievalData, SeqBatches};
 use longtail_eval::Metrics;
@@ -31,7 +31,7 @@ pub trait Task {
     /// `progress`: show a progress bar with ETA.
     fn validate(
         &self,
-        model: &dyn Model,
+        model: &Instance,
         batch_size: usize,
         device: Device,
         progress: bool,
@@ -112,7 +112,7 @@ impl Task for CtrTask<'_> {
 
     fn validate(
         &self,
-        model: &dyn Model,
+        model: &Instance,
         batch_size: usize,
         device: Device,
         progress: bool,
@@ -183,7 +183,7 @@ impl Task for RetrievalTask<'_> {
 
     fn validate(
         &self,
-        model: &dyn Model,
+        model: &Instance,
         batch_size: usize,
         device: Device,
         progress: bool,

@@ -2,7 +2,7 @@
 //! evaluation. The epoch loop itself is [`crate::fit::fit`].
 
 use crate::error::{Result, TrainError};
-use longtail_core::{DeviceBatch, Model};
+use longtail_core::{DeviceBatch, Instance};
 use longtail_data::{BatchIter, CtrDataset, CtrSamples, ITEM_GROUP_NAMES, USER_GROUP_NAMES};
 use longtail_eval::{ctr_metrics, Metrics, ScoredSlice};
 use serde::{Deserialize, Serialize};
@@ -116,7 +116,7 @@ pub struct EpochLog {
 /// Scores every sample in order (eval mode, no gradients); padding rows are dropped. With
 /// `progress = Some(label)`, a progress bar with ETA named `label` counts the batches.
 pub fn score_samples(
-    model: &dyn Model,
+    model: &Instance,
     samples: &CtrSamples,
     data: &CtrDataset,
     max_len: usize,
@@ -147,7 +147,7 @@ pub fn score_samples(
 /// The scored test split of `data` as a scores table (`user`, `item`, `label`, `score`, groups):
 /// what runs keep as `test_scores.parquet`.
 pub fn test_scores(
-    model: &dyn Model,
+    model: &Instance,
     data: &CtrDataset,
     max_len: usize,
     batch_size: usize,
@@ -169,7 +169,7 @@ pub fn test_scores(
 
 /// AUC, logloss, GAUC and per user/item group AUC of `model` on a split.
 pub fn evaluate_ctr(
-    model: &dyn Model,
+    model: &Instance,
     samples: &CtrSamples,
     data: &CtrDataset,
     max_len: usize,

@@ -7,8 +7,8 @@ use longtail_core::losses::bce_with_logits;
 use longtail_core::tch::nn::{self, Module};
 use longtail_core::tch::{Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, Output, Registry, Result,
-    Task,
+    BuildContext, Check, DeviceBatch, Losses, Model, ModelParams, ModelSpec, Output, Registry,
+    Result,
 };
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,7 @@ impl Default for Params {
 }
 
 /// The registry calls these before any data is read (`longtail train` checks every experiment of
-/// a config up front), and `params::parse` calls `validate` again when the model is built.
+/// a config up front), and again when it builds the model.
 impl ModelParams for Params {
     /// Range checks of every value, each error naming its key: `dim = -3` is a one-line config
     /// error instead of a libtorch panic when the embedding is allocated, and `dim = 0` (a model
@@ -44,25 +44,31 @@ impl ModelParams for Params {
 }
 
 pub struct MeanPool {
-    vs: nn::VarStore,
     item: nn::Embedding,
     bias: Tensor,
 }
 
-impl MeanPool {
-    pub fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        // Parsed and validated (`Params::validate`) before anything is allocated.
-        let p: Params = params::parse(NAME, ctx.params)?;
+/// How the registry builds it: `registry.add::<MeanPool>()`. The registry parses and validates
+/// `Params` before anything is allocated, creates the variable store (the engine owns it: it
+/// saves, restores and optimises it) and calls `build` under its root path.
+impl ModelSpec for MeanPool {
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str =
+        "mean-pooled behaviors dot target item (outside-crate example)";
+    type Params = Params;
+
+    fn build(root: &nn::Path, p: Params, ctx: &BuildContext) -> Result<Self> {
         // Size from the feature map; a missing feature is a clear build-time error.
         let items = ctx.feature_map.require("item", NAME)?.vocab as i64;
         ctx.feature_map.require("hist", NAME)?;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
-        let item = nn::embedding(&root / "item", items, p.dim, Default::default());
+        // Variables are named by path: the checkpoint holds `item.weight` and `bias`.
+        let item = nn::embedding(root / "item", items, p.dim, Default::default());
         let bias = root.zeros("bias", &[1]);
-        Ok(Box::new(Self { vs, item, bias }))
+        Ok(Self { item, bias })
     }
+}
 
+impl MeanPool {
     fn logits(&self, b: &DeviceBatch) -> Tensor {
         let user = masked_mean(&self.item.forward(&b.hist), &b.hist_mask);
         (user * self.item.forward(&b.item)).sum_dim_intlist(-1, false, Kind::Float) + &self.bias
@@ -70,18 +76,6 @@ impl MeanPool {
 }
 
 impl Model for MeanPool {
-    fn name(&self) -> &str {
-        NAME
-    }
-    fn task(&self) -> Task {
-        Task::Ctr
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn forward(&self, b: &DeviceBatch, _train: bool) -> Result<Output> {
         Ok(Output::new(self.logits(b)))
     }
@@ -95,9 +89,5 @@ impl Model for MeanPool {
 
 /// Adds `meanpool` to a registry.
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register_model::<Params>(
-        NAME,
-        "mean-pooled behaviors dot target item (outside-crate example)",
-        MeanPool::build,
-    )
+    r.add::<MeanPool>()
 }

@@ -76,7 +76,7 @@ impl Schedule for WarmupFinetune {
             ..cfg.train.clone()
         };
         let mut epochs = fit(
-            model.as_mut(),
+            &mut model,
             task.as_ref(),
             &mut step,
             &cx.fit_spec("warmup", &warm, cfg.seed),
@@ -84,7 +84,7 @@ impl Schedule for WarmupFinetune {
         // Phase 2: the configured training, its own batch order, the warm start competing.
         let seed2 = longtail_data::seed::derive_seed(cfg.seed, "finetune");
         epochs.extend(fit(
-            model.as_mut(),
+            &mut model,
             task.as_ref(),
             &mut step,
             &longtail_train::Fit {

@@ -24,7 +24,7 @@ fn batch_gradient(
     let mut batch = longtail_core::DeviceBatch::from_host(&host, Device::Cpu).unwrap();
     use longtail_train::TrainStep;
     let mut opt = longtail_core::tch::nn::Adam::default()
-        .build(model.var_store(), 1e-3)
+        .build(model.vs(), 1e-3)
         .unwrap();
     opt.zero_grad();
     let mut step: Box<dyn TrainStep> = match prior {
@@ -35,8 +35,8 @@ fn batch_gradient(
         }),
         None => Box::new(longtail_train::StandardStep::default()),
     };
-    step.backward(model.as_ref(), &mut batch, &host).unwrap();
-    let mut vars: Vec<_> = model.var_store().variables().into_iter().collect();
+    step.backward(&model, &mut batch, &host).unwrap();
+    let mut vars: Vec<_> = model.vs().variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let grads: Vec<Tensor> = vars.iter().map(|(_, t)| t.grad().flatten(0, -1)).collect();
     Vec::<f32>::try_from(Tensor::cat(&grads, 0).to_kind(Kind::Float)).unwrap()

@@ -31,7 +31,7 @@ fn tiny_retrieval_data() -> longtail_train::retrieval::RetrievalData {
     )
 }
 
-fn twotower(data: &longtail_train::retrieval::RetrievalData) -> Box<dyn longtail_core::Model> {
+fn twotower(data: &longtail_train::retrieval::RetrievalData) -> longtail_core::Instance {
     let reg = longtail_models::builtin_registry().unwrap();
     let params: toml::Table = toml::from_str("interests = 3").unwrap();
     let ctx = longtail_core::BuildContext::new(
@@ -49,12 +49,12 @@ fn twotower(data: &longtail_train::retrieval::RetrievalData) -> Box<dyn longtail
 fn calibration_leaves_the_item_tower_unchanged() {
     let data = tiny_retrieval_data();
     let mut model = twotower(&data);
-    let frozen = model.item_tower_prefixes();
+    let frozen = model.towers().unwrap().item_tower_prefixes();
     assert_eq!(frozen, vec!["item_tower".to_string()]);
     let frozen = frozen.clone();
-    let copy = |m: &dyn longtail_core::Model| -> Vec<(String, longtail_core::tch::Tensor)> {
+    let copy = |m: &longtail_core::Instance| -> Vec<(String, longtail_core::tch::Tensor)> {
         let mut v: Vec<_> = m
-            .var_store()
+            .vs()
             .variables()
             .into_iter()
             .map(|(n, t)| (n, t.copy()))
@@ -62,7 +62,7 @@ fn calibration_leaves_the_item_tower_unchanged() {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
-    let before = copy(model.as_ref());
+    let before = copy(&model);
     let cfg = longtail_train::TrainConfig {
         epochs: 2,
         batch_size: 64,
@@ -71,7 +71,7 @@ fn calibration_leaves_the_item_tower_unchanged() {
         ..Default::default()
     };
     let logs = longtail_train::fit(
-        model.as_mut(),
+        &mut model,
         &longtail_train::RetrievalTask::new(&data),
         &mut longtail_train::StandardStep::default(),
         &longtail_train::Fit {
@@ -81,7 +81,7 @@ fn calibration_leaves_the_item_tower_unchanged() {
     )
     .unwrap();
     assert_eq!(logs.len(), 2);
-    let after = copy(model.as_ref());
+    let after = copy(&model);
     let (mut item_vars, mut user_moved) = (0, false);
     for ((n, a), (_, b)) in before.iter().zip(&after) {
         if n.starts_with("item_tower") {
@@ -94,7 +94,7 @@ fn calibration_leaves_the_item_tower_unchanged() {
     assert!(item_vars >= 3 && user_moved);
     // Frozen variables are trainable again afterwards.
     assert!(model
-        .var_store()
+        .vs()
         .variables()
         .iter()
         .all(|(_, t)| t.requires_grad()));
@@ -107,18 +107,9 @@ fn full_catalogue_ranking_is_the_same_in_chunks() {
     let data = tiny_retrieval_data();
     let model = twotower(&data);
     let cpu = longtail_core::tch::Device::Cpu;
-    let a =
-        full_catalogue_metrics(model.as_ref(), &data, &data.seq.test, 16, 7, cpu, None).unwrap();
-    let b = full_catalogue_metrics(
-        model.as_ref(),
-        &data,
-        &data.seq.test,
-        1000,
-        100_000,
-        cpu,
-        None,
-    )
-    .unwrap();
+    let a = full_catalogue_metrics(&model, &data, &data.seq.test, 16, 7, cpu, None).unwrap();
+    let b =
+        full_catalogue_metrics(&model, &data, &data.seq.test, 1000, 100_000, cpu, None).unwrap();
     assert_eq!(a, b);
     assert!(a.contains_key("full_hr@20") && a.contains_key("full_hr@5/cluster=tail"));
     assert!(a["full_hr@20"] > 0.0);

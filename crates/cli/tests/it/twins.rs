@@ -297,7 +297,7 @@ fn twin_variants_match_longtail_losses() {
         if plugins {
             bench.model.set_phase("plugins").unwrap();
         }
-        bench.opt = longtail_train::Optimizer::adam(bench.model.as_ref(), bench.shape.lr).unwrap();
+        bench.opt = longtail_train::Optimizer::adam(&bench.model, bench.shape.lr).unwrap();
         let dir = tmp.path().join(format!("{i}-{name}"));
         write_twin_inputs(&bench, &registry, &dir, REFERENCE_STEPS)
             .unwrap_or_else(|e| panic!("{name} {extra:?}: {e}"));

@@ -50,7 +50,7 @@ fn registry_errors_list_names() {
 fn build_tiny(
     fm: &longtail_core::data::FeatureMap,
     params: &str,
-) -> longtail_core::Result<Box<dyn longtail_core::Model>> {
+) -> longtail_core::Result<longtail_core::Instance> {
     let params: toml::Table = toml::from_str(params).unwrap();
     let ctx = longtail_core::BuildContext::new(fm, &params, tch::Device::Cpu);
     registry().build("tiny-ctr", &ctx)
@@ -74,12 +74,12 @@ fn missing_feature_is_a_build_error() {
 fn checkpoint_rejects_missing_file_and_wrong_extension() {
     let mut m = build_tiny(&conformance::tiny_feature_map(), "").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let err = longtail_core::checkpoint::save(m.as_ref(), &dir.path().join("m.bin")).unwrap_err();
+    let err = longtail_core::checkpoint::save(&m, &dir.path().join("m.bin")).unwrap_err();
     assert!(err.to_string().contains(".safetensors"));
     let err =
-        longtail_core::checkpoint::load(m.as_mut(), &dir.path().join("x.safetensors")).unwrap_err();
+        longtail_core::checkpoint::load(&mut m, &dir.path().join("x.safetensors")).unwrap_err();
     assert!(err.to_string().contains("no such file"));
     // Atomic save leaves exactly one file.
-    longtail_core::checkpoint::save(m.as_ref(), &dir.path().join("m.safetensors")).unwrap();
+    longtail_core::checkpoint::save(&m, &dir.path().join("m.safetensors")).unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }

@@ -4,7 +4,7 @@ use longtail_core::layers::masked_mean;
 use longtail_core::losses::{bce_with_logits, in_batch_softmax};
 use longtail_core::tch::{nn, Kind, Tensor};
 use longtail_core::{
-    params, BuildContext, DeviceBatch, Losses, Model, Output, Registry, Result, Task,
+    BuildContext, DeviceBatch, Losses, Model, ModelSpec, Output, Registry, Result, Towers,
 };
 use serde::Deserialize;
 
@@ -35,29 +35,20 @@ impl Default for Dims {
 
 /// CTR: logit = <mean(history) + user, item>.
 struct TinyCtr {
-    vs: nn::VarStore,
     user: nn::Embedding,
     item: nn::Embedding,
     frozen: bool,
 }
 
 impl TinyCtr {
-    fn build(ctx: &BuildContext, frozen: bool) -> Result<Box<dyn Model>> {
+    fn build(root: &nn::Path, p: Dims, ctx: &BuildContext, frozen: bool) -> Result<Box<dyn Model>> {
         let name = if frozen { "frozen" } else { "tiny-ctr" };
-        let p: Dims = params::parse(name, ctx.params)?;
         let fm = ctx.feature_map;
         let items = fm.require("item", name)?.vocab as i64;
         let users = fm.require("user", name)?.vocab as i64;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
-        let user = nn::embedding(&root / "user", users, p.dim, Default::default());
-        let item = nn::embedding(&root / "item", items, p.dim, Default::default());
-        Ok(Box::new(Self {
-            vs,
-            user,
-            item,
-            frozen,
-        }))
+        let user = nn::embedding(root / "user", users, p.dim, Default::default());
+        let item = nn::embedding(root / "item", items, p.dim, Default::default());
+        Ok(Box::new(Self { user, item, frozen }))
     }
     fn logits(&self, b: &DeviceBatch) -> Tensor {
         use nn::Module;
@@ -67,22 +58,6 @@ impl TinyCtr {
 }
 
 impl Model for TinyCtr {
-    fn name(&self) -> &str {
-        if self.frozen {
-            "frozen"
-        } else {
-            "tiny-ctr"
-        }
-    }
-    fn task(&self) -> Task {
-        Task::Ctr
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn forward(&self, b: &DeviceBatch, _train: bool) -> Result<Output> {
         let l = self.logits(b);
         // The frozen variant cuts the graph: its loss can never fall, which conformance must catch.
@@ -102,21 +77,23 @@ impl Model for TinyCtr {
 
 /// Retrieval: K learned queries attend over the history; items are embeddings.
 struct TinyTwoTower {
-    vs: nn::VarStore,
     item: nn::Embedding,
     queries: Tensor,
 }
 
-impl TinyTwoTower {
-    fn build(ctx: &BuildContext) -> Result<Box<dyn Model>> {
-        let p: Dims = params::parse("tiny-twotower", ctx.params)?;
-        let items = ctx.feature_map.require("item", "tiny-twotower")?.vocab as i64;
-        let vs = nn::VarStore::new(ctx.device);
-        let root = vs.root();
-        let item = nn::embedding(&root / "item", items, p.dim, Default::default());
+impl ModelSpec for TinyTwoTower {
+    const NAME: &'static str = "tiny-twotower";
+    const DESCRIPTION: &'static str = "test retrieval model";
+    type Params = Dims;
+    fn build(root: &nn::Path, p: Dims, ctx: &BuildContext) -> Result<Self> {
+        let items = ctx.feature_map.require("item", Self::NAME)?.vocab as i64;
+        let item = nn::embedding(root / "item", items, p.dim, Default::default());
         let queries = root.randn("queries", &[p.interests, p.dim], 0.0, 0.1);
-        Ok(Box::new(Self { vs, item, queries }))
+        Ok(Self { item, queries })
     }
+}
+
+impl TinyTwoTower {
     fn users(&self, b: &DeviceBatch) -> Tensor {
         use nn::Module;
         let h = self.item.forward(&b.hist); // [B, L, D]
@@ -136,18 +113,6 @@ impl TinyTwoTower {
 }
 
 impl Model for TinyTwoTower {
-    fn name(&self) -> &str {
-        "tiny-twotower"
-    }
-    fn task(&self) -> Task {
-        Task::Retrieval
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
     fn forward(&self, b: &DeviceBatch, _train: bool) -> Result<Output> {
         use nn::Module;
         Ok(Output::new(Self::pair_scores(
@@ -169,24 +134,32 @@ impl Model for TinyTwoTower {
             .sum_dim_intlist(-1, false, Kind::Float)
             .amax(&[1i64][..], false))
     }
-    fn user_repr(&self, b: &DeviceBatch) -> Result<Option<Tensor>> {
-        Ok(Some(self.users(b)))
+    fn as_towers(&self) -> Option<&dyn Towers> {
+        Some(self)
     }
-    fn item_repr(&self, items: &Tensor) -> Result<Option<Tensor>> {
+}
+
+impl Towers for TinyTwoTower {
+    fn user_repr(&self, b: &DeviceBatch) -> Result<Tensor> {
+        Ok(self.users(b))
+    }
+    fn item_repr(&self, items: &Tensor) -> Result<Tensor> {
         use nn::Module;
-        Ok(Some(self.item.forward(items)))
+        Ok(self.item.forward(items))
     }
 }
 
 pub fn register(r: &mut Registry) -> Result<()> {
-    r.register("tiny-ctr", "test CTR model", |ctx| {
-        TinyCtr::build(ctx, false)
+    r.register_model::<Dims>("tiny-ctr", "test CTR model", |root, p, ctx| {
+        TinyCtr::build(root, p, ctx, false)
     })?;
-    r.register("tiny-twotower", "test retrieval model", TinyTwoTower::build)
+    r.add::<TinyTwoTower>()
 }
 
 pub fn register_frozen(r: &mut Registry) -> Result<()> {
-    r.register("frozen", "a model whose loss cannot fall", |ctx| {
-        TinyCtr::build(ctx, true)
-    })
+    r.register_model::<Dims>(
+        "frozen",
+        "a model whose loss cannot fall",
+        |root, p, ctx| TinyCtr::build(root, p, ctx, true),
+    )
 }

@@ -6,7 +6,7 @@
 
 use crate::error::{Result, TrainError};
 use crate::experiment::ExperimentConfig;
-use longtail_core::{BuildContext, DeviceBatch, Model, Registry, Task};
+use longtail_core::{BuildContext, DeviceBatch, Instance, Registry, Task};
 use longtail_data::batch::item_logq;
 use longtail_data::{
     build_ctr_dataset, generate, BatchIter, FeatureMap, HostBatch, SequenceConfig, SynthConfig,
@@ -51,7 +51,7 @@ pub fn bench_params(model: &str) -> toml::Table {
 
 /// A model, its optimizer and fixed-shape device batches, ready to step.
 pub struct StepBench {
-    pub model: Box<dyn Model>,
+    pub model: Instance,
     pub task: Task,
     pub hosts: Vec<HostBatch>,
     pub batches: Vec<DeviceBatch>,
@@ -201,7 +201,7 @@ impl StepBench {
     }
 
     fn from_hosts(
-        model: Box<dyn Model>,
+        model: Instance,
         task: Task,
         hosts: Vec<HostBatch>,
         params: toml::Table,
@@ -219,7 +219,7 @@ impl StepBench {
             .iter()
             .map(|h| DeviceBatch::from_host(h, device))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let opt = crate::step::Optimizer::adam(model.as_ref(), shape.lr)?;
+        let opt = crate::step::Optimizer::adam(&model, shape.lr)?;
         Ok(Self {
             model,
             task,
@@ -255,7 +255,7 @@ impl StepBench {
         self.next += 1;
         let out = self.opt.update(
             &mut self.standard,
-            self.model.as_ref(),
+            &self.model,
             &mut self.batches[i],
             &self.hosts[i],
         )?;

@@ -200,9 +200,9 @@ pub fn reference_losses(
     let name = bench.model.name();
     let ctx = BuildContext::new(&bench.feature_map, &bench.params, bench.device);
     let mut copy = registry.build(name, &ctx)?;
-    copy.var_store_mut().copy(bench.model.var_store())?;
-    let src = bench.model.var_store().variables();
-    for (n, t) in copy.var_store().variables() {
+    copy.vs_mut().copy(bench.model.vs())?;
+    let src = bench.model.vs().variables();
+    for (n, t) in copy.vs().variables() {
         if let Some(s) = src.get(&n) {
             if s.requires_grad() != t.requires_grad() {
                 let _ = t.set_requires_grad(s.requires_grad());
@@ -210,14 +210,14 @@ pub fn reference_losses(
         }
     }
     // The same step as the bench's and every run's.
-    let mut opt = crate::step::Optimizer::adam(copy.as_ref(), bench.shape.lr)?;
+    let mut opt = crate::step::Optimizer::adam(&copy, bench.shape.lr)?;
     let mut step = crate::step::StandardStep::default();
     tch::manual_seed(RNG_SEED);
     let mut out = Vec::with_capacity(steps);
     for k in 0..steps {
         let i = k % bench.batches.len();
         let mut b = DeviceBatch::from_host(&bench.hosts[i], bench.device)?;
-        let s = opt.update(&mut step, copy.as_ref(), &mut b, &bench.hosts[i])?;
+        let s = opt.update(&mut step, &copy, &mut b, &bench.hosts[i])?;
         let terms = s
             .terms
             .iter()
@@ -253,19 +253,12 @@ pub fn write_twin_inputs(
     if reference_steps == 0 {
         return Err(twin_err(dir, &name, "reference_steps must be at least 1"));
     }
-    let info = registry.params_info(&name, &bench.params)?.ok_or_else(|| {
-        twin_err(
-            dir,
-            &name,
-            "the model is registered without its params type, so its effective params are \
-                 unknown (register it with Registry::register_model)",
-        )
-    })?;
+    let info = registry.params_info(&name, &bench.params)?;
     check_no_dropout(dir, &name, &info.effective)?;
     std::fs::create_dir_all(dir).map_err(|e| crate::error::io(dir, e))?;
 
     // The initial parameters, before anything steps.
-    let mut vars: Vec<(String, Tensor)> = bench.model.var_store().variables().into_iter().collect();
+    let mut vars: Vec<(String, Tensor)> = bench.model.vs().variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let var_info: Vec<VarInfo> = vars
         .iter()

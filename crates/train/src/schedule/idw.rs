@@ -18,7 +18,7 @@ use crate::step::StandardStep;
 use crate::task::RetrievalTask;
 use crate::trainer::TrainConfig;
 use longtail_core::density::{initial_weights, sleep_phase_with};
-use longtail_core::{Model, Task};
+use longtail_core::{Instance, Task};
 use longtail_data::{seed, RetrievalData};
 use longtail_eval::Direction;
 use tch::{Device, Kind, Tensor};
@@ -58,7 +58,7 @@ impl Schedule for Idw {
         let mut model = cx.build_model(None)?;
         let data = cx.retrieval_data(NAME)?;
         let mut log = crate::retrieval::train_plain(
-            model.as_mut(),
+            &mut model,
             data,
             &cfg.train,
             cfg.train.item_weighting,
@@ -67,7 +67,7 @@ impl Schedule for Idw {
             Some(cx.journal),
         )?;
         iterate(
-            model.as_mut(),
+            &mut model,
             data,
             &cfg.train,
             &idw,
@@ -76,7 +76,7 @@ impl Schedule for Idw {
             Some(cx.journal),
             &mut log,
         )?;
-        log.silhouette = item_silhouette(model.as_ref(), data, cx.device)?;
+        log.silhouette = item_silhouette(&model, data, cx.device)?;
         let epochs = log.phases.iter().flat_map(|(_, e)| e.clone()).collect();
         let record = serde_json::json!({
             "config": idw,
@@ -100,7 +100,7 @@ impl Schedule for Idw {
 /// kept, then calibration; every phase is appended to `log`.
 #[allow(clippy::too_many_arguments)]
 pub fn iterate(
-    model: &mut dyn Model,
+    model: &mut Instance,
     data: &RetrievalData,
     cfg: &TrainConfig,
     idw: &IdwConfig,
@@ -125,7 +125,7 @@ pub fn iterate(
     // Early stopping across iterations: the validation metric of the model after each wake
     // phase; the best state (iteration 0 = the unweighted model) is kept when IDW ends.
     let metric = cfg.early_stopping_metric.clone();
-    let watch = |model: &dyn Model| -> Result<Option<f64>> {
+    let watch = |model: &Instance| -> Result<Option<f64>> {
         if !(idw.select_best && cfg.early_stopping_patience > 0) || data.seq.valid.is_empty() {
             return Ok(None);
         }
@@ -215,7 +215,7 @@ pub fn iterate(
         ));
     }
     if idw.calibration {
-        let frozen = model.item_tower_prefixes();
+        let frozen = model.towers()?.item_tower_prefixes();
         if frozen.is_empty() {
             return Err(TrainError::Config {
                 key: "idw.calibration".into(),

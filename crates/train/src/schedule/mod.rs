@@ -21,7 +21,7 @@ use crate::experiment::ExperimentConfig;
 use crate::fit::{Fit, Journal};
 use crate::task::{CtrTask, RetrievalTask, Task};
 use crate::trainer::{EpochLog, TrainConfig};
-use longtail_core::{BuildContext, Model, Pretrained, Registry};
+use longtail_core::{BuildContext, Instance, Pretrained, Registry};
 use longtail_data::{CtrDataset, ItemFeatures, RetrievalData};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -73,7 +73,7 @@ impl ScheduleContext<'_> {
     /// Builds the run's model (`[model]`), with a stage-1 checkpoint when given. The libtorch
     /// generator is seeded once when the run starts, so the initial parameters follow from the
     /// seed and what the schedule drew before (a stage-1 model's training, for `two_stage`).
-    pub fn build_model(&self, pretrained: Option<&Pretrained>) -> Result<Box<dyn Model>> {
+    pub fn build_model(&self, pretrained: Option<&Pretrained>) -> Result<Instance> {
         let fm = match &self.data {
             ScheduleData::Ctr(d) => &d.feature_map,
             ScheduleData::Retrieval(d) => &d.feature_map,
@@ -144,7 +144,7 @@ pub struct LegacyRecords {
 /// A schedule's result: the trained model (tested by the run), every epoch in order, and its
 /// own record (`run.json` `schedule.record`).
 pub struct ScheduleOutcome {
-    pub model: Box<dyn Model>,
+    pub model: Instance,
     pub epochs: Vec<EpochLog>,
     pub record: serde_json::Value,
     pub legacy: LegacyRecords,

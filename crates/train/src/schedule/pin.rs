@@ -2,7 +2,7 @@
 //! [`crate::stratified`] for the objective and the two gradient implementations). Stage 1 trains
 //! the backbone and shared head with the aggregated gradient `Σ_z P(z) ∇L_z` on stratified
 //! batches ([`AggregatedStep`]; with `prior = "sample_share"`, plain joint training); stage 2
-//! switches the model to its plugin phase (`Model::set_phase("plugins")`) and trains the
+//! switches the model to its plugin phase (`Instance::set_phase("plugins")`, the model's `Phases` capability) and trains the
 //! per-stratum plugins with the standard step, its start competing on validation
 //! (`stage2_keep_start`). `train_users = "tail"` is the tail-only baseline. Section: `[pin]`
 //! ([`PinConfig`]), or `[schedule] name = "pin"` with the same keys.
@@ -65,7 +65,7 @@ impl Schedule for Pin {
             }
             data.train = data.train.select(&idx);
         }
-        let model_pretrain = super::plain::model_pretrain(model.as_mut(), data, cfg, device)?;
+        let model_pretrain = super::plain::model_pretrain(&mut model, data, cfg, device)?;
         // Quantile buckets stand in for the user groups in stage 1's training rows only
         // (the shared phase does not route by group); the groups come back for stage 2.
         let (groups, buckets) = match p.buckets {
@@ -86,7 +86,7 @@ impl Schedule for Pin {
         };
         let mut logs = match &prior {
             Some(pr) => fit(
-                model.as_mut(),
+                &mut model,
                 &CtrTask::new(data).stratified(),
                 &mut AggregatedStep {
                     prior: pr.clone(),
@@ -96,7 +96,7 @@ impl Schedule for Pin {
                 &stage1,
             )?,
             None => fit(
-                model.as_mut(),
+                &mut model,
                 &CtrTask::new(data),
                 &mut StandardStep::new(&cfg.train.loss_weights),
                 &stage1,
@@ -120,7 +120,7 @@ impl Schedule for Pin {
             }
             let seed2 = longtail_data::seed::derive_seed(cfg.seed, "pin/stage2");
             logs.extend(fit(
-                model.as_mut(),
+                &mut model,
                 &CtrTask::new(data),
                 &mut StandardStep::new(&c2.loss_weights),
                 &Fit {

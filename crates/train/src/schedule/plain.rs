@@ -37,9 +37,9 @@ impl Schedule for Plain {
         let mut legacy = LegacyRecords::default();
         if let super::ScheduleData::Ctr(data) = &cx.data {
             let data: &longtail_data::CtrDataset = data;
-            legacy.model_pretrain = model_pretrain(model.as_mut(), data, cfg, cx.device)?;
+            legacy.model_pretrain = model_pretrain(&mut model, data, cfg, cx.device)?;
             let epochs = fit(
-                model.as_mut(),
+                &mut model,
                 cx.task(None).as_ref(),
                 &mut StandardStep::new(&cfg.train.loss_weights),
                 &cx.fit_spec("train", &cfg.train, cfg.seed),
@@ -53,7 +53,7 @@ impl Schedule for Plain {
         }
         let data = cx.retrieval_data(NAME)?;
         let mut log = crate::retrieval::train_plain(
-            model.as_mut(),
+            &mut model,
             data,
             &cfg.train,
             cfg.train.item_weighting,
@@ -61,7 +61,7 @@ impl Schedule for Plain {
             cx.device,
             Some(cx.journal),
         )?;
-        log.silhouette = crate::retrieval::item_silhouette(model.as_ref(), data, cx.device)?;
+        log.silhouette = crate::retrieval::item_silhouette(&model, data, cx.device)?;
         let epochs = log.phases.iter().flat_map(|(_, e)| e.clone()).collect();
         legacy.retrieval = Some(log);
         Ok(ScheduleOutcome {
@@ -75,7 +75,7 @@ impl Schedule for Plain {
 
 /// The model's own pre-training step ([`crate::experiment::pretrain_model`]), said on stderr.
 pub(crate) fn model_pretrain(
-    model: &mut dyn longtail_core::Model,
+    model: &mut longtail_core::Instance,
     data: &longtail_data::CtrDataset,
     cfg: &ExperimentConfig,
     device: tch::Device,

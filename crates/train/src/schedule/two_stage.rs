@@ -68,9 +68,9 @@ impl Schedule for TwoStage {
         )?;
         let pretrained = Pretrained::load(&cx.dir.join(&stage1.checkpoint))?;
         let mut model = cx.build_model(Some(&pretrained))?;
-        let model_pretrain = super::plain::model_pretrain(model.as_mut(), data, cfg, cx.device)?;
+        let model_pretrain = super::plain::model_pretrain(&mut model, data, cfg, cx.device)?;
         let epochs = fit(
-            model.as_mut(),
+            &mut model,
             cx.task(None).as_ref(),
             &mut StandardStep::new(&cfg.train.loss_weights),
             &cx.fit_spec("train", &cfg.train, cfg.seed),
@@ -118,7 +118,7 @@ pub fn run_stage1(
     seed_everything(seed);
     let mut model = registry.build(&p.model.name, &ctx)?;
     let epochs = fit(
-        model.as_mut(),
+        &mut model,
         &CtrTask::new(data),
         &mut StandardStep::new(&train.loss_weights),
         &Fit {
@@ -127,10 +127,10 @@ pub fn run_stage1(
         },
     )?;
     let rel = PathBuf::from("stage1").join("model.safetensors");
-    checkpoint::save(model.as_ref(), &dir.join(&rel))?;
+    checkpoint::save(&model, &dir.join(&rel))?;
     let max_len = data.feature_map.get("hist").and_then(|f| f.max_len);
     let table = crate::trainer::test_scores(
-        model.as_ref(),
+        &model,
         data,
         max_len.unwrap_or(cfg.samples.max_hist_len),
         train.eval_batch_size,
