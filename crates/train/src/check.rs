@@ -124,26 +124,12 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
             message: message.into(),
         })
     };
+    // Which schedule sections a run kind accepts is the schedules' rule (`ScheduleRegistry::
+    // resolve`: `[pin]`, `[pretrain]` train CTR runs, `[idw]` retrieval runs); here only what
+    // belongs to no schedule.
     match &cfg.sequences {
         Some(sc) => {
             in_section("sequences", sc.validate().map_err(Into::into))?;
-            if let Some(i) = &cfg.idw {
-                in_section("idw", i.validate())?;
-            }
-            // Sections a retrieval run would silently ignore.
-            if cfg.pin.is_some() {
-                return combo(
-                    "pin",
-                    "[pin] is a CTR schedule and retrieval runs ([sequences]) do not use it: \
-                     remove one of the two",
-                );
-            }
-            if cfg.pretrain.is_some() {
-                return combo(
-                    "pretrain",
-                    "[pretrain] is a CTR stage and retrieval runs ([sequences]) do not use it",
-                );
-            }
             if cfg.sessions.is_some() {
                 return combo(
                     "sessions",
@@ -152,13 +138,6 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
             }
         }
         None => {
-            if cfg.idw.is_some() {
-                return combo(
-                    "idw",
-                    "IDW is a retrieval schedule: add a [sequences] section (and a retrieval \
-                     model such as `twotower`)",
-                );
-            }
             if cfg.train.item_weighting != crate::retrieval::ItemWeighting::None {
                 return combo(
                     "train.item_weighting",
@@ -167,9 +146,6 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
                 );
             }
         }
-    }
-    if let Some(p) = &cfg.pin {
-        in_section("pin", p.validate())?;
     }
     check_batch_memory(cfg)
 }

@@ -278,21 +278,46 @@ impl ScheduleRegistry {
             longtail_core::Task::Ctr
         };
         if !schedule.tasks().contains(&task) {
-            let what = match task {
-                longtail_core::Task::Retrieval => "retrieval runs ([sequences])",
-                longtail_core::Task::Ctr => "CTR runs (no [sequences])",
+            // The key is what chose the schedule: its section (`[pin]` in a retrieval run) or
+            // `[schedule] name`.
+            let (key, chosen) = match (&cfg.schedule, sections.first()) {
+                (None, Some((section, _))) => (section.to_string(), format!("[{section}] is")),
+                _ => ("schedule.name".to_string(), "it is".to_string()),
+            };
+            let (what, fix) = match task {
+                longtail_core::Task::Retrieval => (
+                    "retrieval runs ([sequences])",
+                    "remove one of the two",
+                ),
+                longtail_core::Task::Ctr => (
+                    "CTR runs (no [sequences])",
+                    "add a [sequences] section and a retrieval model such as `twotower`",
+                ),
             };
             return Err(TrainError::Config {
-                key: "schedule.name".into(),
+                key,
                 message: format!(
-                    "schedule '{name}' does not train {what}; it trains {:?}",
-                    schedule.tasks()
+                    "{chosen} the section of schedule '{name}', which does not train {what} \
+                     (it trains {}): {fix}",
+                    task_names(schedule.tasks())
                 ),
             });
         }
         schedule.check(cfg, &params)?;
         Ok((schedule, params))
     }
+}
+
+/// `CTR runs and retrieval runs`, for messages.
+fn task_names(tasks: &[longtail_core::Task]) -> String {
+    let names: Vec<&str> = tasks
+        .iter()
+        .map(|t| match t {
+            longtail_core::Task::Ctr => "CTR runs",
+            longtail_core::Task::Retrieval => "retrieval runs",
+        })
+        .collect();
+    names.join(" and ")
 }
 
 impl Default for ScheduleRegistry {
@@ -389,6 +414,18 @@ mod tests {
         assert!(e.contains("'pin'") && e.contains("retrieval"), "{e}");
         let e = err("[schedule]\nname = \"idw\"\n");
         assert!(e.contains("'idw'") && e.contains("CTR"), "{e}");
+        // A schedule chosen by its section is refused under that section's key.
+        for (extra, key) in [
+            ("[sequences]\nmax_len = 8\n[pin]\n", "'pin'"),
+            (
+                "[sequences]\nmax_len = 8\n[pretrain]\nmodel = { name = \"basemodel\" }\n",
+                "'pretrain'",
+            ),
+            ("[idw]\nmax_iterations = 2\n", "'idw'"),
+        ] {
+            let e = err(extra);
+            assert!(e.contains(key) && !e.contains("schedule.name"), "{extra}: {e}");
+        }
         let e = err("[schedule]\nname = \"plain\"\nepochs = 3\n");
         assert!(e.contains("schedule.epochs"), "{e}");
         let e = err("[schedule]\nname = \"pin\"\npriorr = \"user_share\"\n");
