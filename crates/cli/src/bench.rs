@@ -4,6 +4,7 @@
 use crate::BenchCommand;
 use anyhow::{bail, Context, Result};
 use longtail_core::{DeviceSpec, Registry};
+use longtail_data::atomic::{guard_output, Replaceable};
 use longtail_train::bench::report::{compare, BenchReport, Thresholds};
 use std::path::Path;
 
@@ -19,6 +20,16 @@ fn pin_threads(threads: usize) -> Result<()> {
     Ok(())
 }
 
+/// The last line of a comparison table `bench compare --out` wrote: the mark that lets a later
+/// run replace it, and nothing else.
+const COMPARE_MARK: &str = "<!-- written by longtail bench compare -->";
+
+/// Whether the file's last non-empty line is `mark`.
+fn ends_with_line(path: &Path, mark: &str) -> bool {
+    std::fs::read_to_string(path)
+        .is_ok_and(|t| t.lines().rev().find(|l| !l.trim().is_empty()) == Some(mark))
+}
+
 pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Compare {
@@ -31,6 +42,17 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
         } => {
             if !(0.0..1.0).contains(&max_drop) || quality_tol.is_nan() || quality_tol < 0.0 {
                 bail!("--max-drop must be in [0, 1) and --quality-tol >= 0");
+            }
+            if let Some(o) = &out {
+                let mut inputs: Vec<&Path> = vec![base.as_path()];
+                inputs.extend(new.iter().map(|p| p.as_path()));
+                guard_output(
+                    o,
+                    &inputs,
+                    false,
+                    Replaceable::If(&|p| ends_with_line(p, COMPARE_MARK)),
+                    "comparison table",
+                )?;
             }
             let mut b = BenchReport::read(&base)?;
             let runs = new
@@ -55,7 +77,8 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
             let md = c.markdown();
             println!("{md}");
             if let Some(o) = &out {
-                longtail_data::atomic::write_bytes(o, md.as_bytes())?;
+                let page = format!("{}\n{COMPARE_MARK}\n", md.trim_end());
+                longtail_data::atomic::write_bytes(o, page.as_bytes())?;
             }
             let fails = c.failures();
             // Repeated below the table, which can be long, so the end of a CI log names them.
@@ -75,6 +98,14 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Bless { new, baseline } => {
+            let inputs: Vec<&Path> = new.iter().map(|p| p.as_path()).collect();
+            guard_output(
+                &baseline,
+                &inputs,
+                false,
+                Replaceable::If(&|p| BenchReport::read(p).is_ok()),
+                "benchmark baseline (bench.json)",
+            )?;
             let runs = new
                 .iter()
                 .map(|p| BenchReport::read(p))
@@ -135,6 +166,16 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
             out,
             template,
         } => {
+            guard_output(
+                &out,
+                &[report.as_path(), template.as_path()],
+                false,
+                Replaceable::If(&|p| {
+                    std::fs::read_to_string(p)
+                        .is_ok_and(|t| t.contains(longtail_train::bench::suite::GENERATED_BY))
+                }),
+                "benchmark page",
+            )?;
             let r = BenchReport::read(&report)?;
             let t = std::fs::read_to_string(&template)
                 .with_context(|| format!("cannot read the docs template {}", template.display()))?;

@@ -57,6 +57,92 @@ pub fn check_experiment_with(
     Ok(())
 }
 
+/// The longest run name: folder names stay well under file-system limits with the model and seed.
+const MAX_NAME_LEN: usize = 128;
+
+/// A run's `name` is one folder-name component: `<name>-<model>-seed<seed>` under `--out`, so a
+/// name with a path separator, `..`, a leading dot (a hidden folder) or control characters would
+/// write elsewhere or out of sight.
+fn check_name(name: &str) -> Result<()> {
+    let bad = |message: String| {
+        Err(TrainError::Config {
+            key: "name".into(),
+            message,
+        })
+    };
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return bad(format!(
+            "must be 1 to {MAX_NAME_LEN} characters, got {}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.+=@,".contains(*c)))
+    {
+        return bad(format!(
+            "{c:?} is not allowed: a run name is a folder name of letters, digits and - _ . + = @ ,"
+        ));
+    }
+    if name.starts_with('.') {
+        return bad(format!(
+            "'{name}' starts with '.': the run folder would be hidden"
+        ));
+    }
+    Ok(())
+}
+
+/// `early_stopping_metric` names a metric the run's validation computes: CTR runs `auc`, `gauc`,
+/// `logloss` (and `auc/user=<group>`, `auc/item=<group>`); retrieval runs `hr@K`, `ndcg@K`,
+/// `mrr@K` for the run's cut-offs (and `/item=<group>`) and `auc`. A misspelling would otherwise
+/// only fail after the first epoch (or, without patience, select epochs by nothing).
+fn known_metric(section: &str, train: &crate::TrainConfig, retrieval: bool) -> Result<()> {
+    let key = train.early_stopping_metric.trim();
+    let (head, group) = match key.split_once('/') {
+        Some((h, g)) => (h, Some(g)),
+        None => (key, None),
+    };
+    let groups: &[&str] = if retrieval {
+        &["item"]
+    } else {
+        &["user", "item"]
+    };
+    let group_ok = group.is_none_or(|g| match g.split_once('=') {
+        Some((kind, value)) => groups.contains(&kind) && ["tail", "body", "head"].contains(&value),
+        None => false,
+    });
+    let ks: Vec<String> = crate::retrieval::RETRIEVAL_KS
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    let head_ok = if retrieval {
+        head == "auc"
+            || head.split_once('@').is_some_and(|(m, k)| {
+                ["hr", "ndcg", "mrr"].contains(&m) && ks.iter().any(|x| x == k)
+            })
+    } else {
+        ["auc", "gauc", "logloss"].contains(&head) && (group.is_none() || head == "auc")
+    };
+    if head_ok && group_ok {
+        return Ok(());
+    }
+    let known = if retrieval {
+        format!(
+            "auc, hr@K, ndcg@K, mrr@K with K in {{{}}}, optionally /item=tail|head",
+            ks.join(", ")
+        )
+    } else {
+        "auc, gauc, logloss, auc/user=tail|body|head, auc/item=tail|head".to_string()
+    };
+    Err(TrainError::Config {
+        key: format!("{section}.early_stopping_metric"),
+        message: format!(
+            "'{key}' is not a validation metric of {} runs (known: {known})",
+            if retrieval { "retrieval" } else { "CTR" }
+        ),
+    })
+}
+
 /// Every `loss_weights` name in `section` is a loss term the model returns for its params.
 fn known_loss_terms(
     section: &str,
@@ -77,6 +163,7 @@ fn known_loss_terms(
 }
 
 fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
+    check_name(&cfg.name)?;
     let terms = in_section(
         "model.params",
         registry
@@ -85,6 +172,7 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
     )?;
     in_section("train", cfg.train.validate())?;
     known_loss_terms("train", &cfg.model.name, &cfg.train, &terms)?;
+    known_metric("train", &cfg.train, cfg.sequences.is_some())?;
     in_section("samples", cfg.samples.validate().map_err(Into::into))?;
     if let Some(f) = &cfg.filters {
         in_section("filters", f.validate().map_err(Into::into))?;
@@ -116,6 +204,7 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
         if let Some(t) = &p.train {
             in_section("pretrain.train", t.validate())?;
             known_loss_terms("pretrain.train", &p.model.name, t, &terms)?;
+            known_metric("pretrain.train", t, false)?;
         }
     }
     let combo = |key: &str, message: &str| {
@@ -152,7 +241,7 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
 
 /// Bytes per history position of one batch row: the `i64` id, the `f32` mask, and room for the
 /// activations and gradients of a small model (32 floats each way). A lower-bound estimate.
-const BYTES_PER_POSITION: f64 = 8.0 + 4.0 + 32.0 * 4.0 * 2.0;
+pub(crate) const BYTES_PER_POSITION: f64 = 8.0 + 4.0 + 32.0 * 4.0 * 2.0;
 
 /// One training batch (and one evaluation batch) must fit in memory: batches have a fixed shape,
 /// so `batch_size` rows are allocated even when the data are smaller. Retrieval batches also hold

@@ -121,7 +121,8 @@ fn fit_epochs(
     let cfg = spec.train;
     let device = spec.device;
     let mut opt = Optimizer::adam(model, cfg.lr)?;
-    let mut logs = Vec::with_capacity(spec.epochs);
+    // Not `with_capacity(epochs)`: the count is the user's, early stopping usually ends sooner.
+    let mut logs = Vec::new();
     let mut stopper = EarlyStopping::new(cfg);
     let metric = &cfg.early_stopping_metric;
     let ck = spec.journal.and_then(Journal::checkpoints);

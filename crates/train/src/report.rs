@@ -26,6 +26,7 @@ pub struct ReportRow {
 /// inside (e.g. `runs/`) is expanded one level.
 pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, RunManifest)>> {
     let mut out = Vec::new();
+    let mut seen: Vec<(PathBuf, PathBuf)> = Vec::new();
     for d in dirs {
         let direct = d.join("run.json");
         let candidates: Vec<PathBuf> = if direct.is_file() {
@@ -49,6 +50,20 @@ pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, RunManifest)>> {
             v
         };
         for path in candidates {
+            // The same run given twice (`R`, `./R`, a link, a folder and a run inside it) would
+            // count as two seeds.
+            let real = std::fs::canonicalize(&path).map_err(|e| io(&path, e))?;
+            if let Some((first, _)) = seen.iter().find(|(_, r)| *r == real) {
+                return Err(TrainError::Config {
+                    key: "runs".into(),
+                    message: format!(
+                        "{} is given twice (also as {}): each run counts once",
+                        path.display(),
+                        first.display()
+                    ),
+                });
+            }
+            seen.push((path.clone(), real));
             let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
             let m: RunManifest = serde_json::from_str(&text).map_err(|e| TrainError::Config {
                 key: path.display().to_string(),
@@ -443,8 +458,31 @@ pub struct ReportOptions {
     pub copy_manifests: bool,
 }
 
+/// `--name` is a file stem in `OUT`: not empty, not hidden, no path separators.
+fn check_report_name(name: &str) -> Result<()> {
+    let bad = |message: &str| {
+        Err(TrainError::Config {
+            key: "--name".into(),
+            message: format!("'{name}' {message}"),
+        })
+    };
+    if name.is_empty() {
+        return bad("is empty: the report would be OUT/.md");
+    }
+    if name.starts_with('.') {
+        return bad("starts with '.': the report would be hidden");
+    }
+    if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
+        return bad("is not a file name (no path separators or control characters)");
+    }
+    Ok(())
+}
+
 /// Aggregates the runs under `dirs` and writes `OUT/NAME.md`, `OUT/NAME.json` and the plots.
 pub fn write_report(dirs: &[PathBuf], out: &Path, opts: &ReportOptions) -> Result<Vec<ReportRow>> {
+    if let Some(n) = &opts.name {
+        check_report_name(n)?;
+    }
     let runs = load_runs(dirs)?;
     let mut rows = aggregate(&runs);
     if let Some(b) = &opts.base {

@@ -54,6 +54,10 @@ impl Default for TrainConfig {
 /// such as `1e300` is caught before it turns every parameter into inf.
 pub const MAX_LR: f64 = 100.0;
 
+/// The most epochs a phase may ask for: more is a typo (a million epochs of the smallest data set
+/// run for days), and the epoch log is sized by it.
+pub const MAX_EPOCHS: usize = 1_000_000;
+
 impl TrainConfig {
     /// Range checks of every value; errors name the key (`train.*`).
     pub fn validate(&self) -> Result<()> {
@@ -63,8 +67,11 @@ impl TrainConfig {
                 message,
             })
         };
-        if self.epochs == 0 {
-            return bad("epochs", "must be at least 1".into());
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            return bad(
+                "epochs",
+                format!("must be in [1, {MAX_EPOCHS}], got {}", self.epochs),
+            );
         }
         if self.batch_size == 0 {
             return bad("batch_size", "must be at least 1".into());
@@ -73,7 +80,7 @@ impl TrainConfig {
             return bad("eval_batch_size", "must be at least 1".into());
         }
         if !(self.lr > 0.0 && self.lr <= MAX_LR) {
-            return bad("lr", format!("must be in (0, {MAX_LR}], got {}", self.lr));
+            return bad("lr", format!("must be in (0, {MAX_LR}], got {:e}", self.lr));
         }
         if self.log_every == 0 {
             return bad("log_every", "must be at least 1".into());

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 mod engine;
 mod fuzz_config;
+mod guards;
 mod mfn;
 mod pin;
 mod reliability;

@@ -5,6 +5,7 @@
 
 use super::{longtail, stderr, train_config};
 use std::path::Path;
+use std::process::Command;
 
 /// A small, fast CTR config; `extra` is appended (TOML sections or keys of the last section).
 fn small(name: &str, extra: &str) -> String {
@@ -218,15 +219,21 @@ fn a_failed_rerun_leaves_the_finished_run_folder_as_it_was() {
             (p, b)
         })
         .collect();
-    // This re-run fails after its first epoch (no such validation metric): the old code had
-    // rewritten feature_map.json and data/ by then.
-    let failing = small(
-        "r",
-        "early_stopping_patience = 1\nearly_stopping_metric = \"nope\"",
-    )
-    .replace("users = 200", "users = 150");
-    let o = train_config(dir.path(), "bad.toml", &failing, "runs");
-    fails_with(&o, &["nope"]);
+    // This re-run dies after its first epoch (killed: the crash-injection hook aborts it), the
+    // old code had rewritten feature_map.json and data/ by then.
+    let failing = small("r", "")
+        .replace("epochs = 1", "epochs = 3")
+        .replace("users = 200", "users = 150");
+    std::fs::write(dir.path().join("bad.toml"), &failing).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_longtail"))
+        .args([
+            "train", "--config", "bad.toml", "--device", "cpu", "--out", "runs",
+        ])
+        .env(longtail_train::resume::CRASH_AFTER_ENV, "1")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", stderr(&o));
     let now: Vec<(String, Vec<u8>)> = tree(&run)
         .into_iter()
         .filter(|p| run.join(p).is_file())
@@ -236,8 +243,7 @@ fn a_failed_rerun_leaves_the_finished_run_folder_as_it_was() {
         })
         .collect();
     assert_eq!(now, snapshot);
-    no_temporaries(dir.path());
-    // A successful re-run replaces it whole.
+    // A successful re-run replaces it whole (and clears what the killed one left).
     let twice = small("r", "").replace("epochs = 1", "epochs = 2");
     let o = train_config(dir.path(), "ok2.toml", &twice, "runs");
     assert!(o.status.success(), "{}", stderr(&o));

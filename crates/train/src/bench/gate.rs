@@ -19,6 +19,19 @@ pub fn gate_configs(
     let text = std::fs::read_to_string(config).map_err(|e| crate::error::io(config, e))?;
     let origin = config.display().to_string();
     let names = experiment_names(&text);
+    if names.is_empty() {
+        // A syntax error gives no names: show it (with its line) rather than gate on nothing.
+        if toml::from_str::<toml::Table>(&text).is_err() {
+            load_experiment(&text, &origin, None)?;
+        }
+        return Err(TrainError::Config {
+            key: "experiments".into(),
+            message: format!(
+                "{origin} has no [experiments.NAME] blocks: a gate config lists its runs as named \
+                 blocks (see benches/gate.toml)"
+            ),
+        });
+    }
     if let Some(only) = only {
         if let Some(o) = only.iter().find(|o| !names.contains(o)) {
             return Err(TrainError::Config {

@@ -82,6 +82,22 @@ impl StepBench {
                 message: "batch size, history length and batch count must be at least 1".into(),
             });
         }
+        // The host batches are built up front and a retrieval step holds `[B, B]` logits: refuse
+        // sizes that cannot fit before allocating (the same estimate as `train`'s).
+        let (b, rows) = (
+            shape.batch_size as f64,
+            (shape.batch_size * shape.batches) as f64,
+        );
+        let bytes = rows * (shape.hist_len as f64 + 1.0) * crate::check::BYTES_PER_POSITION
+            + b * b * 4.0 * 3.0;
+        longtail_data::memory::check_fits(
+            bytes,
+            "--batch-size",
+            &format!(
+                "{} batches of {b:.0} rows with histories of {}",
+                shape.batches, shape.hist_len
+            ),
+        )?;
         let params = bench_params(model);
         let demo = ExperimentConfig::demo();
         let synth = match &demo.data {
