@@ -410,6 +410,15 @@ fn config_hash(cfg: &ExperimentConfig) -> Result<String> {
 /// an input, and an existing folder must be an earlier run of the same dataset. A re-run replaces
 /// it whole; a folder longtail did not write is never touched.
 pub fn check_run_dir(out_root: &Path, cfg: &ExperimentConfig) -> Result<PathBuf> {
+    if out_root.exists() && !out_root.is_dir() {
+        return Err(TrainError::Config {
+            key: "--out".into(),
+            message: format!(
+                "{} exists and is not a folder; run folders go inside a folder",
+                out_root.display()
+            ),
+        });
+    }
     let dir = run_dir(out_root, cfg);
     if let Ok(text) = std::fs::read_to_string(dir.join("run.json")) {
         // A run of another dataset with the same name (the same block in two dataset configs)

@@ -174,6 +174,16 @@ pub fn resume_dir(run_dir: &Path) -> PathBuf {
     run_dir.with_file_name(format!(".{name}.resume"))
 }
 
+/// The operating system's words in a tch I/O error (`IoError(Os { code: 28, kind:
+/// StorageFull, message: "No space left on device" })` -> `No space left on device`), so a
+/// message does not repeat the file's path twice with Rust debug text around it.
+fn os_message(e: &str) -> String {
+    e.split_once("message: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(m, _)| m.to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
 fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Input {
         path: path.to_path_buf(),
@@ -331,8 +341,11 @@ impl Checkpoints {
         let path = self.dir.join(&name);
         longtail_data::atomic::write_with_path(&path, |tmp| {
             Tensor::write_safetensors(&named, tmp).map_err(|e| longtail_data::DataError::Output {
-                path: path.clone(),
-                message: format!("checkpoint: {e}"),
+                path: self.dir.clone(),
+                message: format!(
+                    "cannot write the per-epoch checkpoint: {}",
+                    os_message(&e.to_string())
+                ),
             })
         })?;
         let rec = CallRecord {
@@ -375,6 +388,14 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_errors_keep_the_operating_system_words() {
+        let e = "/a/b.safetensors/b.safetensors: IoError(Os { code: 28, kind: StorageFull, \
+                 message: \"No space left on device\" })";
+        assert_eq!(os_message(e), "No space left on device");
+        assert_eq!(os_message("plain"), "plain");
+    }
 
     #[test]
     fn floats_round_trip_exactly_including_nan() {

@@ -204,3 +204,18 @@ fn a_report_counts_each_run_once_and_needs_a_file_name() {
     let o = longtail(&["report", run, "--out", "rep"], d);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn out_must_be_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("afile"), "x").unwrap();
+    // It failed inside the checkpoint folder (`afile/.demo-basemodel-seed42.resume: Not a
+    // directory`).
+    let o = longtail(&["demo", "--out", "afile", "--epochs", "1"], dir.path());
+    let e = fails_with(&o, &["--out", "afile", "not a folder"]);
+    assert!(!e.contains(".resume"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("afile")).unwrap(),
+        "x"
+    );
+}
