@@ -134,6 +134,62 @@ pub fn toml_error_origin(text: &str, origin: &str, e: &toml::de::Error) -> Strin
     }
 }
 
+/// A bad value or key inside `[data.synth]`, found again with its key and line. `DataSource` is an
+/// internally tagged enum, so toml reports such an error at the `[data]` header, without the key;
+/// this re-reads the generator's table alone. `None` when the error is not there.
+pub fn synth_section_error(text: &str, origin: &str) -> Option<(String, String)> {
+    let doc: toml::Table = toml::from_str(text).ok()?;
+    let data = doc.get("data")?.as_table()?;
+    if data.get("kind")?.as_str()? != "synth" {
+        return None;
+    }
+    // Re-read as a document of its own: a plain struct keeps toml's spans, so the error's line
+    // there names the key.
+    let sub = toml::to_string(data.get("synth")?.as_table()?).ok()?;
+    let err = toml::from_str::<SynthConfig>(&sub).err()?;
+    let message = err.message().trim().to_string();
+    let key = match err.span() {
+        Some(span) => {
+            let start = sub[..span.start.min(sub.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            sub[start..].split('=').next()?.trim().to_string()
+        }
+        None => message.split('`').nth(1)?.to_string(),
+    };
+    let text_line = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != format!("in `{key}`"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // The key's line: after a `[data.synth]` header, or on a `synth = { .. }` line.
+    let mut in_synth = false;
+    let mut line = None;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            in_synth = t.trim_start_matches('[').trim_end_matches(']').trim() == "data.synth";
+            continue;
+        }
+        let is_key = |s: &str| {
+            s.strip_prefix(key.as_str())
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        };
+        if (in_synth && is_key(t))
+            || (t.starts_with("synth") && t.split([',', '{']).any(|p| is_key(p.trim())))
+        {
+            line = Some(i + 1);
+            break;
+        }
+    }
+    let at = match line {
+        Some(n) => format!("{origin}, line {n}"),
+        None => origin.to_string(),
+    };
+    Some((at, format!("data.synth.{key}: {text_line}")))
+}
+
 /// Where real datasets live: `$LONGTAIL_DATA_DIR`, default `../shared/data`.
 pub fn real_data_dir() -> PathBuf {
     std::env::var_os("LONGTAIL_DATA_DIR")
@@ -242,6 +298,24 @@ pub fn load_source(src: &DataSource, seed: u64) -> Result<Loaded> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn synth_errors_name_their_key_and_line() {
+        let text = "name = \"t\"\n[data]\nkind = \"synth\"\n[data.synth]\nusers = 100\n\
+                    alpha = \"0.5\"\n[model]\nname = \"lr\"\n";
+        let (at, m) = synth_section_error(text, "c.toml").unwrap();
+        assert_eq!(at, "c.toml, line 6");
+        assert!(
+            m.starts_with("data.synth.alpha: ") && m.contains("string"),
+            "{m}"
+        );
+        let inline = "[data]\nkind = \"synth\"\nsynth = { users = 100, itemz = 3 }\n";
+        let (at, m) = synth_section_error(inline, "c.toml").unwrap();
+        assert_eq!(at, "c.toml, line 3");
+        assert!(m.starts_with("data.synth.itemz: "), "{m}");
+        let ok = "[data]\nkind = \"synth\"\n[data.synth]\nusers = 100\n";
+        assert!(synth_section_error(ok, "c.toml").is_none());
+    }
 
     #[test]
     fn sources_parse_strictly() {

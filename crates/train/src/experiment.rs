@@ -148,9 +148,15 @@ impl ExperimentConfig {
 
     /// Parses TOML; unknown keys are errors naming the key, the file and the line.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e: toml::de::Error| TrainError::ConfigFile {
-            origin: longtail_data::source::toml_error_origin(text, origin, &e),
-            message: e.message().trim().to_string(),
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            // toml places errors inside [data.synth] at the [data] header without the key.
+            match longtail_data::source::synth_section_error(text, origin) {
+                Some((origin, message)) => TrainError::ConfigFile { origin, message },
+                None => TrainError::ConfigFile {
+                    origin: longtail_data::source::toml_error_origin(text, origin, &e),
+                    message: e.message().trim().to_string(),
+                },
+            }
         })
     }
 }
