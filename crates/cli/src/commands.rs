@@ -234,6 +234,9 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
                     plots,
                 },
         } => {
+            // The range of `[samples] head_item_share`, checked before the data are read.
+            longtail_data::ctr::check_head_item_share(head_item_share)
+                .map_err(|m| anyhow::anyhow!("--head-item-share: {m}"))?;
             let table = match format {
                 Some(f) => {
                     let mapping = columns.as_deref().map(str::parse).transpose()?;
@@ -430,7 +433,6 @@ fn prepare(config: &Path, out: &Path, seed: Option<u64>) -> Result<()> {
     }
     // The config is an input too: replacing a folder that holds it would delete it (prepare
     // itself checks the data's inputs; they are named here too so the first error is the right one).
-    let is_prepared = |p: &Path| p.join("prepare.json").is_file();
     let mut inputs = cfg.data.input_paths();
     inputs.push(config.to_path_buf());
     let inputs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
@@ -438,7 +440,7 @@ fn prepare(config: &Path, out: &Path, seed: Option<u64>) -> Result<()> {
         out,
         &inputs,
         true,
-        longtail_data::atomic::Replaceable::If(&is_prepared),
+        longtail_data::atomic::Replaceable::If(&longtail_data::prepare::is_prepared_folder),
         "prepared folder",
     )?;
     let started = std::time::Instant::now();

@@ -429,6 +429,11 @@ pub fn main_with(registry: Registry, schedules: ScheduleRegistry) -> ExitCode {
                 .ok()
                 .and_then(|s| s.clone())
                 .unwrap_or_else(|| "unknown panic".into());
+            // The reader of our output went away (`longtail data stats F | head`): stop quietly
+            // with the shell's code for SIGPIPE, as other command-line tools do.
+            if what.contains("failed printing to stdout") && what.contains("Broken pipe") {
+                return ExitCode::from(141);
+            }
             format!("internal error (please report it): {what}")
         }
     };

@@ -262,18 +262,25 @@ impl Default for CtrConfig {
     }
 }
 
+/// Checks a share of items counted as head (`[samples] head_item_share`, `data stats
+/// --head-item-share`): a number in `[0, 1]` (NaN and infinities are not). The message names no
+/// key: the caller adds the key or flag.
+pub fn check_head_item_share(share: f64) -> std::result::Result<(), String> {
+    if (0.0..=1.0).contains(&share) {
+        Ok(())
+    } else {
+        Err(format!("must be in [0, 1], got {share}"))
+    }
+}
+
 impl CtrConfig {
     /// Checks the config on its own (data-dependent checks happen in [`build_ctr_dataset`]).
     pub fn validate(&self) -> Result<()> {
         if self.max_hist_len == 0 {
             return Err(DataError::config("max_hist_len", "must be >= 1"));
         }
-        if !(0.0..=1.0).contains(&self.head_item_share) {
-            return Err(DataError::config(
-                "head_item_share",
-                format!("must be in [0, 1], got {}", self.head_item_share),
-            ));
-        }
+        check_head_item_share(self.head_item_share)
+            .map_err(|m| DataError::config("head_item_share", m))?;
         if self.rated_negatives && self.positive_threshold.is_none() {
             return Err(DataError::config(
                 "rated_negatives",

@@ -333,11 +333,25 @@ impl FromStr for ColumnMapping {
         }
         let (mut user, mut item, mut ts) = (None, None, None);
         let mut m = ColumnMapping::new("", "", "");
+        // Each key once, as in the JSON form (`ts` is `timestamp`): the last one never wins.
+        let mut seen: Vec<(&str, &str)> = Vec::new();
         for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((k, v)) = pair.split_once('=') else {
                 return Err(bad(format!("expected key=value, found '{pair}'")));
             };
             let (k, v) = (k.trim(), v.trim());
+            let canonical = if k == "ts" { "timestamp" } else { k };
+            if let Some((first, _)) = seen.iter().find(|(_, c)| *c == canonical) {
+                let alias = if *first == k {
+                    String::new()
+                } else {
+                    format!(" (as '{first}' and '{k}')")
+                };
+                return Err(bad(format!(
+                    "duplicate key '{canonical}'{alias} in '{s}': give each key once"
+                )));
+            }
+            seen.push((k, canonical));
             if v.is_empty() {
                 let hint = if k == "delimiter" {
                     " (write delimiter=comma for ',')"
@@ -2007,6 +2021,41 @@ mod tests {
         let p = write(dir.path(), "m.json", br#"{"user":"a","item":"b"}"#);
         let e = ColumnMapping::read_json(&p).unwrap_err().to_string();
         assert!(e.contains("m.json") && e.contains("timestamp"), "{e}");
+    }
+
+    #[test]
+    fn columns_key_value_refuses_duplicate_keys() {
+        for (bad, what) in [
+            ("user=u,user=i,item=i,ts=t", "duplicate key 'user'"),
+            (
+                "user=a,item=b,ts=c,timestamp=d",
+                "duplicate key 'timestamp' (as 'ts' and 'timestamp')",
+            ),
+            (
+                "user=a,item=b,ts=c,rating=r,rating=s",
+                "duplicate key 'rating'",
+            ),
+            (
+                "user=a,item=b,ts=c,delimiter=tab,delimiter=;",
+                "duplicate key 'delimiter'",
+            ),
+            (
+                "user=a,item=b,ts=c,header=true,header=false",
+                "duplicate key 'header'",
+            ),
+        ] {
+            let e = bad.parse::<ColumnMapping>().unwrap_err();
+            assert!(
+                matches!(&e, DataError::Config { key, .. } if key == "columns"),
+                "{e}"
+            );
+            assert!(e.to_string().contains(what), "{what}: {e}");
+        }
+        // The JSON form refuses them as well.
+        let e = r#"{"user":"u","user":"i","item":"i","timestamp":"t"}"#
+            .parse::<ColumnMapping>()
+            .unwrap_err();
+        assert!(e.to_string().contains("duplicate field"), "{e}");
     }
 
     #[test]

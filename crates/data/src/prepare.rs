@@ -8,8 +8,9 @@
 //! for every sample ([`crate::sessions`]) and IDW sequences ([`crate::sequences`]).
 //!
 //! The folder (built under a temporary name and swapped in whole when complete, so a failed or
-//! killed run never leaves a half-written folder; an existing folder is replaced only if it holds
-//! a `prepare.json`, and never when it holds an input of the job). `prepare.json` records the
+//! killed run never leaves a half-written folder; an existing folder is replaced only if its
+//! `prepare.json` is a manifest longtail wrote ([`is_prepared_folder`]), and never when it holds
+//! an input of the job). `prepare.json` records the
 //! SHA-256 of every other file, and [`load_prepared_ctr`] refuses a folder whose files changed:
 //!
 //! ```text
@@ -176,12 +177,11 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
     cfg.validate()?;
     let inputs = cfg.data.input_paths();
     let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-    let is_prepared = |p: &Path| p.join("prepare.json").is_file();
     crate::atomic::guard_output(
         out,
         &inputs,
         true,
-        crate::atomic::Replaceable::If(&is_prepared),
+        crate::atomic::Replaceable::If(&is_prepared_folder),
         "prepared folder",
     )?;
     let sessions = cfg.sessions.as_ref().map(Sessions::new).transpose()?;
@@ -209,6 +209,7 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
     };
     log("building CTR samples");
     let mut data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
+    check_memory(cfg, &data, items.as_ref())?;
     let seq = match &cfg.sequences {
         Some(sc) => {
             log("building sequences");
@@ -353,6 +354,135 @@ pub fn prepare(cfg: &PrepareConfig, out: &Path, log: &dyn Fn(&str)) -> Result<Pr
     let m = result?;
     staged.commit()?;
     Ok(m)
+}
+
+/// Whether `dir` is a prepared folder that longtail wrote, the only kind of existing folder
+/// `prepare --out` may replace: its `prepare.json` must be a JSON object with the fields every
+/// manifest has, a non-empty `longtail_version`, the `config` it was prepared with, and the
+/// SHA-256 hex digests `source_hash`, `interactions_hash` and `feature_map_hash` (and `files`,
+/// when present, an object). A folder that merely holds a file of that name (`{}`, `not json`)
+/// is not one. The config itself is not parsed, so a folder prepared by another version of
+/// longtail can still be prepared again.
+pub fn is_prepared_folder(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join("prepare.json")) else {
+        return false;
+    };
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&text) else {
+        return false;
+    };
+    let digest = |k: &str| {
+        m.get(k).and_then(|v| v.as_str()).is_some_and(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+    };
+    m.get("longtail_version")
+        .and_then(|v| v.as_str())
+        .is_some_and(|v| !v.is_empty())
+        && m.get("config").is_some_and(|c| c.is_object())
+        && ["source_hash", "interactions_hash", "feature_map_hash"]
+            .iter()
+            .all(|k| digest(k))
+        && m.get("files").is_none_or(|f| f.is_object())
+}
+
+/// Bytes the sessions stage ([`write_sessions`]) holds at its peak, an estimate: one chunk of
+/// rows (at most [`SESSION_CHUNK`], and at most the largest split's `largest_split` samples),
+/// each row four `[num_sessions * top_n]` vectors of 4-byte values (items and counts of both
+/// feedback kinds), held three times (the slots computed per row, the chunk's columns, the copy
+/// handed to the Parquet writer), plus one set of slots per worker thread.
+pub fn sessions_bytes(
+    largest_split: usize,
+    num_sessions: usize,
+    top_n: usize,
+    threads: usize,
+) -> f64 {
+    let rows = largest_split.min(SESSION_CHUNK) as f64;
+    let row = num_sessions as f64 * top_n as f64 * 16.0;
+    (3.0 * rows + threads as f64) * row
+}
+
+/// An upper bound of the sequence samples [`build_sequences`] cuts from `seqs` with `cfg`, from
+/// the sequence lengths alone: the same rules, before samples whose history is empty once the
+/// items tied with the target are removed are dropped (exact when no timestamps tie).
+pub fn max_sequence_samples(seqs: &UserSequences, cfg: &SequenceConfig) -> usize {
+    use crate::sequences::{TrainCut, MIN_EVAL_LEN};
+    (0..seqs.num_users())
+        .map(|u| {
+            let n = seqs.seq(u as u32).len();
+            let (n_train, eval) = if n >= MIN_EVAL_LEN {
+                (n - 2, 2)
+            } else {
+                (n, 0)
+            };
+            let train = match cfg.train_cut {
+                // Windows of `max_len + 1` items from the end; a 1-item remainder is dropped.
+                TrainCut::Chunks => {
+                    let w = cfg.max_len.saturating_add(1);
+                    n_train / w + usize::from(n_train % w >= 2)
+                }
+                TrainCut::Sliding => n_train.saturating_sub(1),
+            };
+            train + eval
+        })
+        .sum()
+}
+
+/// Bytes the sequences stage holds at its peak, an estimate for `rows` sequence samples: the
+/// samples themselves (user, target and history length as `u32`, the target's `i64` time, the
+/// `max_len` history slots and `eval_negatives` negatives, as 4-byte ids), with as much again
+/// while the splits are appended; then, while a split is written, its history and the item
+/// features aligned with it (`slots_per_position` values per history slot: 1 for the history,
+/// plus one per categorical field and the widest list per list field) copied into the frame and
+/// again into the writer's batches.
+pub fn sequences_bytes(
+    rows: usize,
+    max_len: usize,
+    eval_negatives: usize,
+    slots_per_position: usize,
+) -> f64 {
+    let (rows, l) = (rows as f64, max_len as f64);
+    let sample = 20.0 + 4.0 * l + 4.0 * eval_negatives as f64;
+    rows * (2.0 * sample + 2.0 * 4.0 * l * slots_per_position as f64)
+}
+
+/// Refuses, naming the key, a `[sessions]` or `[sequences]` section whose sizes would not fit in
+/// this machine's memory ([`crate::memory::check_fits`]), before anything that large is built.
+fn check_memory(
+    cfg: &PrepareConfig,
+    data: &CtrDataset,
+    items: Option<&ItemFeatures>,
+) -> Result<()> {
+    if let Some(sc) = &cfg.sessions {
+        let largest = data.train.len().max(data.valid.len()).max(data.test.len());
+        let rows = largest.min(SESSION_CHUNK);
+        let s = sc.windows.len();
+        crate::memory::check_fits(
+            sessions_bytes(largest, s, sc.top_n, rayon::current_num_threads()),
+            "sessions.top_n",
+            &format!(
+                "{s} sessions x {} items of both feedback kinds for each of the {rows} samples \
+                 written at a time",
+                sc.top_n
+            ),
+        )?;
+    }
+    if let Some(sc) = &cfg.sequences {
+        let rows = max_sequence_samples(&data.sequences, sc);
+        let slots = 1 + items.map_or(0, |f| {
+            f.fields.len() + f.lists.iter().map(|l| l.max_len().max(1)).sum::<usize>()
+        });
+        crate::memory::check_fits(
+            sequences_bytes(rows, sc.max_len, sc.eval_negatives, slots),
+            "sequences.max_len",
+            &format!(
+                "a history of {} slots for each of up to {rows} sequence samples",
+                sc.max_len
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// SHA-256 of every file under `dir` but `prepare.json`, by `/`-separated relative path.

@@ -212,6 +212,17 @@ pub fn build_sequences(
     seed: u64,
 ) -> Result<SeqDataset> {
     cfg.validate()?;
+    // Every caller (prepare, train from raw data, bench) gets the size check before the samples
+    // are built; prepare also counts its item-feature slots first.
+    let rows = crate::prepare::max_sequence_samples(seqs, cfg);
+    crate::memory::check_fits(
+        crate::prepare::sequences_bytes(rows, cfg.max_len, cfg.eval_negatives, 1),
+        "sequences.max_len",
+        &format!(
+            "a history of {} items for each of up to {rows} sequence samples",
+            cfg.max_len
+        ),
+    )?;
     if num_items < 2 {
         return Err(DataError::Invalid(format!(
             "sequences: num_items = {num_items}, need at least one real item (ids 1..num_items)"
@@ -538,6 +549,21 @@ mod tests {
         (0..s.len())
             .map(|i| (s.user[i], s.hist_row(i).to_vec(), s.target[i]))
             .collect()
+    }
+
+    #[test]
+    fn sizes_that_cannot_fit_are_refused_before_building() {
+        // 20 000 users x 3 samples x a 10^7-item history: hundreds of GiB, refused at once
+        // naming the key (train from raw data reached this without a check).
+        let runs: Vec<_> = (0..20_000).map(|u| run(1 + (u % 7), 9)).collect();
+        let s = seqs_of(&runs);
+        let e = build_sequences(&s, 40, &cfg(10_000_000, 5, TrainCut::Chunks), 1)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        if crate::memory::available_bytes().is_some() {
+            assert!(e.contains("sequences.max_len"), "{e}");
+        }
     }
 
     #[test]

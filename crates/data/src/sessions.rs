@@ -696,8 +696,9 @@ mod tests {
         let ts: Vec<i64> = (0..items.len() as i64).collect();
         let got = pos_only(&s, &items, &ts, 1_000);
         assert_eq!(got[0], (vec![4, 3], vec![4.0, 3.0]));
-        // Truncation at a tie: items 5, 6, 7 x1, only the two most recent survive.
-        let got = pos_only(&s, &[5, 6, 7], &[1, 3, 2], 1_000);
+        // Truncation at a tie: items 5, 7, 6 x1 (times ascending, as `fill` requires), only the
+        // two most recent survive, most recent first.
+        let got = pos_only(&s, &[5, 7, 6], &[1, 2, 3], 1_000);
         assert_eq!(got[0], (vec![6, 7], vec![1.0, 1.0]));
     }
 

@@ -88,11 +88,15 @@ pub fn activity_counts(t: &Interactions) -> (Vec<u64>, Vec<u64>) {
     (per_user, per_item)
 }
 
+/// Describes `t`; `head_item_share` must be in `[0, 1]` as `[samples] head_item_share`
+/// ([`crate::ctr::check_head_item_share`]; an error names the key `head_item_share`).
 pub fn dataset_stats(
     t: &Interactions,
     rule: &ActivenessRule,
     head_item_share: f64,
 ) -> Result<DatasetStats> {
+    crate::ctr::check_head_item_share(head_item_share)
+        .map_err(|m| DataError::config("head_item_share", m))?;
     if t.is_empty() {
         return Err(DataError::Invalid("no interactions to describe".into()));
     }
@@ -188,6 +192,35 @@ mod tests {
         assert!((s.density - 11.0 / 15.0).abs() < 1e-12);
         // Item counts 1,1,1,2,6: Gini = 2*(1+2+3+8+30)/(5*11) - 6/5.
         assert!((s.item_gini - (88.0 / 55.0 - 1.2)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn head_item_share_takes_the_samples_range() {
+        let t = Interactions {
+            user: vec![1, 2, 2],
+            item: vec![1, 1, 2],
+            ts: vec![1, 2, 3],
+            rating: None,
+            label: None,
+        };
+        for v in [1.5, f64::NAN, f64::INFINITY, -0.1, f64::NEG_INFINITY] {
+            match dataset_stats(&t, &ActivenessRule::default(), v) {
+                Err(DataError::Config { key, message }) => {
+                    assert_eq!(key, "head_item_share");
+                    assert!(message.contains("[0, 1]"), "{message}");
+                }
+                other => panic!("{v}: expected a config error, got {other:?}"),
+            }
+            // The same rule as `[samples] head_item_share`.
+            let cfg = crate::CtrConfig {
+                head_item_share: v,
+                ..Default::default()
+            };
+            assert!(cfg.validate().is_err(), "{v}");
+        }
+        for v in [0.0, -0.0, 0.2, 1.0] {
+            dataset_stats(&t, &ActivenessRule::default(), v).unwrap();
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
+use crate::import::MAX_TIMESTAMP_SECS;
 use crate::seed;
 use crate::table::Interactions;
 
@@ -53,7 +54,8 @@ pub struct SynthConfig {
     pub max_len: usize,
     /// Exponent of the sequence-length law P(L) ∝ L^-exp [1.5]; 0 is uniform.
     pub length_exponent: f64,
-    /// Earliest timestamp, seconds [1_600_000_000].
+    /// Earliest timestamp, seconds [1_600_000_000]: in `0..=`[`MAX_TIMESTAMP_SECS`] (what import
+    /// accepts), and `start_ts + max_len * mean_gap_s` may not pass it either.
     pub start_ts: i64,
     /// Mean gap between a user's consecutive events, seconds [86_400].
     pub mean_gap_s: i64,
@@ -160,6 +162,33 @@ impl SynthConfig {
             return err(
                 "mean_gap_s",
                 format!("must be >= 1 second, got {}", self.mean_gap_s),
+            );
+        }
+        if !(0..=MAX_TIMESTAMP_SECS).contains(&self.start_ts) {
+            return err(
+                "start_ts",
+                format!(
+                    "must be unix seconds in 0..={MAX_TIMESTAMP_SECS} (1970 to 2100-01-01, the \
+                     timestamps import accepts), got {}",
+                    self.start_ts
+                ),
+            );
+        }
+        // The span the timestamps are expected to cover: a start within one mean gap, then up to
+        // max_len - 1 gaps of mean_gap_s on average.
+        let end = i64::try_from(self.max_len)
+            .ok()
+            .and_then(|l| l.checked_mul(self.mean_gap_s))
+            .and_then(|span| span.checked_add(self.start_ts));
+        if end.is_none_or(|e| e > MAX_TIMESTAMP_SECS) {
+            return err(
+                "start_ts",
+                format!(
+                    "start_ts + max_len * mean_gap_s = {} + {} * {} is after 2100-01-01 \
+                     ({MAX_TIMESTAMP_SECS}), the latest timestamp import accepts; lower start_ts, \
+                     mean_gap_s or max_len",
+                    self.start_ts, self.max_len, self.mean_gap_s
+                ),
             );
         }
         Ok(())
@@ -356,6 +385,7 @@ pub fn generate(cfg: &SynthConfig, seed: u64) -> Result<SynthData> {
                     .collect();
             let len = lengths[draw(&mut rng, &len_cdf)];
             let mut cluster = interests[rng.gen_range(0..interests.len())] as usize;
+            // No overflow: validate() bounds start_ts + max_len * mean_gap_s.
             let mut t = cfg.start_ts + rng.gen_range(0..cfg.mean_gap_s);
             let mut items = Vec::with_capacity(len);
             let mut ts = Vec::with_capacity(len);
@@ -378,6 +408,19 @@ pub fn generate(cfg: &SynthConfig, seed: u64) -> Result<SynthData> {
         })
         .collect();
 
+    // The gaps are random, so the drawn times can pass the expected span validate() checks.
+    if let Some(&last) = users.iter().filter_map(|u| u.ts.last()).max() {
+        if last > MAX_TIMESTAMP_SECS {
+            return Err(DataError::config(
+                "start_ts",
+                format!(
+                    "the generated timestamps reach {last}, after 2100-01-01 \
+                     ({MAX_TIMESTAMP_SECS}), the latest timestamp import accepts; lower start_ts, \
+                     mean_gap_s or max_len"
+                ),
+            ));
+        }
+    }
     let total: usize = users.iter().map(|u| u.items.len()).sum();
     let mut inter = Interactions {
         user: Vec::with_capacity(total),
@@ -480,6 +523,52 @@ mod tests {
         SynthConfig::default().validate().unwrap();
         let e = serde_json::from_str::<SynthConfig>(r#"{"usres": 3}"#).unwrap_err();
         assert!(e.to_string().contains("usres"));
+    }
+
+    #[test]
+    fn start_ts_and_its_span_stay_in_the_import_range() {
+        let key_of = |r: Result<SynthData>| match r {
+            Err(DataError::Config { key, message }) => format!("{key}: {message}"),
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        let cfg = |start_ts: i64| SynthConfig {
+            start_ts,
+            ..small()
+        };
+        for (start, want) in [
+            (9_223_372_036_854_775_000, "start_ts: must be unix seconds"),
+            (-1, "start_ts: must be unix seconds"),
+            (MAX_TIMESTAMP_SECS + 1, "start_ts: must be unix seconds"),
+            // In range, but 60 gaps of a day reach past 2100.
+            (
+                MAX_TIMESTAMP_SECS - 86_400,
+                "start_ts: start_ts + max_len * mean_gap_s",
+            ),
+        ] {
+            let msg = key_of(generate(&cfg(start), 1));
+            assert!(msg.starts_with(want), "{start}: {msg}");
+        }
+        // A span too long for i64 is an error too, not a wrap.
+        let c = SynthConfig {
+            mean_gap_s: i64::MAX / 2,
+            ..small()
+        };
+        assert!(key_of(generate(&c, 1)).contains("max_len * mean_gap_s"));
+        // The expected span fits, but drawn gaps run past 2100: an error, never such a row.
+        let c = SynthConfig {
+            start_ts: MAX_TIMESTAMP_SECS - 60 * 86_400,
+            min_len: 60,
+            ..small()
+        };
+        assert!(key_of(generate(&c, 1)).contains("the generated timestamps reach"));
+        // The edges of the range are fine.
+        for start in [0, MAX_TIMESTAMP_SECS - 120 * 86_400] {
+            let d = generate(&cfg(start), 1).unwrap();
+            let ts = &d.interactions.ts;
+            assert!(ts
+                .iter()
+                .all(|&t| (start..=MAX_TIMESTAMP_SECS).contains(&t)));
+        }
     }
 
     #[test]

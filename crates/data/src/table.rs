@@ -7,6 +7,18 @@
 //! Parquet layout: `user` UInt32, `item` UInt32, `ts` Int64, optional `rating` Float32, optional
 //! `label` Float32, snappy-compressed. Readers also accept Int32/Int64/UInt64 ids (checked and
 //! converted), so a Parquet written by pandas or polars can be read as is.
+//!
+//! Since every vocabulary size (and so every per-user/per-item array and embedding table) is
+//! `max id + 1`, the reader bounds the ids by the table itself ([`Interactions::read_parquet`]):
+//! - a table written by longtail records its vocabulary sizes in the schema metadata
+//!   ([`NUM_USERS_KEY`], [`NUM_ITEMS_KEY`]); every id must be below them;
+//! - a table without that record (older longtail versions, pandas, polars) must have dense ids:
+//!   every id at most `rows + `[`UNRECORDED_ID_SLACK`]. Every table `longtail import` ever wrote
+//!   satisfies it (its ids are `1..=distinct ids <= rows`); the slack lets ids with gaps (a
+//!   subset of an imported table's rows, a small synthetic catalogue) read;
+//! - timestamps must be `>= 0` (as import requires) and ratings and labels finite.
+//!
+//! The writer refuses what the reader would refuse, so every table longtail writes reads back.
 
 use std::fs::File;
 use std::path::Path;
@@ -28,6 +40,17 @@ const WRITE_CHUNK: usize = 1 << 16;
 
 /// Schema-metadata key that marks a Parquet file as a table written by longtail.
 pub const MARKER_KEY: &str = "longtail.interactions";
+
+/// Schema-metadata key recording the user vocabulary size (max user id + 1) of a written table.
+pub const NUM_USERS_KEY: &str = "longtail.num_users";
+
+/// Schema-metadata key recording the item vocabulary size (max item id + 1) of a written table.
+pub const NUM_ITEMS_KEY: &str = "longtail.num_items";
+
+/// How far the ids of a table without recorded vocabulary sizes may exceed its row count: ids
+/// with gaps (a subset of an imported table's rows) read, an id of a few billion (which would make
+/// the vocabulary, and every array sized by it, that large) does not.
+pub const UNRECORDED_ID_SLACK: u64 = 1 << 20;
 
 /// Whether `path` is a Parquet file whose schema metadata holds `key` (a longtail marker such as
 /// [`MARKER_KEY`]); only the footer is read.
@@ -103,10 +126,38 @@ impl Interactions {
         Ok(())
     }
 
+    /// Checks the values the reader requires ([`Interactions::read_parquet`]): timestamps
+    /// `>= 0` and finite ratings and labels. The message names the column and the 0-based row.
+    fn check_values(&self) -> std::result::Result<(), String> {
+        if let Some(row) = self.ts.iter().position(|&t| t < 0) {
+            return Err(format!(
+                "column 'ts' row {row}: timestamp {} is negative (expected unix seconds since \
+                 1970)",
+                self.ts[row]
+            ));
+        }
+        for (name, col) in [("rating", &self.rating), ("label", &self.label)] {
+            if let Some(col) = col {
+                if let Some(row) = col.iter().position(|v| !v.is_finite()) {
+                    return Err(format!(
+                        "column '{name}' row {row}: {} is not a finite number",
+                        col[row]
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the table as snappy Parquet. The data go to a temporary file in the same directory
-    /// that is renamed over `path` at the end, so readers never see a half-written file.
+    /// that is renamed over `path` at the end, so readers never see a half-written file. The
+    /// vocabulary sizes are recorded in the schema metadata ([`NUM_USERS_KEY`],
+    /// [`NUM_ITEMS_KEY`]); a negative timestamp or a non-finite rating or label is an error (the
+    /// reader would refuse them).
     pub fn write_parquet(&self, path: &Path) -> Result<()> {
         self.validate()?;
+        self.check_values()
+            .map_err(|m| DataError::Invalid(format!("interactions: {m}")))?;
         let mut fields = vec![
             Field::new("user", DataType::UInt32, false),
             Field::new("item", DataType::UInt32, false),
@@ -119,8 +170,12 @@ impl Interactions {
             fields.push(Field::new("label", DataType::Float32, false));
         }
         // The marker lets a later command tell its own earlier output from a user's file.
-        let marker: std::collections::BTreeMap<String, String> =
-            [(MARKER_KEY.to_string(), "v1".to_string())].into();
+        let marker: std::collections::BTreeMap<String, String> = [
+            (MARKER_KEY.to_string(), "v1".to_string()),
+            (NUM_USERS_KEY.to_string(), self.num_users().to_string()),
+            (NUM_ITEMS_KEY.to_string(), self.num_items().to_string()),
+        ]
+        .into();
         let schema = Arc::new(Schema::new(fields).with_metadata(marker));
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -165,6 +220,11 @@ impl Interactions {
     /// Required columns: `user`, `item` (any of Int32/Int64/UInt32/UInt64, values in 0..=u32::MAX),
     /// `ts` (Int32/Int64/UInt32 or a Timestamp, converted to seconds). Optional: `rating`, `label`
     /// (Float32/Float64 or an integer type). Other columns are ignored and never decoded.
+    ///
+    /// Values are checked (errors name the file, the column and the 0-based row): ids are `>= 1`
+    /// and below the vocabulary size the table records ([`NUM_USERS_KEY`], [`NUM_ITEMS_KEY`]),
+    /// or, without that record, at most `rows + `[`UNRECORDED_ID_SLACK`]; timestamps are `>= 0`;
+    /// ratings and labels are finite.
     pub fn read_parquet(path: &Path) -> Result<Interactions> {
         let (reader, present) = open_columns(
             path,
@@ -195,6 +255,8 @@ impl Interactions {
             path: path.to_path_buf(),
             message,
         };
+        let rec_users = recorded_size(reader.metadata(), NUM_USERS_KEY).map_err(schema_err)?;
+        let rec_items = recorded_size(reader.metadata(), NUM_ITEMS_KEY).map_err(schema_err)?;
 
         let mut out = Interactions {
             rating: optional[0].then(Vec::new),
@@ -226,6 +288,13 @@ impl Interactions {
             )));
         }
         out.validate().map_err(|e| schema_err(e.to_string()))?;
+        for (name, col, key, rec) in [
+            ("user", &out.user, NUM_USERS_KEY, rec_users),
+            ("item", &out.item, NUM_ITEMS_KEY, rec_items),
+        ] {
+            check_id_bound(name, col, key, rec).map_err(schema_err)?;
+        }
+        out.check_values().map_err(schema_err)?;
         Ok(out)
     }
 
@@ -249,6 +318,64 @@ impl Interactions {
             }
         }
         hex(&h.finalize())
+    }
+}
+
+/// The vocabulary size recorded under `key` in a table's schema metadata, if any: a number in
+/// `1..=2^32` (ids are u32).
+fn recorded_size(
+    meta: &std::collections::BTreeMap<String, String>,
+    key: &str,
+) -> std::result::Result<Option<u64>, String> {
+    let Some(v) = meta.get(key) else {
+        return Ok(None);
+    };
+    let most = u64::from(u32::MAX) + 1;
+    match v.trim().parse::<u64>() {
+        Ok(n) if (1..=most).contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "schema metadata '{key}' is '{v}', expected a vocabulary size in 1..={most}"
+        )),
+    }
+}
+
+/// Checks that every id of `col` is below the vocabulary size `recorded` in the table's metadata,
+/// or, without one, at most `rows + UNRECORDED_ID_SLACK` (see the module docs); the message names
+/// the column and the first offending row.
+fn check_id_bound(
+    name: &str,
+    col: &[u32],
+    key: &str,
+    recorded: Option<u64>,
+) -> std::result::Result<(), String> {
+    let rows = col.len() as u64;
+    let (limit, why) = match recorded {
+        Some(n) => (
+            n - 1,
+            format!(
+                "the table records a vocabulary of {n} {name} ids (schema metadata '{key}'), \
+                 so ids must be below {n}"
+            ),
+        ),
+        None => {
+            let max = rows + UNRECORDED_ID_SLACK;
+            (
+                max,
+                format!(
+                    "ids must be dense (1..=N, the vocabulary is max id + 1): a table of {rows} \
+                     rows without a recorded vocabulary size may use ids up to {rows} + \
+                     {UNRECORDED_ID_SLACK} = {max}; `longtail import --format parquet` assigns \
+                     dense ids (a table an older longtail wrote: write it again)"
+                ),
+            )
+        }
+    };
+    match col.iter().position(|&id| u64::from(id) > limit) {
+        Some(row) => Err(format!(
+            "column '{name}' row {row}: id {} is too large: {why}",
+            col[row]
+        )),
+        None => Ok(()),
     }
 }
 
@@ -566,6 +693,7 @@ pub(crate) fn parquet_batches(
     path: &Path,
     builder: ParquetRecordBatchReaderBuilder<File>,
 ) -> Result<Batches> {
+    let metadata = builder.schema().metadata().clone().into();
     let reader = parquet_guard(path, || {
         builder.build().map_err(|e| DataError::Parquet {
             path: path.to_path_buf(),
@@ -575,6 +703,7 @@ pub(crate) fn parquet_batches(
     Ok(Batches {
         reader: Some(reader),
         path: path.to_path_buf(),
+        metadata,
     })
 }
 
@@ -600,6 +729,15 @@ pub(crate) fn parquet_guard<T>(path: &Path, step: impl FnOnce() -> Result<T>) ->
 pub(crate) struct Batches {
     reader: Option<ParquetRecordBatchReader>,
     path: std::path::PathBuf,
+    /// The file's Arrow schema metadata (longtail's markers and recorded sizes).
+    metadata: std::collections::BTreeMap<String, String>,
+}
+
+impl Batches {
+    /// The file's Arrow schema metadata.
+    pub(crate) fn metadata(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.metadata
+    }
 }
 
 impl Iterator for Batches {
@@ -912,12 +1050,204 @@ mod tests {
         }
     }
 
+    /// `sample()` without its negative timestamp: what the reader accepts.
+    fn readable() -> Interactions {
+        let mut t = sample();
+        t.ts[3] = 3;
+        t
+    }
+
     fn write_raw(path: &Path, cols: Vec<(&str, ArrayRef)>) {
+        write_raw_meta(path, cols, &[]);
+    }
+
+    /// Writes `cols` with the given schema metadata (as pyarrow keeps it when a column is edited).
+    fn write_raw_meta(path: &Path, cols: Vec<(&str, ArrayRef)>, meta: &[(&str, &str)]) {
         let batch = RecordBatch::try_from_iter(cols).unwrap();
+        let schema = Arc::new(
+            batch.schema().as_ref().clone().with_metadata(
+                meta.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            ),
+        );
+        let batch = batch.with_schema(schema.clone()).unwrap();
         let file = File::create(path).unwrap();
-        let mut w = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        let mut w = ArrowWriter::try_new(file, schema, None).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
+    }
+
+    /// A table of `user`, `item` (UInt32), `ts` (Int64), `rating` (Float32) columns.
+    fn raw_table(
+        user: &[u32],
+        item: &[u32],
+        ts: &[i64],
+        rating: &[f32],
+    ) -> Vec<(&'static str, ArrayRef)> {
+        vec![
+            (
+                "user",
+                Arc::new(UInt32Array::from(user.to_vec())) as ArrayRef,
+            ),
+            ("item", Arc::new(UInt32Array::from(item.to_vec()))),
+            ("ts", Arc::new(Int64Array::from(ts.to_vec()))),
+            ("rating", Arc::new(Float32Array::from(rating.to_vec()))),
+        ]
+    }
+
+    fn read_err(path: &Path) -> String {
+        let e = Interactions::read_parquet(path).unwrap_err();
+        assert!(matches!(e, DataError::Schema { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        msg
+    }
+
+    #[test]
+    fn huge_ids_are_refused_naming_file_row_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ts, r) = ([1i64, 2, 3, 4], [1.0f32, 2.0, 3.0, 4.0]);
+
+        // Without recorded vocabulary sizes (pandas, older longtail): ids up to rows + slack.
+        let p = dir.path().join("user_huge.parquet");
+        write_raw(
+            &p,
+            raw_table(&[1, 4_000_000_000, 2, 1], &[1, 2, 1, 2], &ts, &r),
+        );
+        let msg = read_err(&p);
+        assert!(
+            msg.contains("column 'user' row 1")
+                && msg.contains("4000000000")
+                && msg.contains("dense"),
+            "{msg}"
+        );
+        let p = dir.path().join("item_huge.parquet");
+        write_raw(
+            &p,
+            vec![
+                (
+                    "user",
+                    Arc::new(Int64Array::from(vec![1i64, 2, 1, 2])) as ArrayRef,
+                ),
+                (
+                    "item",
+                    Arc::new(Int64Array::from(vec![1i64, 2, 3, 3_000_000_000])),
+                ),
+                ("ts", Arc::new(Int64Array::from(ts.to_vec()))),
+            ],
+        );
+        let msg = read_err(&p);
+        assert!(
+            msg.contains("column 'item' row 3") && msg.contains("3000000000"),
+            "{msg}"
+        );
+        // The bound: rows + UNRECORDED_ID_SLACK reads, one more does not.
+        let top = 4 + UNRECORDED_ID_SLACK as u32;
+        let p = dir.path().join("gaps.parquet");
+        write_raw(&p, raw_table(&[1, 9, 2, top], &[1, 2, 1, 700], &ts, &r));
+        let t = Interactions::read_parquet(&p).unwrap();
+        assert_eq!(t.num_users(), top as usize + 1);
+        write_raw(&p, raw_table(&[1, 9, 2, top + 1], &[1, 2, 1, 700], &ts, &r));
+        assert!(read_err(&p).contains("column 'user' row 3"));
+
+        // A table longtail wrote records its vocabulary sizes, and its ids must stay below them
+        // (an id edited with pyarrow, which keeps the schema metadata).
+        let p = dir.path().join("written.parquet");
+        readable().write_parquet(&p).unwrap();
+        let meta = ParquetRecordBatchReaderBuilder::try_new(File::open(&p).unwrap())
+            .unwrap()
+            .schema()
+            .metadata()
+            .clone();
+        assert_eq!(meta.get(NUM_USERS_KEY).map(String::as_str), Some("4"));
+        assert_eq!(meta.get(NUM_ITEMS_KEY).map(String::as_str), Some("10"));
+        let marked = [
+            (MARKER_KEY, "v1"),
+            (NUM_USERS_KEY, "4"),
+            (NUM_ITEMS_KEY, "10"),
+        ];
+        let p = dir.path().join("edited.parquet");
+        write_raw_meta(
+            &p,
+            raw_table(&[1, 1, 2, 3], &[5, 2, 10, 9], &ts, &r),
+            &marked,
+        );
+        let msg = read_err(&p);
+        assert!(
+            msg.contains("column 'item' row 2")
+                && msg.contains("id 10")
+                && msg.contains(NUM_ITEMS_KEY),
+            "{msg}"
+        );
+        write_raw_meta(
+            &p,
+            raw_table(&[1, 1, 2, 3], &[5, 2, 9, 9], &ts, &r),
+            &marked,
+        );
+        Interactions::read_parquet(&p).unwrap();
+        for bad in ["abc", "0", "-3", "4294967297"] {
+            write_raw_meta(
+                &p,
+                raw_table(&[1, 1, 2, 3], &[5, 2, 9, 9], &ts, &r),
+                &[(NUM_USERS_KEY, bad)],
+            );
+            let msg = read_err(&p);
+            assert!(msg.contains(NUM_USERS_KEY) && msg.contains(bad), "{msg}");
+        }
+    }
+
+    #[test]
+    fn non_finite_values_and_negative_times_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.parquet");
+        let (u, i) = ([1u32, 2, 1, 2], [1u32, 2, 1, 2]);
+        for (ts, r, want) in [
+            (
+                [1i64, 2, 3, 4],
+                [1.0f32, 2.0, 3.0, f32::NAN],
+                "column 'rating' row 3: NaN",
+            ),
+            (
+                [1, 2, 3, 4],
+                [1.0, f32::INFINITY, 3.0, 4.0],
+                "column 'rating' row 1: inf",
+            ),
+            (
+                [1, 2, -5, 4],
+                [1.0, 2.0, 3.0, 4.0],
+                "column 'ts' row 2: timestamp -5",
+            ),
+        ] {
+            write_raw(&p, raw_table(&u, &i, &ts, &r));
+            let msg = read_err(&p);
+            assert!(msg.contains(want), "{want}: {msg}");
+        }
+        let p = dir.path().join("label.parquet");
+        write_raw(
+            &p,
+            vec![
+                (
+                    "user",
+                    Arc::new(UInt32Array::from(vec![1u32, 2])) as ArrayRef,
+                ),
+                ("item", Arc::new(UInt32Array::from(vec![1u32, 2]))),
+                ("ts", Arc::new(Int64Array::from(vec![1i64, 2]))),
+                ("label", Arc::new(Float64Array::from(vec![f64::NAN, 1.0]))),
+            ],
+        );
+        assert!(read_err(&p).contains("column 'label' row 0: NaN"));
+
+        // The writer refuses them too (so everything longtail writes reads back), and writes
+        // nothing.
+        let out = dir.path().join("out.parquet");
+        let mut t = readable();
+        t.rating.as_mut().unwrap()[1] = f32::NAN;
+        let msg = t.write_parquet(&out).unwrap_err().to_string();
+        assert!(msg.contains("column 'rating' row 1"), "{msg}");
+        let msg = sample().write_parquet(&out).unwrap_err().to_string();
+        assert!(msg.contains("column 'ts' row 3"), "{msg}");
+        assert!(!out.exists());
     }
 
     #[test]
@@ -947,7 +1277,7 @@ mod tests {
     fn parquet_round_trip_and_no_temp_left() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
-        let t = sample();
+        let t = readable();
         t.write_parquet(&path).unwrap();
         let back = Interactions::read_parquet(&path).unwrap();
         assert_eq!(back, t);
@@ -958,7 +1288,7 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
 
         // Overwrite with a table with a label column and no rating.
-        let mut t2 = sample();
+        let mut t2 = readable();
         t2.rating = None;
         t2.label = Some(vec![1.0, 0.0, 1.0, 0.0]);
         t2.write_parquet(&path).unwrap();

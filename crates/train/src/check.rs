@@ -52,9 +52,10 @@ pub fn check_experiment_with(
     schedules: &crate::schedule::ScheduleRegistry,
     cfg: &ExperimentConfig,
 ) -> Result<()> {
-    check_sections(registry, cfg)?;
+    // The schedule first: it decides what kind of run this is (an `[idw]` section without
+    // `[sequences]` is that mistake, not a CTR run with a retrieval metric).
     schedules.resolve(cfg)?;
-    Ok(())
+    check_sections(registry, cfg)
 }
 
 /// The longest run name: folder names stay well under file-system limits with the model and seed.

@@ -219,3 +219,24 @@ fn out_must_be_a_folder() {
         "x"
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    // `longtail ... | head` closes the pipe early: printing then failed with "internal error
+    // (please report it): failed printing to stdout: Broken pipe".
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_longtail"))
+        .arg("models")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("internal error"), "{err}");
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(141)),
+        "{:?} {err}",
+        o.status
+    );
+}

@@ -10,6 +10,8 @@ mod fuzz_config;
 mod guards;
 mod mfn;
 mod pin;
+mod prepare_guards;
+mod reader_guards;
 mod reliability;
 mod resume;
 mod retrieval;

@@ -6,6 +6,7 @@ mod fuzz;
 mod import_real;
 mod leakage;
 mod prepare;
+mod prepare_guards;
 
 use longtail_data::batch::item_logq;
 use longtail_data::seed::derive_seed;

@@ -285,10 +285,9 @@ impl ScheduleRegistry {
                 _ => ("schedule.name".to_string(), "it is".to_string()),
             };
             let (what, fix) = match task {
-                longtail_core::Task::Retrieval => (
-                    "retrieval runs ([sequences])",
-                    "remove one of the two",
-                ),
+                longtail_core::Task::Retrieval => {
+                    ("retrieval runs ([sequences])", "remove one of the two")
+                }
                 longtail_core::Task::Ctr => (
                     "CTR runs (no [sequences])",
                     "add a [sequences] section and a retrieval model such as `twotower`",
@@ -424,7 +423,10 @@ mod tests {
             ("[idw]\nmax_iterations = 2\n", "'idw'"),
         ] {
             let e = err(extra);
-            assert!(e.contains(key) && !e.contains("schedule.name"), "{extra}: {e}");
+            assert!(
+                e.contains(key) && !e.contains("schedule.name"),
+                "{extra}: {e}"
+            );
         }
         let e = err("[schedule]\nname = \"plain\"\nepochs = 3\n");
         assert!(e.contains("schedule.epochs"), "{e}");
