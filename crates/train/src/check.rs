@@ -266,7 +266,25 @@ fn check_batch_memory(cfg: &ExperimentConfig) -> Result<()> {
         if retrieval && key == "train.batch_size" {
             bytes += b * b * 4.0 * 3.0;
         }
-        longtail_data::memory::check_fits(bytes, key, &format!("one batch of {b:.0} rows"))?;
+        // The row size comes from other keys: name them, so lowering the right one is obvious.
+        let len_key = if retrieval {
+            "sequences.max_len"
+        } else {
+            "samples.max_hist_len"
+        };
+        let sessions = match &cfg.sessions {
+            Some(sc) => format!(
+                " and {} x {} session slots (sessions.windows x sessions.top_n)",
+                sc.windows.len(),
+                sc.top_n
+            ),
+            None => String::new(),
+        };
+        longtail_data::memory::check_fits(
+            bytes,
+            key,
+            &format!("one batch of {b:.0} rows with histories of {len} ({len_key}){sessions}"),
+        )?;
     }
     Ok(())
 }
