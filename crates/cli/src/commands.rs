@@ -38,20 +38,27 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
                         None => Vec::new(),
                     };
                     if names.is_empty() {
-                        vec![longtail_train::load_experiment(&text, &origin, None)?]
+                        let cfg = longtail_train::load_experiment(&text, &origin, None)?;
+                        vec![(cfg.name.clone(), cfg)]
                     } else {
                         // Every block is parsed before the first one runs, so a typo in the
                         // last block does not surface an hour into the batch.
                         names
                             .iter()
-                            .map(|n| longtail_train::load_experiment(&text, &origin, Some(n)))
+                            .map(|n| {
+                                longtail_train::load_experiment(&text, &origin, Some(n))
+                                    .map(|c| (n.clone(), c))
+                            })
                             .collect::<std::result::Result<Vec<_>, _>>()?
                     }
                 }
                 None if experiment.is_some() => bail!("--experiment needs --config FILE"),
-                None => vec![ExperimentConfig::demo()],
+                None => {
+                    let demo = ExperimentConfig::demo();
+                    vec![(demo.name.clone(), demo)]
+                }
             };
-            for cfg in &mut cfgs {
+            for (_, cfg) in &mut cfgs {
                 if let Some(m) = &model {
                     if *m != cfg.model.name {
                         cfg.model.params = toml::Table::new();
@@ -77,9 +84,10 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
                 .unwrap_or_else(|| "the built-in demo".into());
             let mut runs: Vec<ExperimentConfig> = Vec::new();
             let mut dirs: Vec<(std::path::PathBuf, String)> = Vec::new();
-            for cfg in &cfgs {
+            // Blocks are named by their `[experiments.NAME]` key (the run's `name` may differ).
+            for (label, cfg) in &cfgs {
                 let block = |e: longtail_train::TrainError| {
-                    anyhow::anyhow!("config {origin}, experiment '{}': {e}", cfg.name)
+                    anyhow::anyhow!("config {origin}, experiment '{label}': {e}")
                 };
                 longtail_train::check_experiment_with(registry, schedules, cfg).map_err(block)?;
                 for &seed in &seeds {
@@ -93,11 +101,11 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
                             "config {origin}: experiments '{other}' and '{}' would both write the \
                              run folder {} (same name, model and seed); give one of them another \
                              `name`",
-                            c.name,
+                            label,
                             dir.display()
                         );
                     }
-                    dirs.push((dir, c.name.clone()));
+                    dirs.push((dir, label.clone()));
                     runs.push(c);
                 }
             }

@@ -240,3 +240,26 @@ fn a_closed_pipe_ends_quietly() {
         o.status
     );
 }
+
+#[test]
+fn a_run_folder_clash_names_both_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    // Block `c` sets `name = "a"`: the message said "experiments 'a' and 'a'".
+    let text = "[base]\n[base.data]\nkind = \"synth\"\n[base.model]\nname = \"lr\"\n\
+                [experiments.a]\n[experiments.c]\nname = \"a\"\n";
+    std::fs::write(dir.path().join("m.toml"), text).unwrap();
+    let o = longtail(
+        &[
+            "train",
+            "--config",
+            "m.toml",
+            "--experiment",
+            "a,c",
+            "--out",
+            "runs",
+        ],
+        dir.path(),
+    );
+    fails_with(&o, &["'a' and 'c'", "would both write"]);
+    assert!(!dir.path().join("runs").exists());
+}
