@@ -227,17 +227,19 @@ impl Instance {
     }
     /// The towers of a retrieval model; an error naming the model for a CTR one.
     pub fn towers(&self) -> Result<&dyn Towers> {
-        self.model
-            .as_towers()
-            .ok_or_else(|| self.lacks("is not a retrieval model (it has no user and item towers)"))
+        self.model.as_towers().ok_or_else(|| {
+            self.lacks(
+                "is not a retrieval model (it has no user and item towers); [sequences] runs \
+                     need one, e.g. `twotower`",
+            )
+        })
     }
     /// Switches a model with phases to `phase`; models without phases refuse.
     pub fn set_phase(&mut self, phase: &str) -> Result<()> {
-        let err = self.lacks(&format!("has no training phases (asked for '{phase}')"));
-        match self.model.as_phases() {
-            Some(p) => p.set_phase(&self.vs, phase),
-            None => Err(err),
+        if let Some(p) = self.model.as_phases() {
+            return p.set_phase(&self.vs, phase);
         }
+        Err(self.lacks(&format!("has no training phases (asked for '{phase}')")))
     }
     /// The model's own step before training, if it has one.
     pub fn pretrain(

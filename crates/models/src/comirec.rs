@@ -449,30 +449,23 @@ mod tests {
     use longtail_core::tch::Device;
     use longtail_core::Model;
 
+    /// Variant `name` built from `ctx` as the registry builds it (params parsed and validated).
+    fn built(name: &str, ctx: &BuildContext) -> Result<crate::test_util::Built<ComiRec>> {
+        crate::test_util::build_with(ctx, |root| {
+            if name == NAME_DR {
+                ComiRec::new_dr(root, longtail_core::params::parse(name, ctx.params)?, ctx)
+            } else {
+                ComiRec::new_sa(root, longtail_core::params::parse(name, ctx.params)?, ctx)
+            }
+        })
+    }
+
     fn model(name: &str, params: &str) -> crate::test_util::Built<ComiRec> {
         let fm = conformance::tiny_feature_map();
         let t = table(params);
         let ctx = BuildContext::new(&fm, &t, Device::Cpu);
         longtail_core::seed::seed_everything(5);
-        if name == NAME_DR {
-            crate::test_util::build_with(&ctx, |root| {
-                ComiRec::new_dr(
-                    root,
-                    longtail_core::params::parse(NAME_DR, ctx.params)?,
-                    &ctx,
-                )
-            })
-            .unwrap()
-        } else {
-            crate::test_util::build_with(&ctx, |root| {
-                ComiRec::new_sa(
-                    root,
-                    longtail_core::params::parse(NAME_SA, ctx.params)?,
-                    &ctx,
-                )
-            })
-            .unwrap()
-        }
+        built(name, &ctx).unwrap()
     }
 
     #[test]
@@ -524,31 +517,13 @@ mod tests {
         for (params, key) in common.iter().chain(&dr) {
             let t = table(params);
             let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-            let err = crate::test_util::build_with(&ctx, |root| {
-                ComiRec::new_dr(
-                    root,
-                    longtail_core::params::parse(NAME_DR, ctx.params)?,
-                    &ctx,
-                )
-            })
-            .err()
-            .unwrap()
-            .to_string();
+            let err = built(NAME_DR, &ctx).err().unwrap().to_string();
             assert!(err.contains(key) && err.contains(NAME_DR), "{err}");
         }
         for (params, key) in common.iter().chain(&sa) {
             let t = table(params);
             let ctx = BuildContext::new(&fm, &t, Device::Cpu);
-            let err = crate::test_util::build_with(&ctx, |root| {
-                ComiRec::new_sa(
-                    root,
-                    longtail_core::params::parse(NAME_SA, ctx.params)?,
-                    &ctx,
-                )
-            })
-            .err()
-            .unwrap()
-            .to_string();
+            let err = built(NAME_SA, &ctx).err().unwrap().to_string();
             assert!(err.contains(key) && err.contains(NAME_SA), "{err}");
         }
     }

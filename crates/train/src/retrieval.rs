@@ -14,7 +14,7 @@ use crate::step::StandardStep;
 use crate::task::RetrievalTask;
 use crate::trainer::{EpochLog, TrainConfig};
 use longtail_core::density::SleepStats;
-use longtail_core::{DeviceBatch, Instance, Towers};
+use longtail_core::{DeviceBatch, Instance};
 pub use longtail_data::retrieval::{frequency_weights, host_batch, mean_one, RetrievalData};
 use longtail_data::{ScoresTable, SeqSamples};
 use longtail_eval::{topk_metrics_by_group, Metrics};
@@ -150,7 +150,7 @@ pub struct RetrievalLog {
 
 /// Item representations of every item id `0..num_items` `[N, D]`, in chunks, no gradients.
 pub fn all_item_reprs(model: &Instance, num_items: usize, device: Device) -> Result<Tensor> {
-    let towers = towers(model)?;
+    let towers = model.towers()?;
     let mut parts = Vec::new();
     let chunk = 4096i64;
     let n = num_items as i64;
@@ -175,7 +175,7 @@ pub fn sampled_metrics(
     device: Device,
     progress: Option<&str>,
 ) -> Result<(Metrics, ScoresTable)> {
-    let towers = towers(model)?;
+    let towers = model.towers()?;
     let negs = cases.negatives_per_sample();
     let c = negs + 1;
     let mut t = ScoresTable {
@@ -239,25 +239,6 @@ pub fn sampled_metrics(
     Ok((m, t))
 }
 
-/// The towers of a retrieval model, or an error naming the model.
-fn towers(model: &Instance) -> Result<&dyn Towers> {
-    model
-        .model()
-        .as_towers()
-        .ok_or_else(|| not_retrieval(model))
-}
-
-fn not_retrieval(model: &Instance) -> TrainError {
-    TrainError::Config {
-        key: "model".into(),
-        message: format!(
-            "model '{}' is not a retrieval model (no user/item representations); [sequences] \
-             runs need one, e.g. `twotower`",
-            model.name()
-        ),
-    }
-}
-
 /// Full-catalogue ranking of each case's target among every item the user has not interacted
 /// with (IDW's metrics without sampling): the catalogue is scored in chunks of `chunk` items,
 /// keeping a running top-K, so no `[cases, items]` matrix is ever held. Keys `full_hr@K`,
@@ -271,7 +252,7 @@ pub fn full_catalogue_metrics(
     device: Device,
     progress: Option<&str>,
 ) -> Result<Metrics> {
-    let towers = towers(model)?;
+    let towers = model.towers()?;
     let kmax = *RETRIEVAL_KS.iter().max().unwrap_or(&20) as i64;
     let items = all_item_reprs(model, data.num_items, device)?;
     let n = data.num_items as i64;

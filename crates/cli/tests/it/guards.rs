@@ -2,19 +2,8 @@
 //! panic, an abort, a silently accepted typo or an overwritten user file before, and is a one-line
 //! error naming the key, flag or file now.
 
-use super::{longtail, stderr};
+use super::{fails_with, longtail, stderr};
 use std::path::{Path, PathBuf};
-
-/// Exit 1 with one line that contains every needle.
-fn fails_with(o: &std::process::Output, needles: &[&str]) -> String {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    for n in needles {
-        assert!(err.contains(n), "missing '{n}' in: {err}");
-    }
-    err
-}
 
 fn cfg(extra_top: &str, train: &str, sequences: bool) -> longtail_train::ExperimentConfig {
     let seq = if sequences {

@@ -29,6 +29,17 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Exit 1 with one line that contains every needle.
+fn fails_with(o: &std::process::Output, needles: &[&str]) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    for n in needles {
+        assert!(err.contains(n), "missing '{n}' in: {err}");
+    }
+    err
+}
+
 /// Writes `cfg` to `dir/file` and runs `longtail train` on it into `dir/out`.
 fn train_config(dir: &Path, file: &str, cfg: &str, out: &str) -> Output {
     std::fs::write(dir.join(file), cfg).unwrap();

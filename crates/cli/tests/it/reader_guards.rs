@@ -3,17 +3,7 @@
 //! The reader's own rules (ids bounded by the table, finite ratings, times >= 0) are tested in
 //! longtail-data's table.rs; these check that the commands report them.
 
-use super::{longtail, stderr};
-
-/// Exit 1 with one line that contains every needle.
-fn fails_with(o: &std::process::Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    for n in needles {
-        assert!(err.contains(n), "missing '{n}' in: {err}");
-    }
-}
+use super::{fails_with, longtail, stderr};
 
 #[test]
 fn stats_head_item_share_import_columns_and_synth_start_ts_are_checked() {

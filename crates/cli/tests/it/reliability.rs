@@ -3,7 +3,7 @@
 //! before the first one trains, numbers from a config never panic, a changed prepared folder is
 //! refused, a non-finite loss stops the run cleanly, and killed runs leave nothing behind.
 
-use super::{longtail, stderr, train_config};
+use super::{fails_with, longtail, stderr, train_config};
 use std::path::Path;
 use std::process::Command;
 
@@ -56,17 +56,6 @@ fn no_temporaries(dir: &Path) {
         !t.iter().any(|p| p.contains(".ltmp-")),
         "temporaries left: {t:?}"
     );
-}
-
-/// Exit 1, one line on stderr, containing every `needle`.
-fn fails_with(o: &std::process::Output, needles: &[&str]) -> String {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    for n in needles {
-        assert!(err.contains(n), "missing '{n}' in: {err}");
-    }
-    err
 }
 
 #[test]

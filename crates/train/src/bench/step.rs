@@ -187,12 +187,7 @@ impl StepBench {
         longtail_core::seed::seed_everything(seed);
         let ctx = BuildContext::new(&rd.feature_map, model_params, device);
         let m = registry.build(model, &ctx)?;
-        if m.task() != Task::Retrieval {
-            return Err(TrainError::Config {
-                key: "bench".into(),
-                message: format!("'{model}' is not a retrieval model"),
-            });
-        }
+        m.towers()?; // a retrieval model, or an error naming it
         use crate::task::Task as _;
         let task = crate::task::RetrievalTask::new(rd);
         let source = task.train_batches(1, batch_size, seed)?;
