@@ -1,6 +1,6 @@
 """PyTorch eager twin of a longtail training step (the peer of `crates/train/src/bench/twin.rs`).
 
-    python benches/peers/twin.py --dir DIR
+    python benches/peers/twin.py --dir DIR [--style eager|lean]
 
 DIR holds what longtail wrote (`write_twin_inputs`): spec.json (model, effective params, feature
 map, shapes, lr, Adam settings, threads, device, the RNG seed of the reference steps),
@@ -23,6 +23,10 @@ twin goes on; a failure while loading exits with status 1 and the reason on stde
 The step is the plain PyTorch loop: optimizer.zero_grad(), the model's loss terms, their sum,
 loss.backward(), optimizer.step() with torch.optim.Adam (spec's lr, betas, eps). Dropout is not
 used: longtail refuses to write a spec with a non-zero dropout.
+
+--style eager (default) writes the model's equations out; --style lean (twotower only) is the
+twin a PyTorch user tuning the step writes (fused attention, eq. 4 in the product's layout;
+twin_models.build). Both must give longtail's first losses to 1e-6.
 """
 
 import argparse
@@ -91,7 +95,7 @@ def check_names(model, init, spec):
 
 
 class Twin:
-    def __init__(self, folder):
+    def __init__(self, folder, style="eager"):
         with open(os.path.join(folder, "spec.json")) as f:
             spec = json.load(f)
         if spec.get("format") != FORMAT:
@@ -102,7 +106,7 @@ class Twin:
         files = spec["files"]
         self.init = load_file(os.path.join(folder, files["init"]), device=spec["device"])
         self.batches = load_batches(os.path.join(folder, files["batches"]), spec, spec["device"])
-        self.model = twin_models.build(spec["model"], spec["params"], spec["feature_map"])
+        self.model = twin_models.build(spec["model"], spec["params"], spec["feature_map"], style)
         self.model.to(self.device)
         check_names(self.model, self.init, spec)
         # Variables longtail does not train (frozen at writing time) get no gradient here either.
@@ -171,9 +175,10 @@ def reply(obj):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dir", required=True, help="the folder longtail wrote the inputs to")
+    ap.add_argument("--style", choices=["eager", "lean"], default="eager", help="see above")
     args = ap.parse_args()
     try:
-        twin = Twin(args.dir)
+        twin = Twin(args.dir, args.style)
     except Exception as e:  # a loading failure ends the twin with its reason
         print(f"twin.py: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)

@@ -72,17 +72,26 @@ def positive_log_probs(logits, batch, logq_correction):
     return logits.log_softmax(-1).gather(1, target.unsqueeze(1)).squeeze(1)
 
 
-def candidate_aware_scores(users, items):
+def candidate_aware_scores(users, items, lean=False):
     """IDW eq. 4: users [B, K, D] against items [N, D] -> [B, N], each candidate mixing the
-    user's interests by softmax_k(z_k . g)."""
-    a = (users @ items.transpose(-1, -2)).transpose(1, 2)
+    user's interests by softmax_k(z_k . g). `lean`: the softmax over k in the product's own
+    [B, K, N] layout (no transpose, a softmax over the long axis' neighbours) and the plain dot
+    product for K = 1, as a PyTorch user tuning the step would write it."""
+    a = users @ items.transpose(-1, -2)
+    if lean:
+        if a.shape[1] == 1:
+            return a.squeeze(1)
+        return (a.softmax(1) * a).sum(1)
+    a = a.transpose(1, 2)
     return (a.softmax(-1) * a).sum(-1)
 
 
 class MultiHeadSelfAttention(nn.Module):
-    """Scaled dot-product self-attention with a key padding mask; padding rows are zeroed."""
+    """Scaled dot-product self-attention with a key padding mask; padding rows are zeroed.
+    `fused`: F.scaled_dot_product_attention with a boolean key mask (an empty row attends to its
+    first slot; its output is zeroed by the query mask), else the written-out softmax."""
 
-    def __init__(self, dim, heads):
+    def __init__(self, dim, heads, fused=False):
         super().__init__()
         self.q = nn.Linear(dim, dim)
         self.k = nn.Linear(dim, dim)
@@ -90,6 +99,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.heads = heads
         self.head_dim = dim // heads
+        self.fused = fused
 
     def forward(self, x, mask):
         b, l, d = x.shape
@@ -98,18 +108,25 @@ class MultiHeadSelfAttention(nn.Module):
             return t.view(b, l, self.heads, self.head_dim).transpose(1, 2)
 
         q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
-        weights = masked_softmax(scores, mask.view(b, 1, 1, l), -1)
-        ctx = (weights @ v).transpose(1, 2).contiguous().view(b, l, d)
+        if self.fused:
+            real = mask > 0
+            first = torch.arange(l, device=x.device).eq(0).unsqueeze(0)
+            keys = real | (~real.any(1, keepdim=True) & first)
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=keys.view(b, 1, 1, l))
+        else:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
+            weights = masked_softmax(scores, mask.view(b, 1, 1, l), -1)
+            ctx = weights @ v
+        ctx = ctx.transpose(1, 2).contiguous().view(b, l, d)
         return self.out(ctx) * mask.unsqueeze(-1)
 
 
 class TransformerLayer(nn.Module):
     """Post-LayerNorm block: x = LN(x + MHSA(x)); x = LN(x + FFN(x)), GELU feed-forward."""
 
-    def __init__(self, dim, heads, ffn_dim, dropout):
+    def __init__(self, dim, heads, ffn_dim, dropout, fused=False):
         super().__init__()
-        self.attention = MultiHeadSelfAttention(dim, heads)
+        self.attention = MultiHeadSelfAttention(dim, heads, fused)
         self.ln1 = nn.LayerNorm(dim)
         self.ffn1 = nn.Linear(dim, ffn_dim)
         self.ffn2 = nn.Linear(ffn_dim, dim)
@@ -126,11 +143,11 @@ class TransformerLayer(nn.Module):
 class TransformerEncoder(nn.Module):
     """Learned positions + a stack of TransformerLayer, dropout on the input."""
 
-    def __init__(self, dim, heads, layers, ffn_dim, dropout, max_len):
+    def __init__(self, dim, heads, layers, ffn_dim, dropout, max_len, fused=False):
         super().__init__()
         self.position = nn.Parameter(torch.zeros(max_len, dim))
         self.layers = nn.ModuleList(
-            TransformerLayer(dim, heads, ffn_dim, dropout) for _ in range(layers)
+            TransformerLayer(dim, heads, ffn_dim, dropout, fused) for _ in range(layers)
         )
         self.dropout = dropout
 

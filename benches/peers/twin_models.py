@@ -550,11 +550,12 @@ class TwoTower(nn.Module):
     tower, candidate-aware in-batch scores and the in-batch softmax with logQ correction (or
     its focal / qmargin variants, with optional item normalisation)."""
 
-    def __init__(self, p, fm):
+    def __init__(self, p, fm, lean=False):
         super().__init__()
         d = p["embedding_dim"]
         items = fm.vocab("item")
         self.p = p
+        self.lean = lean
         self.user_tower = nn.Module()
         self.user_tower.embedding = embedding(items, d)
         self.user_tower.encoder = TransformerEncoder(
@@ -564,6 +565,7 @@ class TwoTower(nn.Module):
             p.get("ffn_dim") or 4 * d,
             p["dropout"],
             fm.max_len("hist"),
+            fused=lean and p.get("attention", "math") == "fused",
         )
         self.user_tower.queries = nn.Parameter(torch.randn(p["interests"], d) / math.sqrt(d))
         self.item_tower = nn.Module()
@@ -585,7 +587,7 @@ class TwoTower(nn.Module):
         return g
 
     def forward(self, b):
-        logits = candidate_aware_scores(self.users(b), self.items(b.item))
+        logits = candidate_aware_scores(self.users(b), self.items(b.item), self.lean)
         loss, logq = self.p["loss"], self.p["logq_correction"]
         if loss == "qmargin":
             margins = (b.item_logq * -0.25).exp() * self.p["qmargin_scale"]
@@ -685,9 +687,20 @@ MODELS = {
     "pin": Pin,
 }
 
+# Models with a "lean" twin style (see build).
+LEAN = {"twotower"}
 
-def build(name, params, feature_map):
-    """The twin of registered model `name` with its effective params."""
+
+def build(name, params, feature_map, style="eager"):
+    """The twin of registered model `name` with its effective params. `style` "eager" writes the
+    equations out (the attention softmax, eq. 4's softmax over the last axis) whatever kernel
+    longtail's params name; "lean" is the twin a PyTorch user tuning the step writes: fused
+    attention where longtail's params say `attention = "fused"`, eq. 4 in the product's layout.
+    Only the models in LEAN have a lean style."""
     if name not in MODELS:
         raise ValueError(f"no PyTorch twin for model '{name}' (have: {', '.join(sorted(MODELS))})")
-    return MODELS[name](params, FeatureMap(feature_map))
+    if style == "eager":
+        return MODELS[name](params, FeatureMap(feature_map))
+    if style == "lean" and name in LEAN:
+        return MODELS[name](params, FeatureMap(feature_map), lean=True)
+    raise ValueError(f"no '{style}' twin for model '{name}' (lean twins: {', '.join(sorted(LEAN))})")

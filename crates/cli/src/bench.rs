@@ -37,11 +37,17 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
             new,
             max_drop,
             quality_tol,
+            cross_machine_tol,
             out,
             only,
         } => {
-            if !(0.0..1.0).contains(&max_drop) || quality_tol.is_nan() || quality_tol < 0.0 {
-                bail!("--max-drop must be in [0, 1) and --quality-tol >= 0");
+            if !(0.0..1.0).contains(&max_drop)
+                || quality_tol.is_nan()
+                || quality_tol < 0.0
+                || cross_machine_tol.is_nan()
+                || cross_machine_tol < 0.0
+            {
+                bail!("--max-drop must be in [0, 1), --quality-tol and --cross-machine-tol >= 0");
             }
             if let Some(o) = &out {
                 let mut inputs: Vec<&Path> = vec![base.as_path()];
@@ -64,6 +70,10 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
                 for r in [&mut b, &mut n] {
                     r.figures.retain(|f| f.id.starts_with(p.as_str()));
                     r.quality.retain(|q| q.id.starts_with(p.as_str()));
+                    for m in &mut r.other_machines {
+                        m.figures.retain(|f| f.id.starts_with(p.as_str()));
+                        m.quality.retain(|q| q.id.starts_with(p.as_str()));
+                    }
                 }
             }
             let c = compare(
@@ -72,6 +82,7 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
                 Thresholds {
                     max_drop,
                     quality_tol,
+                    cross_machine_tol,
                 },
             );
             let md = c.markdown();
@@ -97,7 +108,11 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
             println!("no regression against {}", base.display());
             Ok(())
         }
-        BenchCommand::Bless { new, baseline } => {
+        BenchCommand::Bless {
+            new,
+            baseline,
+            stale,
+        } => {
             let inputs: Vec<&Path> = new.iter().map(|p| p.as_path()).collect();
             guard_output(
                 &baseline,
@@ -110,7 +125,20 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
                 .iter()
                 .map(|p| BenchReport::read(p))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let n = longtail_train::bench::report::merge_runs(&runs)?;
+            let mut n = longtail_train::bench::report::merge_runs(&runs)?;
+            let known = |s: &str| {
+                s == "all"
+                    || n.quality.iter().any(|q| q.id == s)
+                    || n.figures.iter().any(|f| f.id == s)
+            };
+            if let Some(s) = stale.iter().find(|s| !known(s)) {
+                let ids: Vec<&str> = n.quality.iter().map(|q| q.id.as_str()).collect();
+                bail!(
+                    "--stale: no figure or quality run '{s}' in the new runs (quality runs: {}; \
+                     figures by id, e.g. step/twotower; or `all`)",
+                    ids.join(", ")
+                );
+            }
             match BenchReport::read(&baseline) {
                 Ok(b) => {
                     let c = compare(&b, &n, Thresholds::default());
@@ -120,6 +148,9 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
                         "{changed} of {} rows differ from the old baseline (FAIL/new/info above)",
                         c.rows.len()
                     );
+                    for line in n.carry_machines(&b, &stale) {
+                        println!("{line}");
+                    }
                 }
                 Err(_) => println!(
                     "no readable baseline at {}: starting one",

@@ -31,7 +31,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// CPU kernels libtorch may use: `native` (this CPU's fastest) or `avx2` (the same numbers
-    /// on every AVX2 machine; docs/guarantees.md). Default: `avx2` for `bench`, else `native`.
+    /// across generations of one CPU family; docs/guarantees.md). Default: `avx2` for `bench`,
+    /// else `native`.
     #[arg(long, global = true, env = "LONGTAIL_CPU_KERNELS")]
     pub cpu_kernels: Option<longtail_core::numerics::CpuKernels>,
 }
@@ -312,6 +313,10 @@ pub enum BenchCommand {
         max_drop: f64,
         #[arg(long, default_value_t = 1e-4)]
         quality_tol: f64,
+        /// How far a quality metric may move against a value blessed on another machine (a
+        /// CPU model the baseline has no quality for; docs/benchmarks.md).
+        #[arg(long, default_value_t = longtail_train::bench::report::CROSS_MACHINE_TOL)]
+        cross_machine_tol: f64,
         /// Also write the comparison table (Markdown) here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -329,6 +334,12 @@ pub enum BenchCommand {
         new: Vec<PathBuf>,
         #[arg(long, default_value = "benches/baseline/bench.json")]
         baseline: PathBuf,
+        /// Figures and quality runs (ids, comma-separated, e.g. `step/twotower,idw`; or `all`)
+        /// whose numbers this change moves: what other machines blessed for them is dropped,
+        /// not carried over (those machines then compare them with this machine's values, the
+        /// quality at the cross-machine tolerance, until blessed there).
+        #[arg(long, value_delimiter = ',')]
+        stale: Vec<String>,
     },
     /// Runs the quality gate alone and prints its metrics (JSON).
     Gate {

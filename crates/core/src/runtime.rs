@@ -22,6 +22,22 @@ pub struct RuntimeInfo {
     /// Which CPU kernels were pinned ([`crate::numerics::describe`]: `native` or the variables).
     #[serde(default)]
     pub cpu_kernels: String,
+    /// The CPU model (`/proc/cpuinfo`'s `model name`): same-seed CPU runs repeat exactly on one
+    /// CPU model, not always across models, even with the kernels pinned.
+    #[serde(default)]
+    pub cpu_model: String,
+}
+
+/// This machine's CPU model (`model name` in `/proc/cpuinfo`), or `unknown`.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 pub const TCH_VERSION: &str = "0.24.0";
@@ -72,5 +88,6 @@ pub fn info() -> RuntimeInfo {
         cudnn_available: cuda_available && tch::Cuda::cudnn_is_available(),
         threads: tch::get_num_threads(),
         cpu_kernels: crate::numerics::describe(),
+        cpu_model: cpu_model(),
     }
 }

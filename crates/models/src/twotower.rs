@@ -23,7 +23,11 @@
 //!   padding after so slot p is position p), `layers` = 2 post-LayerNorm blocks of `heads` = 4
 //!   heads, GELU feed-forward of width `ffn_dim` (absent = 4 × D, BERT's ratio), `dropout` = 0.0
 //!   (the paper names none). Padding keys are masked and padding rows zeroed, so trailing
-//!   padding never changes a user's representations.
+//!   padding never changes a user's representations. `attention` = `"fused"` (default) computes
+//!   the attention product with libtorch's `scaled_dot_product_attention`, `"math"` writes it
+//!   out as runs before 2026-12-02 did (`longtail_core::attention::AttentionKernel`; the two
+//!   agree to about 1e-7, so a `"math"` run repeats those runs' numbers exactly and a `"fused"`
+//!   one does not).
 //! - **Parametric attention** (§3.1, after Humeau et al.'s poly-encoder): M learned global
 //!   queries `user_tower.queries [M, D]`, `α_m = softmax_i(q_mᵀ h_i)` over the real positions
 //!   (unscaled, as the paper's formula; padding gets weight 0, an empty history all-zero weights
@@ -67,7 +71,7 @@
 //! - Histories longer than `max_len` are a caller error (the encoder panics).
 
 use crate::checks;
-use longtail_core::attention::TransformerEncoder;
+use longtail_core::attention::{AttentionKernel, TransformerEncoder};
 use longtail_core::layers::{id_embedding_config, masked_softmax, Mlp};
 use longtail_core::losses::in_batch_softmax;
 use longtail_core::tch::nn::{self, Module};
@@ -89,7 +93,7 @@ pub const USER_TOWER: &str = "user_tower";
 /// last entry must equal `embedding_dim`) in `[1, 65536]`, `interests` in `[1, 256]`, `layers` in
 /// `[1, 64]`, `heads` in `[1, 65536]` dividing `embedding_dim`, `embedding_std` in `(0, 10]`,
 /// `dropout` in `[0, 1)`, `focal_gamma` and `qmargin_scale` in `[0, 10]`, `temperature` in
-/// `(0, 100]`, and the words of `loss` and `item_norm`.
+/// `(0, 100]`, and the words of `loss`, `item_norm` and `attention`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TwoTowerParams {
@@ -107,6 +111,8 @@ pub struct TwoTowerParams {
     pub ffn_dim: Option<i64>,
     /// Dropout inside the encoder (input and both residual branches).
     pub dropout: f64,
+    /// The encoder's attention kernel: `"fused"` or `"math"` (same model, float rounding apart).
+    pub attention: AttentionKernel,
     /// Output widths of the item tower's layers; the last must equal `embedding_dim`.
     pub item_hidden: Vec<i64>,
     /// Subtract `log p(y)` from every in-batch logit (IDW eq. 2).
@@ -133,6 +139,7 @@ impl Default for TwoTowerParams {
             heads: 4,
             ffn_dim: None,
             dropout: 0.0,
+            attention: AttentionKernel::Fused,
             item_hidden: vec![16, 16],
             logq_correction: true,
             loss: LossKind::Softmax,
@@ -250,7 +257,8 @@ impl ModelSpec for TwoTower {
             ffn_dim,
             p.dropout,
             max_len,
-        )?;
+        )?
+        .with_kernel(p.attention);
         let queries = user.var(
             "queries",
             &[p.interests, d],
@@ -507,6 +515,7 @@ mod tests {
             "item_norm = \"posthoc\"",
             "item_norm = \"train\"\ntemperature = 0.2\nlogq_correction = false",
             "layers = 1\nheads = 2\nffn_dim = 8\nitem_hidden = [16]\ndropout = 0.1",
+            "attention = \"math\"",
         ] {
             conformance::check_with(&reg, NAME, &table(params))
                 .unwrap_or_else(|e| panic!("{params}: {e}"));
@@ -787,6 +796,29 @@ mod tests {
         }
     }
 
+    /// Both attention kernels compute the same model: the same seed gives the same parameters
+    /// and in-batch logits equal to float rounding (a padded row and an empty history included).
+    #[test]
+    fn attention_kernels_give_the_same_logits() {
+        let math = model("attention = \"math\"");
+        let mut fused = model("");
+        // Copied, not re-seeded: tests share the global generator across threads.
+        fused.vs.copy(&math.vs).unwrap();
+        let b = dev(&host(
+            &[1, 4, 9, 12],
+            &[vec![3, 5], vec![7], vec![], vec![11, 13, 15, 17]],
+        ));
+        longtail_core::tch::no_grad(|| {
+            let (lf, lm) = (
+                fused.forward(&b, true).unwrap().logits,
+                math.forward(&b, true).unwrap().logits,
+            );
+            let diff = (&lf - &lm).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "logits differ by {diff}");
+            assert!(lf.isfinite().all().int64_value(&[]) == 1);
+        });
+    }
+
     #[test]
     fn bad_params_are_rejected_naming_the_key() {
         let fm = conformance::tiny_feature_map();
@@ -805,6 +837,7 @@ mod tests {
             ("focal_gamma = -1.0", "focal_gamma"),
             ("qmargin_scale = -0.1", "qmargin_scale"),
             ("item_norm = \"l2\"", "item_norm"),
+            ("attention = \"flash\"", "attention"),
             ("temperature = 0.0", "temperature"),
             ("logq = true", "logq"),
         ] {

@@ -1,6 +1,7 @@
 //! The benchmark twins (`benches/peers/twin.py`) stay the models they time against: for every
 //! registered model, the PyTorch twin loaded with longtail's initial parameters and batches
-//! returns longtail's first losses (the total and each term), and both sides time a few steps.
+//! returns longtail's first losses (the total and each term), and both sides time a few steps;
+//! the same for the lean twins (`TwinStyle::Lean`).
 //!
 //! Needs the torch venv's `python` on PATH (scripts/test puts it there); skipped with a note when
 //! `python -c "import torch"` fails. The `safetensors` package is installed by
@@ -12,7 +13,7 @@
 //! and its times meaningless).
 
 use longtail_train::bench::step::{StepBench, StepShape};
-use longtail_train::bench::twin::{write_twin_inputs, Twin};
+use longtail_train::bench::twin::{write_twin_inputs, Twin, TwinStyle, LEAN_TWINS};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,7 +23,9 @@ const REFERENCE_STEPS: usize = 3;
 /// Largest relative difference allowed between a longtail loss and the twin's. Where longtail
 /// links the venv's own libtorch (scripts/setup-libtorch sets `LIBTORCH_USE_PYTORCH`), both sides
 /// run the very same kernels on the same float32 inputs and every loss agrees exactly (0 for
-/// every model, measured). 1e-4 leaves room for a libtorch build other than the wheel's (other
+/// every model, measured), except where the twin writes out what longtail fuses (twotower's
+/// eager twin: the math attention beside longtail's `attention = "fused"`, float rounding
+/// apart). 1e-4 leaves room for a libtorch build other than the wheel's (other
 /// vectorised kernels or BLAS: about 1e-7 relative per operation, carried through three Adam
 /// steps) and catches modelling differences: a swapped concatenation order moves the first loss
 /// by percents; a subtle one (ComiRec-SA's argmax read as a softmax) moves steps 2 and 3 by 2e-4,
@@ -84,14 +87,24 @@ fn every_model_has_a_faithful_pytorch_twin() {
         .unwrap_or_else(|| tmp.path().to_path_buf());
     let mut drift = Vec::new();
     let mut rows = Vec::new();
-    for name in registry.names() {
+    // Every model's eager twin, then the lean twins (same inputs, another way of writing it).
+    let runs = registry
+        .names()
+        .into_iter()
+        .map(|n| (n, TwinStyle::Eager))
+        .chain(LEAN_TWINS.iter().map(|n| (n.to_string(), TwinStyle::Lean)));
+    for (model, style) in runs {
         let started = std::time::Instant::now();
-        let dir = base.join(&name);
-        let mut bench = StepBench::new(&registry, &name, &shape, tch::Device::Cpu, 7)
+        let name = match style {
+            TwinStyle::Eager => model.clone(),
+            TwinStyle::Lean => format!("{model} (lean)"),
+        };
+        let dir = base.join(format!("{model}-{}", style.word()));
+        let mut bench = StepBench::new(&registry, &model, &shape, tch::Device::Cpu, 7)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         write_twin_inputs(&bench, &registry, &dir, REFERENCE_STEPS)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut twin = Twin::start(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let mut twin = Twin::start_as(&dir, style).unwrap_or_else(|e| panic!("{e}"));
         let pairs = twin.compare().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             pairs.iter().filter(|p| p.term == "total").count(),

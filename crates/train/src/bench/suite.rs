@@ -10,6 +10,7 @@
 
 use crate::bench::report::{BenchReport, Figure, Machine, QualityRun};
 use crate::bench::step::{StepBench, StepShape};
+use crate::bench::twin::{TwinStyle, LEAN_TWINS};
 use crate::error::{Result, TrainError};
 use longtail_core::Registry;
 use std::collections::BTreeMap;
@@ -114,8 +115,20 @@ pub fn run_suite(
 
     let py = Peers::new(opts)?;
     let mut figures = Vec::new();
-    for m in &models {
-        log(&format!("step/{m}"));
+    // Every model against its eager twin, then the models with a lean twin against that one
+    // too (`step-lean/*`, its own family: the kernels a PyTorch user tuning the step would use).
+    let styled: Vec<(&String, TwinStyle)> = models
+        .iter()
+        .map(|m| (m, TwinStyle::Eager))
+        .chain(
+            models
+                .iter()
+                .filter(|m| LEAN_TWINS.contains(&m.as_str()))
+                .map(|m| (m, TwinStyle::Lean)),
+        )
+        .collect();
+    for &(m, style) in &styled {
+        log(&format!("{}/{m}", step_family(style)));
         figures.push(step_figure(
             registry,
             m,
@@ -123,19 +136,26 @@ pub fn run_suite(
             &py,
             &work,
             tch::Device::Cpu,
+            style,
         )?);
     }
     // On a machine with a GPU the steps are timed there too (untested on a GPU while this was
     // written: no device was lent to that session).
     if let Some(gpu) = opts.gpu {
-        for m in &models {
-            log(&format!("gpu/step/{m}"));
-            figures.push(step_figure(registry, m, opts, &py, &work, gpu)?);
+        for &(m, style) in &styled {
+            log(&format!("gpu/{}/{m}", step_family(style)));
+            figures.push(step_figure(registry, m, opts, &py, &work, gpu, style)?);
         }
     }
     if opts.subset == Subset::Full {
-        log("epoch/twotower/ml-1m (vs PyTorch eager)");
-        figures.push(epoch_figure(registry, opts, &py, &work)?);
+        for style in [TwinStyle::Eager, TwinStyle::Lean] {
+            log(&format!(
+                "{} (vs PyTorch {})",
+                epoch_id(style),
+                style.word()
+            ));
+            figures.push(epoch_figure(registry, opts, &py, &work, style)?);
+        }
     }
     let datasets: &[&str] = match opts.subset {
         Subset::Ci => &["ml-1m"],
@@ -253,6 +273,7 @@ pub fn run_suite(
         figures,
         quality,
         family_spread: BTreeMap::new(),
+        other_machines: Vec::new(),
     };
     write_outputs(&report, out)?;
     Ok(report)
@@ -432,8 +453,33 @@ impl Peers {
 /// larger means the twin is another model and its time says nothing.
 const TWIN_TOLERANCE: f64 = 1e-6;
 
-/// `step/<model>`: longtail's training step at fixed shapes beside its PyTorch eager twin, which
-/// loads the same initial parameters and batches and must reproduce the first losses.
+/// The figure family of a step against a twin of `style`: `step` (eager) or `step-lean`.
+fn step_family(style: TwinStyle) -> &'static str {
+    match style {
+        TwinStyle::Eager => "step",
+        TwinStyle::Lean => "step-lean",
+    }
+}
+
+/// The id of the epoch figure against a twin of `style`.
+fn epoch_id(style: TwinStyle) -> &'static str {
+    match style {
+        TwinStyle::Eager => "epoch/twotower/ml-1m",
+        TwinStyle::Lean => "epoch-lean/twotower/ml-1m",
+    }
+}
+
+/// The peer's name in a figure: `pytorch-eager` or `pytorch-lean`.
+fn twin_peer(style: TwinStyle) -> &'static str {
+    match style {
+        TwinStyle::Eager => "pytorch-eager",
+        TwinStyle::Lean => "pytorch-lean",
+    }
+}
+
+/// `step/<model>` (`step-lean/<model>`): longtail's training step at fixed shapes beside its
+/// PyTorch twin of `style`, which loads the same initial parameters and batches and must
+/// reproduce the first losses.
 fn step_figure(
     registry: &Registry,
     model: &str,
@@ -441,12 +487,15 @@ fn step_figure(
     py: &Peers,
     work: &Path,
     device: tch::Device,
+    style: TwinStyle,
 ) -> Result<Figure> {
     let shape = StepShape::default();
     let mut ours = StepBench::new(registry, model, &shape, device, 1)?;
     let prefix = gpu_prefix(device);
-    let dir = work.join("twins").join(format!("{prefix}{model}"));
-    let (mut twin, worst) = checked_twin(&ours, registry, opts, py, &dir, &format!("'{model}'"))?;
+    let family = step_family(style);
+    let dir = work.join("twins").join(format!("{prefix}{family}-{model}"));
+    let what = format!("'{model}' ({} style)", style.word());
+    let (mut twin, worst) = checked_twin(&ours, registry, opts, py, &dir, &what, style)?;
     // Warm-up on both sides (allocator, caches, lazy init), then many short interleaved pairs:
     // a step is milliseconds, so pairs are cheap, and the median of many paired ratios is what
     // holds still on a shared machine.
@@ -464,8 +513,8 @@ fn step_figure(
     ]
     .into();
     Ok(Figure::new(
-        &format!("{prefix}step/{model}"),
-        Some("pytorch-eager"),
+        &format!("{prefix}{family}/{model}"),
+        Some(twin_peer(style)),
         o,
         p,
         extra,
@@ -510,12 +559,14 @@ fn checked_twin(
     py: &Peers,
     dir: &Path,
     what: &str,
+    style: TwinStyle,
 ) -> Result<(crate::bench::twin::Twin, f64)> {
     crate::bench::twin::write_twin_inputs(ours, registry, dir, 3)?;
-    let mut twin = crate::bench::twin::Twin::start_with(
+    let mut twin = crate::bench::twin::Twin::start_styled(
         &py.python,
         &opts.repo.join("benches/peers/twin.py"),
         dir,
+        style,
     )?;
     let worst = twin
         .compare()?
@@ -543,6 +594,7 @@ fn epoch_figure(
     opts: &SuiteOptions,
     py: &Peers,
     work: &Path,
+    style: TwinStyle,
 ) -> Result<Figure> {
     // The protocol is the config's own `mur` block, so the benchmark follows the reproduction.
     let path = opts.repo.join("configs/idw-ml-1m.toml");
@@ -564,8 +616,9 @@ fn epoch_figure(
         1,
     )?;
     let steps = ours.hosts.len();
-    let dir = work.join("twins").join("epoch-twotower-ml-1m");
-    let (mut twin, worst) = checked_twin(&ours, registry, opts, py, &dir, "the epoch benchmark")?;
+    let dir = work.join("twins").join(epoch_id(style).replace('/', "-"));
+    let what = format!("the epoch benchmark ({} style)", style.word());
+    let (mut twin, worst) = checked_twin(&ours, registry, opts, py, &dir, &what, style)?;
     // A short warm-up per side (allocator, lazy init), then one whole epoch per side and round;
     // epoch time = steps x the mean ms per step.
     let (o, p) = timed_pairs(&mut ours, &mut twin, opts.rounds, steps, steps as f64)?;
@@ -576,8 +629,8 @@ fn epoch_figure(
     ]
     .into();
     Ok(Figure::new(
-        "epoch/twotower/ml-1m",
-        Some("pytorch-eager"),
+        epoch_id(style),
+        Some(twin_peer(style)),
         o,
         p,
         extra,

@@ -30,7 +30,8 @@
 //! [`Twin::time`]. The twin uses the thread count of the thread that wrote the inputs
 //! (`tch::get_num_threads`, which OpenMP keeps per thread). Where longtail links the venv's own
 //! libtorch (`LIBTORCH_USE_PYTORCH`), every twin's losses equal longtail's exactly on the CPU
-//! (`crates/cli/tests/it/twins.rs`).
+//! (`crates/cli/tests/it/twins.rs`), except to float rounding where the eager twin writes out a
+//! kernel longtail fuses (twotower's attention, [`TwinStyle`]).
 
 use super::step::StepBench;
 use crate::error::{Result, TrainError};
@@ -387,14 +388,54 @@ pub struct Twin {
     pub timeout: Duration,
 }
 
+/// How the twin writes the model (`twin.py --style`; `benches/peers/twin_models.py::build`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwinStyle {
+    /// The model's equations written out (the attention softmax, eq. 4's softmax over the last
+    /// axis), whatever kernel longtail's params choose: what a researcher transcribes.
+    Eager,
+    /// What a PyTorch user tuning the step writes: fused attention where longtail's params say
+    /// `attention = "fused"`, eq. 4 in the product's layout. Only the models of [`LEAN_TWINS`].
+    Lean,
+}
+
+impl TwinStyle {
+    /// The word of `--style` (and of the figures' peer: `pytorch-eager`, `pytorch-lean`).
+    pub fn word(self) -> &'static str {
+        match self {
+            TwinStyle::Eager => "eager",
+            TwinStyle::Lean => "lean",
+        }
+    }
+}
+
+/// The models with a [`TwinStyle::Lean`] twin (`LEAN` in `benches/peers/twin_models.py`).
+pub const LEAN_TWINS: [&str; 1] = ["twotower"];
+
 impl Twin {
     /// Starts the twin of the inputs in `dir` with the `python` on `PATH` (the torch venv).
     pub fn start(dir: &Path) -> Result<Twin> {
-        Self::start_with(Path::new("python"), &twin_script(), dir)
+        Self::start_as(dir, TwinStyle::Eager)
     }
 
-    /// Starts `python script --dir DIR` and waits until it has loaded (its `ready` line).
+    /// [`Twin::start`] with the twin written in `style`.
+    pub fn start_as(dir: &Path, style: TwinStyle) -> Result<Twin> {
+        Self::start_styled(Path::new("python"), &twin_script(), dir, style)
+    }
+
+    /// Starts `python script --dir DIR` (the eager style) and waits until it has loaded (its
+    /// `ready` line).
     pub fn start_with(python: &Path, script: &Path, dir: &Path) -> Result<Twin> {
+        Self::start_styled(python, script, dir, TwinStyle::Eager)
+    }
+
+    /// Starts `python script --dir DIR --style STYLE` and waits until it has loaded.
+    pub fn start_styled(
+        python: &Path,
+        script: &Path,
+        dir: &Path,
+        style: TwinStyle,
+    ) -> Result<Twin> {
         let spec_path = dir.join(SPEC);
         let bytes = std::fs::read(&spec_path).map_err(|e| crate::error::io(&spec_path, e))?;
         let spec: serde_json::Value =
@@ -408,6 +449,7 @@ impl Twin {
             .arg(script)
             .arg("--dir")
             .arg(dir)
+            .args(["--style", style.word()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
