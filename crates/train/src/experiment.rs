@@ -405,11 +405,18 @@ pub fn finished_run(out_root: &Path, cfg: &ExperimentConfig) -> Option<PathBuf> 
 
 /// The `config_hash` a run of `cfg` records (what `--skip-finished` and `--resume` match on).
 fn config_hash(cfg: &ExperimentConfig) -> Result<String> {
+    Ok(config_record(cfg)?.1)
+}
+
+/// `cfg` as the JSON value `run.json` records, and its `config_hash`: the one place the hash
+/// is computed, so `--skip-finished` and `--resume` match what runs record.
+fn config_record(cfg: &ExperimentConfig) -> Result<(serde_json::Value, String)> {
     let v = serde_json::to_value(cfg).map_err(|e| TrainError::Config {
         key: "config".into(),
         message: e.to_string(),
     })?;
-    Ok(hash_json(&v))
+    let hash = hash_json(&v);
+    Ok((v, hash))
 }
 
 /// Checks that `cfg`'s run folder may be written before anything runs: it must not be (or hold)
@@ -893,10 +900,7 @@ impl RunParts<'_> {
         extra: impl FnOnce(&mut RunManifest),
     ) -> Result<RunOutcome> {
         let cfg = self.cfg;
-        let config = serde_json::to_value(cfg).map_err(|e| TrainError::Config {
-            key: "config".into(),
-            message: e.to_string(),
-        })?;
+        let (config, config_hash) = config_record(cfg)?;
         let mut manifest = RunManifest {
             longtail_version: env!("CARGO_PKG_VERSION").to_string(),
             git_revision: self.git_revision.map(str::to_string),
@@ -908,7 +912,7 @@ impl RunParts<'_> {
             seed: cfg.seed,
             device: device_name(self.device),
             runtime: runtime::info(),
-            config_hash: hash_json(&config),
+            config_hash,
             config,
             started_unix_s: self.started_unix_s,
             wall_s: self.started.elapsed().as_secs_f64(),

@@ -556,6 +556,7 @@ fn bench_compare_fails_on_a_slowdown_or_a_moved_metric_and_bless_writes_the_base
             wall_s: 1.0,
         }],
         family_spread: Default::default(),
+        other_machines: Vec::new(),
     };
     let p = |n: &str| dir.path().join(n);
     report(1.0, 0.75).write(&p("base.json")).unwrap();
@@ -581,6 +582,38 @@ fn bench_compare_fails_on_a_slowdown_or_a_moved_metric_and_bless_writes_the_base
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL"));
+    let o = longtail(&["bench", "compare", "base.json", "slow.json"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Another CPU model: quality is compared at the cross-machine tolerance, and blessing
+    // there keeps this machine's entry for exact checks here.
+    let mut other = report(1.0, 0.76);
+    other.machine.cpu_model = "Other CPU".into();
+    other.write(&p("other.json")).unwrap();
+    let o = longtail(&["bench", "compare", "base.json", "other.json"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("across machines"));
+    let o = longtail(
+        &[
+            "bench",
+            "bless",
+            "other.json",
+            "--baseline",
+            "base.json",
+            "--stale",
+            "nope",
+        ],
+        dir.path(),
+    );
+    fails_with(&o, &["--stale", "'nope'"]);
+    let o = longtail(
+        &["bench", "bless", "other.json", "--baseline", "base.json"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("kept"));
+    // Back on the first machine: exact again (0.76 against its own 0.75 fails).
+    let o = longtail(&["bench", "compare", "base.json", "moved.json"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
     let o = longtail(&["bench", "compare", "base.json", "slow.json"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     // A file that is not a report is one clear line.

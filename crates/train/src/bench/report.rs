@@ -140,6 +140,32 @@ pub fn merge_runs(reports: &[BenchReport]) -> Result<BenchReport> {
             message: "no report to bless".into(),
         });
     };
+    // One tree, one machine: a baseline mixing builds or CPUs would gate against numbers that
+    // no single run can repeat.
+    for r in &reports[1..] {
+        if let (Some(a), Some(b)) = (&first.git_revision, &r.git_revision) {
+            if a != b {
+                return Err(TrainError::Config {
+                    key: "bench".into(),
+                    message: format!(
+                        "the reports blessed together come from different builds ({a} and {b}): \
+                         bless runs of one tree"
+                    ),
+                });
+            }
+        }
+        if r.machine.quality_key() != first.machine.quality_key() {
+            return Err(TrainError::Config {
+                key: "bench".into(),
+                message: format!(
+                    "the reports blessed together come from different machines ('{}' and \
+                     '{}'): bless each machine's runs on their own",
+                    first.machine.quality_key(),
+                    r.machine.quality_key()
+                ),
+            });
+        }
+    }
     // Runs without the quality gate (`bench suite --no-gate`) add speed measurements only; the
     // first gated run gives the quality metrics and everything else.
     let first = reports
@@ -1270,6 +1296,25 @@ mod tests {
         let text = serde_json::to_string(&kept).unwrap();
         let back: BenchReport = serde_json::from_str(&text).unwrap();
         assert_eq!(back, kept);
+    }
+
+    /// Runs of different builds or machines are not blessed into one baseline.
+    #[test]
+    fn bless_refuses_runs_of_different_builds_or_machines() {
+        let mut a = report(1.0, 0.7);
+        a.git_revision = Some("abc".into());
+        let mut b = a.clone();
+        assert!(merge_runs(&[a.clone(), b.clone()]).is_ok());
+        b.git_revision = Some("def".into());
+        let e = merge_runs(&[a.clone(), b]).unwrap_err().to_string();
+        assert!(e.contains("abc") && e.contains("def"), "{e}");
+        let e = merge_runs(&[a.clone(), on(a.clone(), "Other CPU")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("different machines") && e.contains("Other CPU"),
+            "{e}"
+        );
     }
 
     #[test]
