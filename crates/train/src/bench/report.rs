@@ -154,14 +154,14 @@ pub fn merge_runs(reports: &[BenchReport]) -> Result<BenchReport> {
                 });
             }
         }
-        if r.machine.quality_key() != first.machine.quality_key() {
+        if r.machine.baseline_key() != first.machine.baseline_key() {
             return Err(TrainError::Config {
                 key: "bench".into(),
                 message: format!(
                     "the reports blessed together come from different machines ('{}' and \
                      '{}'): bless each machine's runs on their own",
-                    first.machine.quality_key(),
-                    r.machine.quality_key()
+                    first.machine.baseline_key(),
+                    r.machine.baseline_key()
                 ),
             });
         }
@@ -269,7 +269,7 @@ pub struct Machine {
 impl Machine {
     /// What decides whether two runs' quality metrics repeat exactly: the CPU model, the
     /// kernels in force and the thread count.
-    pub fn quality_key(&self) -> String {
+    pub fn baseline_key(&self) -> String {
         let kernels = if self.cpu_kernels.is_empty() {
             "unrecorded kernels"
         } else {
@@ -331,7 +331,7 @@ pub struct BenchReport {
     /// it (figures of one family move together when the machine's state changes).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub family_spread: BTreeMap<String, f64>,
-    /// What was blessed on other machines ([`Machine::quality_key`]): same-seed runs repeat
+    /// What was blessed on other machines ([`Machine::baseline_key`]): same-seed runs repeat
     /// exactly on one CPU model, not across models (AMD EPYC and Intel Xeon differ by up to
     /// 1.3e-2 on the gate's small test sets, AVX2 kernels pinned on both), and some peer
     /// ratios differ by CPU too (GAUC vs pandas: 10.7x on the EPYC, 6.8-9.6x on the Xeon). So
@@ -346,7 +346,7 @@ pub struct BenchReport {
 /// The figures and quality-gate metrics blessed on one machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachineBaseline {
-    /// [`Machine::quality_key`] of the machine they were measured on.
+    /// [`Machine::baseline_key`] of the machine they were measured on.
     pub machine: String,
     #[serde(default)]
     pub figures: Vec<Figure>,
@@ -357,9 +357,9 @@ pub struct MachineBaseline {
 }
 
 impl BenchReport {
-    /// What was blessed on the machine `key` ([`Machine::quality_key`]), if anything.
+    /// What was blessed on the machine `key` ([`Machine::baseline_key`]), if anything.
     pub fn blessed_on(&self, key: &str) -> Option<MachineBaseline> {
-        if self.machine.quality_key() == key {
+        if self.machine.baseline_key() == key {
             return Some(self.own_machine());
         }
         self.other_machines
@@ -370,7 +370,7 @@ impl BenchReport {
 
     fn own_machine(&self) -> MachineBaseline {
         MachineBaseline {
-            machine: self.machine.quality_key(),
+            machine: self.machine.baseline_key(),
             figures: self.figures.clone(),
             quality: self.quality.clone(),
             family_spread: self.family_spread.clone(),
@@ -382,7 +382,7 @@ impl BenchReport {
     /// with `all`), whose numbers an intended change moved and which cannot be re-measured
     /// here. Returns what was carried and what dropped, one line per machine.
     pub fn carry_machines(&mut self, old: &BenchReport, stale: &[String]) -> Vec<String> {
-        let here = self.machine.quality_key();
+        let here = self.machine.baseline_key();
         let mut sets = vec![old.own_machine()];
         sets.extend(old.other_machines.iter().cloned());
         let is_stale = |id: &str| stale.iter().any(|s| s == "all" || s == id);
@@ -665,25 +665,25 @@ impl Comparison {
 /// `t.max_drop`, a quality metric that moved by more than `t.quality_tol`, and anything gated
 /// in the baseline but missing now are failures. Times without a peer are shown, never gated.
 pub fn compare(base: &BenchReport, new: &BenchReport, t: Thresholds) -> Comparison {
-    let here = new.machine.quality_key();
+    let here = new.machine.baseline_key();
     let own = base.blessed_on(&here);
     let mut rows = Vec::new();
     // Speed against this machine's blessed figures where the baseline has them; a figure it
     // lacks (dropped as stale by a bless elsewhere, or new) against the blessing machine's.
-    let speed = match &own {
-        Some(o) if !o.figures.is_empty() => {
-            let mut b = base.clone();
-            b.figures = o.figures.clone();
-            b.figures.extend(
-                base.figures
-                    .iter()
-                    .filter(|f| !o.figures.iter().any(|x| x.id == f.id))
-                    .cloned(),
-            );
-            b.family_spread = o.family_spread.clone();
-            b
-        }
-        _ => base.clone(),
+    let (base_figures, family_spread): (Vec<Figure>, &BTreeMap<String, f64>) = match &own {
+        Some(o) if !o.figures.is_empty() => (
+            o.figures
+                .iter()
+                .chain(
+                    base.figures
+                        .iter()
+                        .filter(|f| !o.figures.iter().any(|x| x.id == f.id)),
+                )
+                .cloned()
+                .collect(),
+            &o.family_spread,
+        ),
+        _ => (base.figures.clone(), &base.family_spread),
     };
     if own.as_ref().is_none_or(|o| o.figures.is_empty()) && !base.figures.is_empty() {
         rows.push(CompareRow {
@@ -695,12 +695,11 @@ pub fn compare(base: &BenchReport, new: &BenchReport, t: Thresholds) -> Comparis
             note: format!(
                 "the baseline has no figures blessed on this machine ('{here}'): ratios are \
                  compared with those blessed on '{}'",
-                base.machine.quality_key()
+                base.machine.baseline_key()
             ),
         });
     }
-    let base_figures = &speed;
-    for b in &base_figures.figures {
+    for b in &base_figures {
         let n = new.figures.iter().find(|f| f.id == b.id);
         match (b.ratio, n) {
             (Some(br), Some(nf)) => {
@@ -763,7 +762,6 @@ pub fn compare(base: &BenchReport, new: &BenchReport, t: Thresholds) -> Comparis
     // than `max_drop` either. One figure's noise averages out there, while a slowdown of the
     // shared code (every training step) does not.
     let mut families: Vec<String> = base_figures
-        .figures
         .iter()
         .filter(|f| f.ratio.is_some())
         .map(|f| family_of(&f.id).to_string())
@@ -771,7 +769,6 @@ pub fn compare(base: &BenchReport, new: &BenchReport, t: Thresholds) -> Comparis
     families.dedup();
     for fam in families {
         let pairs: Vec<(f64, f64)> = base_figures
-            .figures
             .iter()
             .filter(|b| family_of(&b.id) == fam)
             .filter_map(|b| {
@@ -785,8 +782,7 @@ pub fn compare(base: &BenchReport, new: &BenchReport, t: Thresholds) -> Comparis
         }
         let gb = geometric_mean(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
         let gn = geometric_mean(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
-        let spread = base_figures
-            .family_spread
+        let spread = family_spread
             .get(&fam)
             .copied()
             .unwrap_or(0.0)
@@ -819,7 +815,7 @@ pub fn compare(base: &BenchReport, new: &BenchReport, t: Thresholds) -> Comparis
         });
     }
     for f in &new.figures {
-        if !base_figures.figures.iter().any(|b| b.id == f.id) {
+        if !base_figures.iter().any(|b| b.id == f.id) {
             rows.push(CompareRow {
                 kind: if f.ratio.is_some() { "ratio" } else { "time" }.into(),
                 id: f.id.clone(),
@@ -902,7 +898,7 @@ pub fn compare(base: &BenchReport, new: &BenchReport, t: Thresholds) -> Comparis
                  checks here)",
                 crossed.join(", "),
                 t.cross_machine_tol,
-                base.machine.quality_key()
+                base.machine.baseline_key()
             ),
         });
     }
@@ -1180,7 +1176,7 @@ mod tests {
         // Once the baseline carries quality blessed on that machine, it is exact there too.
         let mut both = base.clone();
         both.other_machines.push(MachineBaseline {
-            machine: on(report(1.0, 0.71), "Intel Xeon").machine.quality_key(),
+            machine: on(report(1.0, 0.71), "Intel Xeon").machine.baseline_key(),
             figures: Vec::new(),
             quality: report(1.0, 0.71).quality,
             family_spread: BTreeMap::new(),
@@ -1267,12 +1263,12 @@ mod tests {
         let mut kept = new.clone();
         let notes = kept.carry_machines(&old, &[]);
         assert_eq!(kept.other_machines.len(), 1, "{notes:?}");
-        let amd = kept.blessed_on(&old.machine.quality_key()).unwrap();
+        let amd = kept.blessed_on(&old.machine.baseline_key()).unwrap();
         assert_eq!(amd.quality, old.quality);
         assert_eq!(amd.figures, old.figures);
         let mut stale = new.clone();
         let notes = stale.carry_machines(&old, &["idw".to_string(), "step/basemodel".into()]);
-        let amd = stale.blessed_on(&old.machine.quality_key()).unwrap();
+        let amd = stale.blessed_on(&old.machine.baseline_key()).unwrap();
         assert_eq!(amd.quality.len(), 1);
         assert_eq!(amd.quality[0].id, "demo");
         assert_eq!(amd.figures.len(), 1, "{:?}", amd.figures);
@@ -1291,7 +1287,7 @@ mod tests {
         let mut again = on(report(1.0, 0.72), "Intel Xeon");
         again.carry_machines(&kept, &[]);
         assert_eq!(again.other_machines.len(), 1);
-        assert_eq!(again.other_machines[0].machine, old.machine.quality_key());
+        assert_eq!(again.other_machines[0].machine, old.machine.baseline_key());
         // The field survives the JSON round trip.
         let text = serde_json::to_string(&kept).unwrap();
         let back: BenchReport = serde_json::from_str(&text).unwrap();

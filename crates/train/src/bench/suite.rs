@@ -117,7 +117,7 @@ pub fn run_suite(
     let mut figures = Vec::new();
     // Every model against its eager twin, then the models with a lean twin against that one
     // too (`step-lean/*`, its own family: the kernels a PyTorch user tuning the step would use).
-    let styled: Vec<(&String, TwinStyle)> = models
+    let runs: Vec<(&String, TwinStyle)> = models
         .iter()
         .map(|m| (m, TwinStyle::Eager))
         .chain(
@@ -127,8 +127,8 @@ pub fn run_suite(
                 .map(|m| (m, TwinStyle::Lean)),
         )
         .collect();
-    for &(m, style) in &styled {
-        log(&format!("{}/{m}", step_family(style)));
+    for &(m, style) in &runs {
+        log(&format!("{}/{m}", styled("step", style)));
         figures.push(step_figure(
             registry,
             m,
@@ -142,8 +142,8 @@ pub fn run_suite(
     // On a machine with a GPU the steps are timed there too (untested on a GPU while this was
     // written: no device was lent to that session).
     if let Some(gpu) = opts.gpu {
-        for &(m, style) in &styled {
-            log(&format!("gpu/{}/{m}", step_family(style)));
+        for &(m, style) in &runs {
+            log(&format!("gpu/{}/{m}", styled("step", style)));
             figures.push(step_figure(registry, m, opts, &py, &work, gpu, style)?);
         }
     }
@@ -453,28 +453,23 @@ impl Peers {
 /// larger means the twin is another model and its time says nothing.
 const TWIN_TOLERANCE: f64 = 1e-6;
 
-/// The figure family of a step against a twin of `style`: `step` (eager) or `step-lean`.
-fn step_family(style: TwinStyle) -> &'static str {
+/// A figure family against a twin of `style`: `family` itself for the eager twin, and
+/// `family-lean` (`step-lean`, `epoch-lean`) for the lean one.
+fn styled(family: &str, style: TwinStyle) -> String {
     match style {
-        TwinStyle::Eager => "step",
-        TwinStyle::Lean => "step-lean",
+        TwinStyle::Eager => family.to_string(),
+        TwinStyle::Lean => format!("{family}-lean"),
     }
 }
 
 /// The id of the epoch figure against a twin of `style`.
-fn epoch_id(style: TwinStyle) -> &'static str {
-    match style {
-        TwinStyle::Eager => "epoch/twotower/ml-1m",
-        TwinStyle::Lean => "epoch-lean/twotower/ml-1m",
-    }
+fn epoch_id(style: TwinStyle) -> String {
+    format!("{}/twotower/ml-1m", styled("epoch", style))
 }
 
 /// The peer's name in a figure: `pytorch-eager` or `pytorch-lean`.
-fn twin_peer(style: TwinStyle) -> &'static str {
-    match style {
-        TwinStyle::Eager => "pytorch-eager",
-        TwinStyle::Lean => "pytorch-lean",
-    }
+fn twin_peer(style: TwinStyle) -> String {
+    format!("pytorch-{}", style.word())
 }
 
 /// `step/<model>` (`step-lean/<model>`): longtail's training step at fixed shapes beside its
@@ -492,7 +487,7 @@ fn step_figure(
     let shape = StepShape::default();
     let mut ours = StepBench::new(registry, model, &shape, device, 1)?;
     let prefix = gpu_prefix(device);
-    let family = step_family(style);
+    let family = styled("step", style);
     let dir = work.join("twins").join(format!("{prefix}{family}-{model}"));
     let what = format!("'{model}' ({} style)", style.word());
     let (mut twin, worst) = checked_twin(&ours, registry, opts, py, &dir, &what, style)?;
@@ -514,7 +509,7 @@ fn step_figure(
     .into();
     Ok(Figure::new(
         &format!("{prefix}{family}/{model}"),
-        Some(twin_peer(style)),
+        Some(twin_peer(style).as_str()),
         o,
         p,
         extra,
@@ -629,8 +624,8 @@ fn epoch_figure(
     ]
     .into();
     Ok(Figure::new(
-        epoch_id(style),
-        Some(twin_peer(style)),
+        &epoch_id(style),
+        Some(twin_peer(style).as_str()),
         o,
         p,
         extra,
