@@ -174,7 +174,7 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
             let cfgs = longtail_train::bench::gate::gate_configs(registry, &config, only)?;
             let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
             let runs = longtail_train::bench::gate::run_gate(registry, &cfgs, tmp.path(), &|l| {
-                eprintln!("{l}")
+                tracing::info!("{l}")
             })?;
             println!("{}", serde_json::to_string_pretty(&runs)?);
             Ok(())
@@ -251,7 +251,7 @@ pub fn run(registry: &Registry, cmd: BenchCommand) -> Result<()> {
                     .map(str::to_string),
             };
             let report = longtail_train::bench::suite::run_suite(registry, &opts, &out, &|l| {
-                eprintln!("{l}")
+                tracing::info!("{l}")
             })?;
             print_written(&out, &report);
             Ok(())

@@ -21,6 +21,7 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
             seeds,
             skip_finished,
             resume,
+            set,
             run,
         } => {
             // An unknown model fails before the config is read or any data is touched.
@@ -28,33 +29,17 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
                 registry.check(m)?;
             }
             let mut cfgs = match &config {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read config {}", path.display()))?;
-                    let origin = path.display().to_string();
-                    let names: Vec<String> = match experiment.as_deref() {
-                        Some("all") => longtail_train::experiment_names(&text),
-                        Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
-                        None => Vec::new(),
-                    };
-                    if names.is_empty() {
-                        let cfg = longtail_train::load_experiment(&text, &origin, None)?;
-                        vec![(cfg.name.clone(), cfg)]
-                    } else {
-                        // Every block is parsed before the first one runs, so a typo in the
-                        // last block does not surface an hour into the batch.
-                        names
-                            .iter()
-                            .map(|n| {
-                                longtail_train::load_experiment(&text, &origin, Some(n))
-                                    .map(|c| (n.clone(), c))
-                            })
-                            .collect::<std::result::Result<Vec<_>, _>>()?
-                    }
-                }
+                Some(path) => longtail_train::load_experiments(path, experiment.as_deref(), &set)?,
                 None if experiment.is_some() => bail!("--experiment needs --config FILE"),
                 None => {
-                    let demo = ExperimentConfig::demo();
+                    tracing::info!(
+                        "note: no --config given: training the built-in demo (the job of \
+                         `longtail demo`, spelled out in configs/demo.toml)"
+                    );
+                    let mut demo = ExperimentConfig::demo();
+                    if !set.is_empty() {
+                        demo = demo_with_sets(demo, &set)?;
+                    }
                     vec![(demo.name.clone(), demo)]
                 }
             };
@@ -114,8 +99,10 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
                 if skip_finished || resume {
                     let mut eff = cfg.clone();
                     apply_overrides(&mut eff, &run);
-                    if let Some(dir) = longtail_train::experiment::finished_run(&run.out, &eff) {
-                        eprintln!(
+                    if let Some(dir) =
+                        longtail_train::finished_run(registry, schedules, &run.out, &eff)
+                    {
+                        tracing::info!(
                             "skip [{}/{total}]: {} already holds this run (same config hash)",
                             k + 1,
                             dir.display()
@@ -124,7 +111,7 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
                     }
                 }
                 if total > 1 {
-                    eprintln!(
+                    tracing::info!(
                         "== [{}/{total}] {} (model {})",
                         k + 1,
                         cfg.name,
@@ -148,6 +135,7 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
             columns,
             items,
             items_format,
+            items_columns,
             price_buckets,
         } => import(
             &format,
@@ -155,6 +143,7 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
             &output,
             columns.as_deref(),
             items.as_deref().zip(items_format.as_deref()),
+            items_columns.as_deref(),
             price_buckets,
         ),
         Command::Prepare { config, out, seed } => prepare(&config, &out, seed),
@@ -330,14 +319,44 @@ pub fn run(registry: &Registry, schedules: &ScheduleRegistry, cmd: Command) -> R
                 for (path, bytes) in &pngs {
                     longtail_data::atomic::write_bytes(path, bytes)?;
                 }
-                eprintln!("wrote {} and {}", pngs[0].0.display(), pngs[1].0.display());
+                tracing::info!("wrote {} and {}", pngs[0].0.display(), pngs[1].0.display());
             }
             Ok(())
         }
-        Command::Models => {
+        Command::Models { name: None, .. } => {
             for (name, description) in registry.list() {
                 println!("{name:<16} {description}");
             }
+            Ok(())
+        }
+        Command::Models {
+            name: Some(name),
+            json,
+        } => {
+            let d = registry.describe(&name)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print!("{}", d.render_text());
+            }
+            Ok(())
+        }
+        Command::Check {
+            config,
+            experiment,
+            set,
+            brief,
+        } => check(
+            registry,
+            schedules,
+            &config,
+            experiment.as_deref(),
+            &set,
+            brief,
+        ),
+        Command::Completions { shell } => {
+            let mut cmd = <crate::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "longtail", &mut std::io::stdout());
             Ok(())
         }
         Command::Schedules => {
@@ -363,6 +382,7 @@ fn import(
     output: &Path,
     columns: Option<&str>,
     items: Option<(&Path, &str)>,
+    items_columns: Option<&str>,
     price_buckets: usize,
 ) -> Result<()> {
     let format: longtail_data::ImportFormat = format.parse()?;
@@ -375,22 +395,15 @@ fn import(
     let imported = longtail_data::import_with(format, input, mapping.as_ref())?;
     // Item features are read before anything is written, so a bad items file leaves no output.
     let features = match items {
-        Some((path, kind)) => Some(match kind {
-            "movielens-movies" => {
-                longtail_data::items::movielens_item_features(path, &imported.item_vocab)?
-            }
-            "movielens-100k" => {
-                longtail_data::items::movielens_100k_item_features(path, &imported.item_vocab)?
-            }
-            "amazon-meta" => longtail_data::items::amazon_item_features(
+        Some((path, kind)) => {
+            let src = longtail_data::ItemSource::from_format_name(
+                kind,
                 path,
-                &imported.item_vocab,
                 price_buckets,
-            )?,
-            other => bail!(
-                "unknown --items-format '{other}' (valid: movielens-movies, movielens-100k, amazon-meta)"
-            ),
-        }),
+                items_columns,
+            )?;
+            Some(src.read(&imported.item_vocab)?)
+        }
         None => None,
     };
     // All outputs or none: table, vocabularies and item features are renamed into place together.
@@ -453,11 +466,11 @@ fn prepare(config: &Path, out: &Path, seed: Option<u64>) -> Result<()> {
     )?;
     let started = std::time::Instant::now();
     let log = |stage: &str| {
-        eprintln!("[{:>6.1}s] {stage}", started.elapsed().as_secs_f64());
+        tracing::info!("[{:>6.1}s] {stage}", started.elapsed().as_secs_f64());
     };
     let m = longtail_data::prepare(&cfg, out, &log)?;
     for w in &m.warnings {
-        eprintln!("warning: {w}");
+        tracing::warn!("{w}");
     }
     let [t, b, h] = m.users_per_group;
     println!(
@@ -478,6 +491,76 @@ fn prepare(config: &Path, out: &Path, seed: Option<u64>) -> Result<()> {
         println!("sequences train/valid/test = {a}/{b}/{c}");
     }
     println!("wrote {} in {:.1}s", out.display(), m.wall_s);
+    Ok(())
+}
+
+/// The built-in demo with `--set` overrides (through its TOML form, so the same rules apply).
+fn demo_with_sets(
+    demo: ExperimentConfig,
+    set: &[longtail_data::config_file::Assignment],
+) -> Result<ExperimentConfig> {
+    let mut t = toml::Table::try_from(&demo)?;
+    for a in set {
+        a.apply(&mut t)?;
+    }
+    let text = toml::to_string(&t)?;
+    Ok(longtail_train::load_experiment(
+        &text,
+        "the built-in demo",
+        None,
+    )?)
+}
+
+/// `longtail check`: every chosen block checked as `train` checks it before the first run, plus
+/// its data paths; the effective configs on stdout.
+fn check(
+    registry: &Registry,
+    schedules: &ScheduleRegistry,
+    config: &Path,
+    experiment: Option<&str>,
+    set: &[longtail_data::config_file::Assignment],
+    brief: bool,
+) -> Result<()> {
+    let origin = config.display().to_string();
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("cannot read config {origin}"))?;
+    // Every block by default: a check that skipped blocks would miss the typo it is for.
+    let selection = match experiment {
+        Some(e) => Some(e),
+        None if longtail_train::experiment_names(&text).is_empty() => None,
+        None => Some("all"),
+    };
+    let cfgs = longtail_train::load_experiments(config, selection, set)?;
+    for (label, cfg) in &cfgs {
+        let block = |e: longtail_train::TrainError| {
+            anyhow::anyhow!("config {origin}, experiment '{label}': {e}")
+        };
+        longtail_train::check_experiment_with(registry, schedules, cfg).map_err(block)?;
+        for p in cfg.data.input_paths() {
+            if !p.exists() {
+                bail!(
+                    "config {origin}, experiment '{label}': data: {} not found (a relative path \
+                     is looked up beside the config, then in the working directory, then under \
+                     $LONGTAIL_DATA_DIR = {})",
+                    p.display(),
+                    longtail_train::experiment::real_data_dir().display()
+                );
+            }
+        }
+        if !brief {
+            let (_, hash) =
+                longtail_train::config_record(registry, schedules, cfg).map_err(block)?;
+            println!("# experiment '{label}' (config_hash {hash})");
+            println!(
+                "{}",
+                longtail_train::effective_toml(registry, schedules, cfg).map_err(block)?
+            );
+        }
+    }
+    tracing::info!(
+        "ok: {} experiment(s) in {origin} checked (data paths, model params, schedules, loss terms)",
+        cfgs.len()
+    );
     Ok(())
 }
 

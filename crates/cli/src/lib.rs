@@ -15,6 +15,7 @@
 mod bench;
 mod commands;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use longtail_core::Registry;
 use longtail_train::ScheduleRegistry;
@@ -35,6 +36,13 @@ pub struct Cli {
     /// else `native`.
     #[arg(long, global = true, env = "LONGTAIL_CPU_KERNELS")]
     pub cpu_kernels: Option<longtail_core::numerics::CpuKernels>,
+    /// Less on stderr: warnings and errors only (progress bars and results stay).
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More on stderr: `-v` adds debug messages, `-vv` trace. `RUST_LOG` (e.g.
+    /// `RUST_LOG=longtail_train=debug`) overrides both.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -42,8 +50,9 @@ pub struct RunArgs {
     /// Folder that receives the run folder.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
-    /// auto | cpu | cuda | cuda:N
-    #[arg(long, default_value = "auto")]
+    /// Where to train: `auto` (the first GPU if one is visible, else the CPU), `cpu`, `cuda`
+    /// (GPU 0) or `cuda:N`.
+    #[arg(long, default_value = "auto", value_parser = DeviceArg)]
     pub device: String,
     /// Overrides the config's seed (one seed drives libtorch and every host RNG).
     #[arg(long)]
@@ -86,8 +95,29 @@ pub enum Command {
         /// run. Implies --skip-finished; a run with no checkpoint starts from the beginning.
         #[arg(long)]
         resume: bool,
+        /// Override one config key in every chosen experiment (repeatable): `--set train.lr=0.01
+        /// --set model.params.embedding_dim=16`. The value is read as TOML (`[64, 32]`, `true`),
+        /// else as a string (`model.name=din`); the run's config hash includes it.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_assignment)]
+        set: Vec<longtail_data::config_file::Assignment>,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Validate a config without training: every chosen block's data paths, model params
+    /// (ranges included), schedule sections, loss-term names and section combinations; prints
+    /// each block's effective config (TOML, every default filled in) and its config hash.
+    Check {
+        /// The experiment config (TOML).
+        config: PathBuf,
+        /// Blocks to check (`a,b`; default: every block of the file).
+        #[arg(long)]
+        experiment: Option<String>,
+        /// Overrides, as in `train --set` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_assignment)]
+        set: Vec<longtail_data::config_file::Assignment>,
+        /// Print only the summary line, not the effective configs.
+        #[arg(long)]
+        brief: bool,
     },
     /// Write a synthetic interaction table (IDW Appendix A generator) as Parquet.
     Synth {
@@ -98,6 +128,7 @@ pub enum Command {
         /// Optional TOML file with generator settings (keys of SynthConfig); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Generator seed: the same seed writes the same bytes.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         #[command(flatten)]
@@ -106,26 +137,35 @@ pub enum Command {
     /// Import raw logs into the canonical Parquet table (lossless: every row kept; ids remapped to
     /// dense integers, vocabularies written beside the output).
     Import {
-        /// movielens-dat | movielens-tsv | movielens-csv | movietweetings | amazon-csv |
-        /// amazon-json | csv | parquet (the last two need --columns)
-        #[arg(long)]
+        /// The raw log's format (`csv` and `parquet` need --columns).
+        #[arg(long, value_parser = PossibleValuesParser::new(longtail_data::ImportFormat::names()))]
         format: String,
+        /// The raw log (plain or gzip).
         #[arg(long)]
         input: PathBuf,
+        /// The canonical Parquet table to write (vocabularies go beside it:
+        /// OUT.user_vocab.json, OUT.item_vocab.json).
         #[arg(long)]
         output: PathBuf,
         /// Column mapping for csv/parquet: `user=COL,item=COL,timestamp=COL[,rating=COL]
-        /// [,label=COL][,delimiter=tab|comma|...][,header=false]` (COL is a header name, or a
-        /// 1-based column number without a header), or a JSON object.
+        /// [,label=COL][,timestamp_unit=s|ms|us|ns][,timestamp_format=auto|unix|iso8601]
+        /// [,delimiter=tab|comma|...][,header=false]` (COL is a header name, or a 1-based column
+        /// number without a header), `order=file` instead of `timestamp=COL` for a log without
+        /// timestamps (rows keep file order), or a JSON object; see docs/data.md.
         #[arg(long)]
         columns: Option<String>,
         /// Item side features to import beside the table (written to OUT.items.parquet).
         #[arg(long, requires = "items_format")]
         items: Option<PathBuf>,
         /// Format of --items: movielens-movies (movies.dat genres, ml-1m / MovieTweetings),
-        /// movielens-100k (u.item genre flags), amazon-meta (metadata JSON lines).
-        #[arg(long, requires = "items")]
+        /// movielens-100k (u.item genre flags), amazon-meta (metadata JSON lines), table (any
+        /// CSV or Parquet with an id column and categorical columns; needs --items-columns).
+        #[arg(long, requires = "items", value_parser = PossibleValuesParser::new(longtail_data::ItemSource::FORMAT_NAMES))]
         items_format: Option<String>,
+        /// For `--items-format table`: `id=COL[,columns=A;B][,lists=COL:pipe][,delimiter=C]`
+        /// (columns omitted = every other column), or a JSON object.
+        #[arg(long, requires = "items")]
+        items_columns: Option<String>,
         /// Equal-frequency price buckets for amazon-meta (0 = no price feature).
         #[arg(long, default_value_t = 10)]
         price_buckets: usize,
@@ -165,7 +205,9 @@ pub enum Command {
     /// OUT/report.json (rows {model, variant, dataset, metric, mean, std, n}), and per dataset
     /// PNG plots: AUC by user group per model, training loss per run.
     Report {
+        /// Run folders (or folders holding run folders) to summarise.
         runs: Vec<PathBuf>,
+        /// Output folder for the report, its JSON and its plots.
         #[arg(long)]
         out: PathBuf,
         /// Base model for RelaImpr (MFN eq. 13): `MODEL` or `MODEL:VARIANT`.
@@ -187,11 +229,14 @@ pub enum Command {
         /// Catalogue size N (the kernel touches N² pairs, `chunk` rows at a time).
         #[arg(long, default_value_t = 3706)]
         items: i64,
+        /// Width of the item representations.
         #[arg(long, default_value_t = 16)]
         dim: i64,
+        /// Rows of the pairwise kernel computed at a time (bounds the memory of a phase).
         #[arg(long, default_value_t = 2048)]
         chunk: i64,
-        #[arg(long, default_value = "auto")]
+        /// `auto`, `cpu`, `cuda` or `cuda:N` (as in `train --device`).
+        #[arg(long, default_value = "auto", value_parser = DeviceArg)]
         device: String,
     },
     /// Benchmarks: one model's training step (JSON), or with a subcommand the suite measured
@@ -200,13 +245,16 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         command: Option<BenchCommand>,
+        /// The registered model to time (`longtail models` lists them).
         #[arg(long, default_value = "basemodel")]
         model: String,
-        #[arg(long, default_value = "auto")]
+        /// `auto`, `cpu`, `cuda` or `cuda:N` (as in `train --device`).
+        #[arg(long, default_value = "auto", value_parser = DeviceArg)]
         device: String,
         /// Training steps to time (after warm-up).
         #[arg(long, default_value_t = 200)]
         steps: usize,
+        /// Samples per training step.
         #[arg(long, default_value_t = 256)]
         batch_size: usize,
     },
@@ -215,8 +263,19 @@ pub enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// List the registered models.
-    Models,
+    /// List the registered models, or describe one: `longtail models din` prints its params.
+    Models {
+        /// A model to describe: every `[model.params]` key with its default, type and doc comment.
+        name: Option<String>,
+        /// Print the description as JSON (with NAME).
+        #[arg(long, requires = "name")]
+        json: bool,
+    },
+    /// Print a shell completion script: `longtail completions bash > ~/.local/share/bash-completion/completions/longtail`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// List the registered training schedules and the run kinds each trains.
     Schedules,
     /// Versions, the libtorch in use, and whether CUDA and a GPU are visible.
@@ -256,9 +315,10 @@ pub struct SynthArgs {
     /// T: a fixed sequence length (sets min and max length).
     #[arg(long)]
     pub seq_len: Option<usize>,
-    /// Shortest and longest sequence when lengths are drawn from a power law.
+    /// Shortest sequence when lengths are drawn from a power law.
     #[arg(long)]
     pub min_len: Option<usize>,
+    /// Longest sequence when lengths are drawn from a power law.
     #[arg(long)]
     pub max_len: Option<usize>,
     /// Power-law exponent of sequence lengths (0 = uniform).
@@ -273,11 +333,12 @@ pub enum BenchCommand {
     /// vs scikit-learn and pandas, an IDW sleep phase vs PyTorch, and the quality gate. Writes
     /// OUT/bench.json, OUT/bench.md and OUT/ratios.png.
     Suite {
+        /// Output folder for bench.json, bench.md and ratios.png.
         #[arg(long)]
         out: PathBuf,
         /// `ci` (a few models, ML-1M only, the gate: minutes) or `full` (every model, one whole
         /// retrieval epoch on ML-1M users 1-2999, both datasets).
-        #[arg(long, default_value = "ci")]
+        #[arg(long, default_value = "ci", value_parser = ["ci", "full"])]
         subset: String,
         /// Interleaved rounds per figure (medians are reported).
         #[arg(long, default_value_t = 3)]
@@ -298,19 +359,23 @@ pub enum BenchCommand {
         threads: usize,
         /// `auto`: when a GPU is visible, also time every step there (`gpu/step/<model>`);
         /// `off`: CPU figures only. The CPU figures are always measured (they are the baseline).
-        #[arg(long, default_value = "auto")]
+        #[arg(long, default_value = "auto", value_parser = ["auto", "off"])]
         gpu: String,
     },
     /// Compares two bench.json files: every ratio and metric, old and new. Exit 1 when a peer
     /// ratio fell by more than --max-drop or a quality metric moved by more than --quality-tol.
     Compare {
+        /// The baseline bench.json (the committed one: benches/baseline/bench.json).
         base: PathBuf,
         /// One suite run, or several of the same tree (CI's re-measure): each figure is then the
         /// run with the highest ratio, so a slowdown fails only when every run shows it.
         #[arg(required = true, num_args = 1..)]
         new: Vec<PathBuf>,
+        /// Largest allowed relative fall of a peer ratio (0.15 = 15%), unless the baseline's
+        /// recorded spread for that figure is wider.
         #[arg(long, default_value_t = 0.15)]
         max_drop: f64,
+        /// Largest allowed move of a quality metric against a value blessed on this machine.
         #[arg(long, default_value_t = 1e-4)]
         quality_tol: f64,
         /// How far a quality metric may move against a value blessed on another machine (a
@@ -332,6 +397,7 @@ pub enum BenchCommand {
         /// run's, with the runs' spread recorded so `compare` gates it no tighter than that.
         #[arg(required = true, num_args = 1..)]
         new: Vec<PathBuf>,
+        /// The baseline file to write.
         #[arg(long, default_value = "benches/baseline/bench.json")]
         baseline: PathBuf,
         /// Figures and quality runs (ids, comma-separated, e.g. `step/twotower,idw`; or `all`)
@@ -343,6 +409,7 @@ pub enum BenchCommand {
     },
     /// Runs the quality gate alone and prints its metrics (JSON).
     Gate {
+        /// The gate's config.
         #[arg(long, default_value = "benches/gate.toml")]
         config: PathBuf,
         /// Only these runs (comma-separated block names).
@@ -358,18 +425,24 @@ pub enum BenchCommand {
     Worker {
         /// `data`.
         kind: String,
+        /// The dataset to measure (a name from the suite's dataset list).
         #[arg(long)]
         dataset: String,
+        /// Scratch folder for the worker's outputs.
         #[arg(long)]
         out: PathBuf,
+        /// Timed repeats (the median is reported).
         #[arg(long, default_value_t = 1)]
         repeats: usize,
     },
     /// Writes docs/benchmarks.md from a bench.json and benches/docs-template.md.
     Docs {
+        /// A suite run's bench.json.
         report: PathBuf,
+        /// The page to write.
         #[arg(long, default_value = "docs/benchmarks.md")]
         out: PathBuf,
+        /// The page's template (figures are filled in by id).
         #[arg(long, default_value = "benches/docs-template.md")]
         template: PathBuf,
     },
@@ -380,9 +453,10 @@ pub enum DataCommand {
     /// Interactions, users, items, time range, user activeness group shares (HIM Table 1), item
     /// head/tail shares and popularity Gini of a canonical Parquet table (or a raw file with --format).
     Stats {
+        /// A canonical Parquet table (as `import` writes it), or a raw log with --format.
         file: PathBuf,
         /// Read FILE as a raw log in this import format instead of canonical Parquet.
-        #[arg(long)]
+        #[arg(long, value_parser = PossibleValuesParser::new(longtail_data::ImportFormat::names()))]
         format: Option<String>,
         /// Column mapping for --format csv/parquet (as in `import --columns`).
         #[arg(long, requires = "format")]
@@ -399,12 +473,70 @@ pub enum DataCommand {
     },
 }
 
+/// `--set KEY=VALUE` for clap (the error is clap's usual one, naming the argument).
+fn parse_assignment(s: &str) -> Result<longtail_data::config_file::Assignment, String> {
+    s.parse()
+        .map_err(|e: longtail_data::DataError| e.to_string())
+}
+
+/// `--device`: checked when the arguments are parsed; `--help` and completions list the forms.
+#[derive(Clone)]
+struct DeviceArg;
+
+impl TypedValueParser for DeviceArg {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let text = value.to_string_lossy();
+        match text.parse::<longtail_core::DeviceSpec>() {
+            Ok(_) => Ok(text.into_owned()),
+            Err(e) => {
+                let mut err = clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd);
+                use clap::error::{ContextKind, ContextValue};
+                if let Some(a) = arg {
+                    err.insert(ContextKind::InvalidArg, ContextValue::String(a.to_string()));
+                }
+                err.insert(ContextKind::InvalidValue, ContextValue::String(text.into()));
+                err.insert(
+                    ContextKind::ValidValue,
+                    ContextValue::Strings(vec![
+                        "auto".into(),
+                        "cpu".into(),
+                        "cuda".into(),
+                        "cuda:N".into(),
+                    ]),
+                );
+                let _ = e;
+                Err(err)
+            }
+        }
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            [
+                PossibleValue::new("auto").help("the first GPU if one is visible, else the CPU"),
+                PossibleValue::new("cpu"),
+                PossibleValue::new("cuda").help("GPU 0"),
+                PossibleValue::new("cuda:N").help("GPU N, e.g. cuda:1"),
+            ]
+            .into_iter(),
+        ))
+    }
+}
+
 /// Runs the CLI with the model `registry` and the training `schedules`; returns the process exit
 /// code. Errors are one line on stderr,
 /// with the paths the user gave (never a temporary name), and exit code 1. A panic anywhere (a
 /// bug, or libtorch refusing something) is caught and reported the same way: never exit 101.
 pub fn main_with(registry: Registry, schedules: ScheduleRegistry) -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.quiet, cli.verbose);
     // Before any tensor work: libtorch reads these when it first dispatches a kernel.
     longtail_core::numerics::pin(cli.cpu_kernels.unwrap_or(match cli.command {
         Command::Bench { .. } => longtail_core::numerics::CpuKernels::Avx2,
@@ -454,6 +586,56 @@ pub fn main_with(registry: Registry, schedules: ScheduleRegistry) -> ExitCode {
         message.split_whitespace().collect::<Vec<_>>().join(" ")
     );
     ExitCode::from(1)
+}
+
+/// Diagnostics go to stderr through `tracing`: info by default (what longtail always printed:
+/// per-epoch lines, notes, "wrote ..."), warnings only with `-q`, debug with `-v`, trace with
+/// `-vv`; `RUST_LOG` overrides. Lines look as before: `warning: ...`, a plain info line.
+fn init_logging(quiet: bool, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v.trim()),
+        _ => EnvFilter::try_new(level),
+    }
+    .unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .event_format(Plain)
+        .try_init();
+}
+
+/// One line per event: the level as a word for anything but info, then the message.
+struct Plain;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Plain
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let prefix = match *event.metadata().level() {
+            tracing::Level::ERROR => "error: ",
+            tracing::Level::WARN => "warning: ",
+            tracing::Level::INFO => "",
+            tracing::Level::DEBUG => "debug: ",
+            tracing::Level::TRACE => "trace: ",
+        };
+        w.write_str(prefix)?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
 }
 
 /// The error and its causes on one line, skipping causes whose text the message already holds

@@ -18,7 +18,7 @@ use tch::{Kind, Tensor};
 /// Which kernel computes the attention product (a model parameter, e.g. twotower's
 /// `attention`). `fused` is faster (the twotower step about 1.2x on 2 CPU threads); `math` is
 /// what the models' earlier runs used, kept so their numbers repeat exactly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, crate::ParamDocs)]
 #[serde(rename_all = "snake_case")]
 pub enum AttentionKernel {
     /// `"math"`: scores, masked softmax and product written out.

@@ -3,6 +3,9 @@
 //! Devices, the device batch, layers and loss kernels, the [`Model`] trait, the [`Registry`],
 //! checkpoints in safetensors and the [`conformance`] check any model runs in one line.
 
+// The derive's generated code names `::longtail_core::...`, in this crate's own tests too.
+extern crate self as longtail_core;
+
 pub mod attention;
 pub mod batch;
 pub mod checkpoint;
@@ -28,8 +31,10 @@ pub use model::{
     BuildContext, CtrLogits, Instance, Losses, Model, Output, Phases, Pretrain, PretrainLog, Task,
     Towers,
 };
-pub use params::{Check, ModelParams};
-pub use registry::{ModelSpec, ParamsInfo, Registry};
+pub use params::{Check, ModelParams, ParamChoice, ParamDoc, ParamDocs};
+/// `#[derive(ParamDocs)]` on a params struct and its choice enums (see [`params::ParamDocs`]).
+pub use longtail_derive::ParamDocs;
+pub use registry::{ModelDescription, ModelSpec, ParamDescription, ParamsInfo, Registry};
 
 /// Re-exported so model crates see the same data types (feature map, host batch).
 pub use longtail_data as data;

@@ -10,13 +10,80 @@ use serde::de::DeserializeOwned;
 pub const MAX_DIM: i64 = 1 << 16;
 
 /// A model's typed `[model.params]` (the struct should carry
-/// `#[serde(deny_unknown_fields, default)]`). The registry uses it to check a config before any
-/// data is read ([`crate::Registry::add`]).
-pub trait ModelParams: DeserializeOwned + serde::Serialize {
+/// `#[serde(deny_unknown_fields, default)]` and `#[derive(ParamDocs)]`). The registry uses it to
+/// check a config before any data is read ([`crate::Registry::add`]) and to describe the model
+/// ([`crate::Registry::describe`]).
+pub trait ModelParams: DeserializeOwned + serde::Serialize + ParamDocs {
     /// Range checks of every value; an error names its key (see [`Check`]).
     fn validate(&self, check: &Check) -> Result<()>;
     /// The loss terms a model with these params returns: the names `[train] loss_weights` may use.
     fn loss_terms(&self) -> Vec<String>;
+}
+
+/// One param of a params struct, as `#[derive(ParamDocs)]` reads it from the source: the config
+/// key, the Rust type, the field's doc comment and, for a choice enum, its words.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ParamDoc {
+    pub name: &'static str,
+    pub ty: &'static str,
+    pub doc: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<ParamChoice>,
+}
+
+/// One word of a choice-valued param (a unit variant) and its doc comment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ParamChoice {
+    pub word: &'static str,
+    pub doc: &'static str,
+}
+
+/// What a params type says about itself: a params struct lists its fields, a choice enum its
+/// words; other value types say nothing. Derive it (`#[derive(longtail_core::ParamDocs)]`) so
+/// the doc comments are the only description; a field without one does not compile.
+pub trait ParamDocs {
+    /// The params of a struct, in declaration order (empty for a value type).
+    fn fields() -> Vec<ParamDoc> {
+        Vec::new()
+    }
+    /// The config words of a choice enum (empty for any other type).
+    fn choices() -> Vec<ParamChoice> {
+        Vec::new()
+    }
+}
+
+/// Plain value types carry no docs of their own.
+macro_rules! value_param_docs {
+    ($($t:ty),*) => { $(impl ParamDocs for $t {})* };
+}
+value_param_docs!(
+    bool,
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    f32,
+    f64,
+    String,
+    std::path::PathBuf
+);
+
+/// An optional or repeated param shows the choices of its element.
+impl<T: ParamDocs> ParamDocs for Option<T> {
+    fn choices() -> Vec<ParamChoice> {
+        T::choices()
+    }
+}
+
+impl<T: ParamDocs> ParamDocs for Vec<T> {
+    fn choices() -> Vec<ParamChoice> {
+        T::choices()
+    }
 }
 
 /// Parses a model's `[model.params]` table into its typed config and validates it.
@@ -159,9 +226,10 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Debug, Deserialize, serde::Serialize, Default, PartialEq)]
+    #[derive(Debug, Deserialize, serde::Serialize, Default, PartialEq, crate::ParamDocs)]
     #[serde(deny_unknown_fields, default)]
     struct P {
+        /// The width.
         dim: i64,
     }
 
@@ -231,25 +299,45 @@ mod tests {
         }
     }
 
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, crate::ParamDocs)]
     #[serde(rename_all = "snake_case")]
     enum Pooling {
+        /// Adds them.
         Sum,
+        /// Averages
+        /// them all.
         MeanOfAll,
         #[serde(rename = "qmargin")]
         QMargin,
     }
 
-    #[derive(Debug, Deserialize, serde::Serialize, PartialEq)]
+    /// Serde spells variants as written without `rename_all`.
+    #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, crate::ParamDocs)]
+    enum Plain {
+        Din,
+        Gru4Rec,
+    }
+
+    #[derive(Debug, Deserialize, serde::Serialize, PartialEq, crate::ParamDocs)]
     #[serde(deny_unknown_fields, default)]
     struct C {
+        /// How to pool.
         pooling: Pooling,
+        /// Widths, one per layer.
+        #[serde(rename = "layer-widths", skip_serializing_if = "Vec::is_empty")]
+        widths: Vec<i64>,
+        /// Maybe a pooling.
+        ///
+        /// Second paragraph.
+        second: Option<Pooling>,
     }
 
     impl Default for C {
         fn default() -> Self {
             Self {
                 pooling: Pooling::Sum,
+                widths: Vec::new(),
+                second: None,
             }
         }
     }
@@ -290,5 +378,36 @@ mod tests {
             assert_eq!(toml::Table::try_from(&c).unwrap(), t);
         }
         assert_eq!(word(&3), "3");
+    }
+
+    /// The derive reads keys, types, docs and words as serde spells them: checked against serde
+    /// itself, so a rename rule the derive got wrong fails here.
+    #[test]
+    fn derived_docs_match_serde() {
+        let fields = C::fields();
+        let names: Vec<_> = fields.iter().map(|f| f.name).collect();
+        assert_eq!(names, ["pooling", "layer-widths", "second"]);
+        assert_eq!(fields[0].doc, "How to pool.");
+        assert_eq!(fields[1].ty, "Vec<i64>");
+        assert_eq!(fields[2].ty, "Option<Pooling>");
+        assert_eq!(fields[2].doc, "Maybe a pooling.\nSecond paragraph.");
+        let t: toml::Table = toml::from_str("layer-widths = [2]\nsecond = \"sum\"").unwrap();
+        let c: C = parse_table("m", &t).unwrap();
+        assert_eq!(c.widths, [2]);
+        for f in [&fields[0], &fields[2]] {
+            let words: Vec<_> = f.choices.iter().map(|c| c.word).collect();
+            assert_eq!(words, ["sum", "mean_of_all", "qmargin"]);
+        }
+        assert_eq!(fields[0].choices[1].doc, "Averages them all.");
+        assert!(fields[1].choices.is_empty() && P::choices().is_empty());
+        for (choice, v) in Pooling::choices()
+            .iter()
+            .zip([Pooling::Sum, Pooling::MeanOfAll, Pooling::QMargin])
+        {
+            assert_eq!(choice.word, word(&v));
+        }
+        for (choice, v) in Plain::choices().iter().zip([Plain::Din, Plain::Gru4Rec]) {
+            assert_eq!(choice.word, word(&v));
+        }
     }
 }

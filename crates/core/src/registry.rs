@@ -3,7 +3,7 @@
 
 use crate::error::{CoreError, Result};
 use crate::model::{BuildContext, Instance, Model};
-use crate::params::{self, ModelParams};
+use crate::params::{self, ModelParams, ParamChoice, ParamDoc};
 use std::collections::BTreeMap;
 use tch::nn;
 
@@ -40,6 +40,105 @@ struct Entry {
     description: String,
     builder: Builder,
     check: ParamsCheck,
+    docs: fn() -> Vec<ParamDoc>,
+}
+
+/// A model as `longtail models NAME` shows it: every param with its default and the doc comment
+/// from its params struct ([`crate::ParamDocs`]), and the loss terms of the defaults.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelDescription {
+    pub name: String,
+    pub description: String,
+    pub params: Vec<ParamDescription>,
+    /// The loss terms the default params return (`[train] loss_weights` keys); empty when the
+    /// defaults do not validate on their own.
+    pub loss_terms: Vec<String>,
+}
+
+/// One param: its config key, Rust type, default (absent when the default is "unset") and docs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ParamDescription {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub default: Option<serde_json::Value>,
+    pub doc: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<ParamChoice>,
+}
+
+impl ModelDescription {
+    /// The description as text: one block per param, its doc comment wrapped under it.
+    pub fn render_text(&self) -> String {
+        let mut out = format!("{}: {}\n", self.name, self.description);
+        if self.params.is_empty() {
+            out.push_str("\nno [model.params]\n");
+        } else {
+            out.push_str("\n[model.params] (key = default  type)\n");
+        }
+        for p in &self.params {
+            let default = match &p.default {
+                Some(v) => json_as_toml(v),
+                None => "unset".to_string(),
+            };
+            out.push_str(&format!("\n  {} = {}  ({})\n", p.name, default, p.ty));
+            for para in p.doc.split('\n') {
+                out.push_str(&wrap(para, "      ", 96));
+            }
+            for c in &p.choices {
+                let line = if c.doc.is_empty() {
+                    format!("\"{}\"", c.word)
+                } else {
+                    format!("\"{}\": {}", c.word, c.doc)
+                };
+                out.push_str(&wrap(&line, "      - ", 96));
+            }
+        }
+        if !self.loss_terms.is_empty() {
+            out.push_str(&format!(
+                "\nloss terms (with the defaults): {}\n",
+                self.loss_terms.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+/// A JSON value in TOML spelling (strings quoted, arrays in brackets).
+fn json_as_toml(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => format!("{s:?}"),
+        serde_json::Value::Array(a) => {
+            format!("[{}]", a.iter().map(json_as_toml).collect::<Vec<_>>().join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Greedy word wrap; continuation lines are indented like the first.
+fn wrap(text: &str, first_indent: &str, width: usize) -> String {
+    let indent = " ".repeat(first_indent.chars().count());
+    let mut out = String::new();
+    let mut line = first_indent.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = indent.clone();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    if !empty {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
 }
 
 #[derive(Default)]
@@ -98,6 +197,7 @@ impl Registry {
                 description: description.to_string(),
                 builder: build,
                 check,
+                docs: P::fields,
             },
         );
         Ok(())
@@ -133,6 +233,33 @@ impl Registry {
     pub fn build(&self, name: &str, ctx: &BuildContext) -> Result<Instance> {
         self.check(name)?;
         (self.entries[name].builder)(name, ctx)
+    }
+
+    /// Model `name` with every param's default and doc comment, for `longtail models NAME`.
+    pub fn describe(&self, name: &str) -> Result<ModelDescription> {
+        self.check(name)?;
+        let entry = &self.entries[name];
+        let defaults = (entry.check)(name, &toml::Table::new()).ok();
+        let params = (entry.docs)()
+            .into_iter()
+            .map(|d| ParamDescription {
+                name: d.name.to_string(),
+                ty: d.ty.to_string(),
+                default: defaults
+                    .as_ref()
+                    .and_then(|i| i.effective.get(d.name))
+                    .filter(|v| !v.is_null())
+                    .cloned(),
+                doc: d.doc.to_string(),
+                choices: d.choices,
+            })
+            .collect();
+        Ok(ModelDescription {
+            name: name.to_string(),
+            description: entry.description.clone(),
+            params,
+            loss_terms: defaults.map(|i| i.loss_terms).unwrap_or_default(),
+        })
     }
 
     /// Registered names, sorted.

@@ -12,14 +12,16 @@
 //! - fields are trimmed of surrounding whitespace; raw ids are kept verbatim otherwise (leading
 //!   zeros are significant: `0104257` and `104257` are different items);
 //! - a line that is not UTF-8, has the wrong number of fields, an empty id, a rating that is not a
-//!   finite number, or a timestamp that is not an integer is an error naming the file and the
-//!   1-based line number (lines are counted as in the file, blank lines included);
-//! - ratings are not range-checked (any finite value is kept as is), timestamps are kept as given;
+//!   finite number, or a timestamp that does not parse (fixed formats: not an integer) is an
+//!   error naming the file and the 1-based line number (lines are counted as in the file, blank
+//!   lines included), and for `csv` the column;
+//! - ratings are not range-checked (any finite value is kept as is);
 //! - a file without any row is an error ("no rows"); a line longer than [`MAX_LINE_BYTES`] is an
 //!   error, so memory per line is bounded.
-//! - timestamps must be unix seconds between 0 and 4,102,444,800 (2100-01-01): a negative
-//!   timestamp or one after 2100 (typically milliseconds given as seconds) is an error naming the
-//!   file, the line (or Parquet row) and the column.
+//! - timestamps must be unix seconds between 0 and 4,102,444,800 (2100-01-01), checked after any
+//!   conversion: a negative timestamp or one after 2100 (typically milliseconds given as seconds)
+//!   is an error naming the file, the line (or Parquet row) and the column; for `csv`/`parquet`
+//!   it suggests the `timestamp_unit` the value is probably in.
 //!
 //! The CSV formats (`csv`, `movielens-csv`, `amazon-csv`) are read with the `csv` crate in the
 //! dialect `pandas.DataFrame.to_csv` writes: a field may be double-quoted, a quote inside one is
@@ -28,9 +30,10 @@
 //! line where it starts, and a record longer than [`MAX_LINE_BYTES`] or a quoted field still open
 //! at the end of the file is an error naming its line.
 //!
-//! The six fixed formats know their columns. The generic formats `csv` and `parquet` need a
-//! [`ColumnMapping`] (which column is the user, item, timestamp, and optionally rating and label)
-//! and are read with [`import_with`]:
+//! The six fixed formats know their columns, and their timestamps are integer unix seconds. The
+//! generic formats `csv` and `parquet` need a [`ColumnMapping`] (which column is the user, item,
+//! timestamp, and optionally rating and label; how timestamps read) and are read with
+//! [`import_with`]:
 //! - `csv`: delimited text (any single ASCII delimiter, default `,`; plain or gzip), with a
 //!   header line (mapping values are column names) or without one (`header = false`; mapping
 //!   values are 1-based column numbers such as `"1"`). Every row must have as many fields as the
@@ -38,9 +41,29 @@
 //!   column `pandas.DataFrame.to_csv` writes first) are ignored;
 //! - `parquet`: read one record batch at a time (bounded memory). Ids may be Utf8/LargeUtf8 or any
 //!   integer type; they are converted to strings, so dense ids are assigned by first appearance
-//!   exactly as for the text formats. The timestamp is an integer (seconds) or an Arrow
-//!   Timestamp of any unit (converted to seconds, rounding down); rating/label any float or
-//!   integer type. Nulls in a mapped column are errors naming the column and the 0-based row.
+//!   exactly as for the text formats. Rating/label any float or integer type. Nulls in a mapped
+//!   column are errors naming the column and the 0-based row.
+//!
+//! Timestamps of `csv`/`parquet` (see [`crate::timestamp`] for the exact grammar):
+//! - a `csv` cell, or a value of a Parquet Utf8/LargeUtf8 column, may be an integer
+//!   (`978300760`), a decimal number as pandas writes a float column (`978300760.0`; a fractional
+//!   part is dropped, i.e. rounded down to whole units), or ISO-8601 text (`2000-12-31`,
+//!   `2000-12-31T22:12:40`, `2000-12-31 22:12:40`, with optional fractional seconds and an
+//!   optional `Z` or `±hh:mm` offset; **no offset means UTC**). With `timestamp_format = "auto"`
+//!   (default) the form is decided per value: an integer is a number; text starting with
+//!   `YYYY-` is ISO-8601; any other finite decimal is a number. `"unix"` accepts numbers only,
+//!   `"iso8601"` dates only. Empty, `NaN`, `inf`, an invalid date (`2001-02-30`) or any other
+//!   text is an error naming file, line and column;
+//! - numbers (text, or Parquet integer and float columns) are in `timestamp_unit` (`s` default,
+//!   `ms`, `us`, `ns`) and are converted to seconds rounding down;
+//! - Parquet Arrow Timestamp (any unit, any time zone: the values are UTC) and Date32/Date64
+//!   columns carry their own unit (converted to seconds, rounding down; `timestamp_unit` does not
+//!   apply);
+//! - `order = "file"` instead of a `timestamp` column: a log without times. Each row's timestamp
+//!   is its 0-based row index within the file (header and blank lines not counted; Parquet: the
+//!   row number), so each user's rows keep their file order; [`import_with`] prints one warning
+//!   on stderr ([`file_order_warning`]). A mapping with neither, or with both, is an error
+//!   ([`ColumnMapping::validate`]).
 //!
 //! For `csv`/`parquet` the table has a `rating` column only when the mapping names one, and a
 //! `label` column only when it names one; the fixed formats always have `rating` and no `label`.
@@ -235,16 +258,45 @@ pub fn read_vocab(path: &Path) -> Result<Vec<String>> {
     Ok(vocab)
 }
 
-/// The latest accepted timestamp: 2100-01-01T00:00:00Z in unix seconds. Anything later is almost
-/// surely milliseconds (or micro/nanoseconds) given as seconds.
-pub const MAX_TIMESTAMP_SECS: i64 = 4_102_444_800;
+pub use crate::timestamp::{TimestampFormat, TimestampUnit, MAX_TIMESTAMP_SECS};
 
-/// Which columns of a generic `csv` or `parquet` log hold what (see the module docs).
+/// How the rows of a generic log are ordered in time (`order`, default `timestamp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowOrder {
+    /// By the mapped `timestamp` column.
+    #[default]
+    Timestamp,
+    /// By position in the file: a log without timestamps. Each row's timestamp is its 0-based
+    /// row index in the file (header and blank lines not counted), so every user's rows keep
+    /// their file order.
+    File,
+}
+
+impl RowOrder {
+    /// The name in configs: `timestamp`, `file`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RowOrder::Timestamp => "timestamp",
+            RowOrder::File => "file",
+        }
+    }
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Which columns of a generic `csv` or `parquet` log hold what, and how its timestamps read (see
+/// the module docs and [`crate::timestamp`]).
 ///
 /// Deserializes from JSON/TOML such as
 /// `{"user": "userId", "item": "movieId", "timestamp": "ts", "rating": "score"}`; unknown keys are
 /// rejected. [`ColumnMapping::from_str`] also accepts the compact command-line form
-/// `user=userId,item=movieId,timestamp=ts,rating=score,delimiter=tab,header=false`.
+/// `user=userId,item=movieId,timestamp=ts,rating=score,delimiter=tab,header=false,
+/// timestamp_unit=ms,timestamp_format=auto` (or `order=file` instead of `timestamp=`).
+/// Deserializing does not check the keys against each other: [`ColumnMapping::validate`] does
+/// (and [`import_with`] calls it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnMapping {
@@ -252,8 +304,19 @@ pub struct ColumnMapping {
     pub user: String,
     /// The raw item id column.
     pub item: String,
-    /// The timestamp column (integer unix seconds; Parquet Timestamp columns are converted).
-    pub timestamp: String,
+    /// The timestamp column; required unless `order = "file"` (and refused with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// The unit of numeric timestamps (default `s`); converted to seconds rounding down. Ignored
+    /// for ISO-8601 text and for Arrow Timestamp / Date columns (they carry their own unit).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub timestamp_unit: TimestampUnit,
+    /// Which text forms timestamps may take (default `auto`: numbers and ISO-8601, per value).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub timestamp_format: TimestampFormat,
+    /// `file`: the log has no timestamp column; rows are ordered as in the file.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub order: RowOrder,
     /// The explicit rating column, if any.
     #[serde(default)]
     pub rating: Option<String>,
@@ -277,13 +340,30 @@ fn default_header() -> bool {
     true
 }
 
+/// The keys of the compact `--columns` form, for error messages.
+const MAPPING_KEYS: &str = "user, item, timestamp (ts), timestamp_unit, timestamp_format, order, \
+                            rating, label, delimiter, header";
+
 impl ColumnMapping {
-    /// A mapping of the three required columns, no rating or label, `,` delimiter, with header.
+    /// A mapping of the three required columns, no rating or label, `,` delimiter, with header,
+    /// timestamps in seconds (`auto` format).
     pub fn new(user: &str, item: &str, timestamp: &str) -> Self {
+        ColumnMapping {
+            timestamp: Some(timestamp.to_string()),
+            order: RowOrder::Timestamp,
+            ..Self::in_file_order(user, item)
+        }
+    }
+
+    /// A mapping of a log without timestamps (`order = "file"`): user and item only.
+    pub fn in_file_order(user: &str, item: &str) -> Self {
         ColumnMapping {
             user: user.to_string(),
             item: item.to_string(),
-            timestamp: timestamp.to_string(),
+            timestamp: None,
+            timestamp_unit: TimestampUnit::default(),
+            timestamp_format: TimestampFormat::default(),
+            order: RowOrder::File,
             rating: None,
             label: None,
             delimiter: default_delimiter(),
@@ -291,22 +371,58 @@ impl ColumnMapping {
         }
     }
 
-    /// Reads a mapping from a JSON file (errors name the file).
-    pub fn read_json(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| DataError::Schema {
-            path: path.to_path_buf(),
-            message: format!("not a valid column mapping: {e}"),
-        })
+    /// Checks the keys against each other: a `timestamp` column or `order = "file"`, exactly one
+    /// of them; `timestamp_unit` / `timestamp_format` only with a `timestamp` column. Errors are
+    /// [`DataError::Config`] with key `columns`.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(DataError::config("columns", m.to_string()));
+        match (&self.timestamp, self.order) {
+            (None, RowOrder::Timestamp) => bad(
+                "no 'timestamp' column: map the column that holds each row's time (timestamp = \
+                 \"COL\"; timestamp=COL in --columns), or, for a log without times, set order = \
+                 \"file\" (order=file) to order each user's rows as they appear in the file",
+            ),
+            (Some(t), RowOrder::File) => Err(DataError::config(
+                "columns",
+                format!(
+                    "both a 'timestamp' column ('{t}') and order = \"file\": give one of them \
+                     (order = \"file\" is for logs without a timestamp column)"
+                ),
+            )),
+            (None, RowOrder::File)
+                if !is_default(&self.timestamp_unit) || !is_default(&self.timestamp_format) =>
+            {
+                bad(
+                    "timestamp_unit and timestamp_format need a 'timestamp' column (with order = \
+                     \"file\" the timestamps are row indices)",
+                )
+            }
+            _ => Ok(()),
+        }
     }
 
-    /// The mapped columns as (mapping key, column) pairs, required ones first.
+    /// Reads a mapping from a JSON file and validates it (errors name the file).
+    pub fn read_json(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let bad = |message: String| DataError::Schema {
+            path: path.to_path_buf(),
+            message: format!("not a valid column mapping: {message}"),
+        };
+        let m: ColumnMapping = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        m.validate().map_err(|e| match e {
+            DataError::Config { message, .. } => bad(message),
+            other => bad(other.to_string()),
+        })?;
+        Ok(m)
+    }
+
+    /// The mapped columns as (mapping key, column) pairs: `user`, `item`, then `timestamp`,
+    /// `rating` and `label` when mapped.
     pub fn columns(&self) -> Vec<(&'static str, &str)> {
-        let mut out = vec![
-            ("user", self.user.as_str()),
-            ("item", self.item.as_str()),
-            ("timestamp", self.timestamp.as_str()),
-        ];
+        let mut out = vec![("user", self.user.as_str()), ("item", self.item.as_str())];
+        if let Some(t) = &self.timestamp {
+            out.push(("timestamp", t));
+        }
         if let Some(r) = &self.rating {
             out.push(("rating", r));
         }
@@ -321,18 +437,23 @@ impl FromStr for ColumnMapping {
     type Err = DataError;
 
     /// Parses either a JSON object (starting with `{`) or comma-separated `key=value` pairs with
-    /// the keys `user`, `item`, `timestamp` (alias `ts`), `rating`, `label`, `delimiter` (a single
-    /// character or one of `tab`, `comma`, `semicolon`, `pipe`, `space`) and `header`
-    /// (`true`/`false`). Errors are [`DataError::Config`] with key `columns`.
+    /// the keys `user`, `item`, `timestamp` (alias `ts`), `timestamp_unit` (`s`, `ms`, `us`,
+    /// `ns`), `timestamp_format` (`auto`, `unix`, `iso8601`), `order` (`timestamp`, `file`),
+    /// `rating`, `label`, `delimiter` (a single character or one of `tab`, `comma`, `semicolon`,
+    /// `pipe`, `space`) and `header` (`true`/`false`); then [`ColumnMapping::validate`]. Errors
+    /// are [`DataError::Config`] with key `columns`.
     fn from_str(s: &str) -> Result<Self> {
         let bad = |m: String| DataError::config("columns", m);
         let s = s.trim();
         if s.starts_with('{') {
-            return serde_json::from_str(s)
-                .map_err(|e| bad(format!("not a valid column mapping: {e}")));
+            let m: ColumnMapping = serde_json::from_str(s)
+                .map_err(|e| bad(format!("not a valid column mapping: {e}")))?;
+            m.validate()?;
+            return Ok(m);
         }
-        let (mut user, mut item, mut ts) = (None, None, None);
-        let mut m = ColumnMapping::new("", "", "");
+        let (mut user, mut item) = (None, None);
+        let mut m = ColumnMapping::in_file_order("", "");
+        m.order = RowOrder::Timestamp;
         // Each key once, as in the JSON form (`ts` is `timestamp`): the last one never wins.
         let mut seen: Vec<(&str, &str)> = Vec::new();
         for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -363,7 +484,18 @@ impl FromStr for ColumnMapping {
             match k {
                 "user" => user = Some(v.to_string()),
                 "item" => item = Some(v.to_string()),
-                "timestamp" | "ts" => ts = Some(v.to_string()),
+                "timestamp" | "ts" => m.timestamp = Some(v.to_string()),
+                "timestamp_unit" => m.timestamp_unit = v.parse()?,
+                "timestamp_format" => m.timestamp_format = v.parse()?,
+                "order" => {
+                    m.order = match v {
+                        "timestamp" => RowOrder::Timestamp,
+                        "file" => RowOrder::File,
+                        _ => {
+                            return Err(bad(format!("order must be timestamp or file, got '{v}'")))
+                        }
+                    }
+                }
                 "rating" => m.rating = Some(v.to_string()),
                 "label" => m.label = Some(v.to_string()),
                 "delimiter" => {
@@ -387,12 +519,7 @@ impl FromStr for ColumnMapping {
                         .parse()
                         .map_err(|_| bad(format!("header must be true or false, got '{v}'")))?
                 }
-                _ => {
-                    return Err(bad(format!(
-                        "unknown key '{k}' (valid: user, item, timestamp, rating, label, \
-                         delimiter, header)"
-                    )))
-                }
+                _ => return Err(bad(format!("unknown key '{k}' (valid: {MAPPING_KEYS})"))),
             }
         }
         let need = |v: Option<String>, k: &str| {
@@ -400,9 +527,20 @@ impl FromStr for ColumnMapping {
         };
         m.user = need(user, "user")?;
         m.item = need(item, "item")?;
-        m.timestamp = need(ts, "timestamp")?;
+        m.validate()?;
         Ok(m)
     }
+}
+
+/// The warning [`import_with`] prints (once per import, on stderr) for a log read with
+/// `order = "file"`.
+pub fn file_order_warning(input: &Path) -> String {
+    format!(
+        "{}: the log has no timestamp column (order = \"file\"): timestamps were synthesised \
+         from file order (each row's timestamp is its 0-based row index), so time windows \
+         (sessions) and temporal splits see row numbers, not times",
+        input.display()
+    )
 }
 
 /// Imports a raw rating log of one of the six fixed formats; see the module docs for the rules
@@ -433,8 +571,18 @@ pub fn import_with(
                  parquet"
             ),
         )),
-        (true, Some(m)) if format == ImportFormat::Csv => import_csv(input, m),
-        (true, Some(m)) => import_parquet(input, m),
+        (true, Some(m)) => {
+            m.validate()?;
+            let imported = if format == ImportFormat::Csv {
+                import_csv(input, m)?
+            } else {
+                import_parquet(input, m)?
+            };
+            if m.order == RowOrder::File {
+                tracing::warn!("{}", file_order_warning(input));
+            }
+            Ok(imported)
+        }
         (false, None) => import_fixed(format, input),
     }
 }
@@ -502,9 +650,14 @@ impl TableBuilder {
 /// Checks that a timestamp is plausible unix seconds (0..=2100-01-01); the message names the
 /// column and suggests the likely cause.
 fn check_ts(ts: i64, column: &str) -> std::result::Result<i64, String> {
+    secs_in_range(ts).map_err(|m| format!("column '{column}': {m}"))
+}
+
+/// [`check_ts`] without the column.
+fn secs_in_range(ts: i64) -> std::result::Result<i64, String> {
     if ts < 0 {
         Err(format!(
-            "column '{column}': timestamp {ts} is negative (expected unix seconds since 1970)"
+            "timestamp {ts} is negative (expected unix seconds since 1970)"
         ))
     } else if ts > MAX_TIMESTAMP_SECS {
         let unit = if ts > MAX_TIMESTAMP_SECS * 1_000 {
@@ -513,8 +666,8 @@ fn check_ts(ts: i64, column: &str) -> std::result::Result<i64, String> {
             "milliseconds"
         };
         Err(format!(
-            "column '{column}': timestamp {ts} is after the year 2100; it looks like {unit} \
-             given as seconds (expected unix seconds)"
+            "timestamp {ts} is after the year 2100; it looks like {unit} given as seconds \
+             (expected unix seconds)"
         ))
     } else {
         Ok(ts)
@@ -655,6 +808,8 @@ fn import_csv(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
         .collect();
     // (mapped field indices, expected field count), known after the header / first row.
     let mut layout: Option<(Vec<usize>, usize)> = None;
+    // Data rows read so far (header and blank lines not counted).
+    let mut rows = 0usize;
     if !mapping.header {
         // Validate the numbers up front, so a bad mapping fails even on an empty file.
         csv_columns(input, mapping, None)?;
@@ -678,7 +833,9 @@ fn import_csv(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
                 )));
             }
             layout = Some((idx, fields.len()));
-            continue_with_row(&mut table, &fields, layout.as_ref(), &names).map_err(at)?;
+            continue_with_row(&mut table, &fields, layout.as_ref(), &names, mapping, rows)
+                .map_err(at)?;
+            rows += 1;
             continue;
         };
         if fields.len() != *expected {
@@ -703,21 +860,48 @@ fn import_csv(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
                 fields.len()
             )));
         }
-        continue_with_row(&mut table, &fields, layout.as_ref(), &names).map_err(at)?;
+        continue_with_row(&mut table, &fields, layout.as_ref(), &names, mapping, rows)
+            .map_err(at)?;
+        rows += 1;
     }
     table.finish(input, ImportFormat::Csv)
 }
 
-/// Parses and adds one `csv` row whose field count was already checked.
+/// Where each mapped key sits in [`ColumnMapping::columns`] (the order of `names` and of the
+/// mapped field indices).
+#[derive(Debug, Clone, Copy)]
+struct Slots {
+    timestamp: Option<usize>,
+    rating: Option<usize>,
+    label: Option<usize>,
+}
+
+impl Slots {
+    fn of(mapping: &ColumnMapping) -> Self {
+        let cols = mapping.columns();
+        let at = |key: &str| cols.iter().position(|(k, _)| *k == key);
+        Slots {
+            timestamp: at("timestamp"),
+            rating: at("rating"),
+            label: at("label"),
+        }
+    }
+}
+
+/// Parses and adds one `csv` row whose field count was already checked; `row` is the 0-based
+/// index of the row among the file's rows (the timestamp under `order = "file"`).
 fn continue_with_row(
     table: &mut TableBuilder,
     fields: &[&str],
     layout: Option<&(Vec<usize>, usize)>,
     names: &[(&'static str, String)],
+    mapping: &ColumnMapping,
+    row: usize,
 ) -> std::result::Result<(), String> {
     let Some((idx, _)) = layout else {
         return Err("internal: csv layout missing".into());
     };
+    let slots = Slots::of(mapping);
     let get = |j: usize| fields[idx[j]].trim();
     let col = |j: usize| format!("column '{}' ({})", names[j].1, names[j].0);
     let id = |j: usize| {
@@ -734,23 +918,31 @@ fn continue_with_row(
     };
     let user = id(0)?;
     let item = id(1)?;
-    let ts = get(2)
-        .parse::<i64>()
-        .map_err(|_| format!("{}: '{}' is not an integer (unix seconds)", col(2), get(2)))?;
-    let ts = check_ts(ts, &names[2].1).map_err(|m| format!("{m} (mapping key 'timestamp')"))?;
-    let mut j = 3;
-    let rating = if table.ratings.is_some() {
-        j += 1;
-        Some(value(j - 1)?)
-    } else {
-        None
+    let ts = match slots.timestamp {
+        Some(j) => crate::timestamp::parse_timestamp(
+            get(j),
+            mapping.timestamp_unit,
+            mapping.timestamp_format,
+        )
+        .map_err(|m| format!("{}: {m}", col(j)))?,
+        None => row_timestamp(row)?,
     };
-    let label = if table.labels.is_some() {
-        Some(value(j)?)
-    } else {
-        None
-    };
+    let rating = slots.rating.map(value).transpose()?;
+    let label = slots.label.map(value).transpose()?;
     table.push(user, item, ts, rating, label)
+}
+
+/// The synthesised timestamp of the 0-based `row` under `order = "file"`.
+fn row_timestamp(row: usize) -> std::result::Result<i64, String> {
+    i64::try_from(row)
+        .ok()
+        .filter(|&r| r <= MAX_TIMESTAMP_SECS)
+        .ok_or_else(|| {
+            format!(
+                "row {row}: more than {MAX_TIMESTAMP_SECS} rows cannot be ordered by file \
+                 position (order = \"file\")"
+            )
+        })
 }
 
 /// Rows per record batch when reading a generic Parquet log.
@@ -761,7 +953,20 @@ fn is_raw_id_type(dt: &DataType) -> bool {
 }
 
 fn is_raw_ts_type(dt: &DataType) -> bool {
-    dt.is_integer() || matches!(dt, DataType::Timestamp(_, _))
+    is_numeric_ts_type(dt)
+        || matches!(
+            dt,
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Timestamp(_, _)
+                | DataType::Date32
+                | DataType::Date64
+        )
+}
+
+/// Integer and float timestamp columns: numbers in `timestamp_unit`.
+fn is_numeric_ts_type(dt: &DataType) -> bool {
+    dt.is_integer() || dt.is_floating()
 }
 
 fn is_raw_value_type(dt: &DataType) -> bool {
@@ -776,6 +981,7 @@ fn import_parquet(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
     let builder = crate::table::open_parquet(input)?;
     let schema = builder.schema().clone();
     let columns = mapping.columns();
+    let slots = Slots::of(mapping);
     let mut roots = Vec::new();
     for (key, col) in &columns {
         let Some(i) = schema.fields().iter().position(|f| f.name() == col) else {
@@ -793,12 +999,24 @@ fn import_parquet(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
         let dt = schema.field(i).data_type();
         let (ok, want) = match *key {
             "user" | "item" => (is_raw_id_type(dt), "a string or integer id"),
-            "timestamp" => (is_raw_ts_type(dt), "integer unix seconds or a Timestamp"),
+            "timestamp" => (
+                is_raw_ts_type(dt),
+                "integer or float unix time, a string, or a Timestamp or Date",
+            ),
             _ => (is_raw_value_type(dt), "a float or integer"),
         };
         if !ok {
             return Err(schema_err(format!(
                 "column '{col}' (mapping key '{key}') has type {dt}, expected {want}"
+            )));
+        }
+        if *key == "timestamp"
+            && mapping.timestamp_format == TimestampFormat::Iso8601
+            && is_numeric_ts_type(dt)
+        {
+            return Err(schema_err(format!(
+                "column '{col}' (mapping key 'timestamp') has type {dt}, but timestamp_format = \
+                 \"iso8601\" (use \"auto\" or \"unix\" for numeric unix times)"
             )));
         }
         if !roots.contains(&i) {
@@ -816,7 +1034,8 @@ fn import_parquet(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
     let mut row0 = 0usize;
     let mut ids: [Vec<String>; 2] = [Vec::new(), Vec::new()];
     let mut ts = Vec::new();
-    let mut values: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
+    let mut ratings = Vec::new();
+    let mut labels = Vec::new();
     for batch in reader {
         let batch = batch?;
         let n = batch.num_rows();
@@ -845,20 +1064,27 @@ fn import_parquet(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
                 )));
             }
         }
-        let (key, name) = columns[2];
         ts.clear();
-        raw_seconds(col(key, name)?, &mut ts)
-            .map_err(|m| schema_err(format!("column '{name}' (mapping key '{key}'): {m}")))?;
-        for (r, &t) in ts.iter().enumerate() {
-            check_ts(t, name)
-                .map_err(|m| schema_err(format!("row {} (0-based): {m}", row0 + r)))?;
+        match slots.timestamp {
+            Some(j) => {
+                let (key, name) = columns[j];
+                raw_seconds(col(key, name)?, mapping, row0, &mut ts).map_err(|m| {
+                    schema_err(format!("column '{name}' (mapping key '{key}'): {m}"))
+                })?;
+            }
+            None => {
+                for r in 0..n {
+                    ts.push(row_timestamp(row0 + r).map_err(schema_err)?);
+                }
+            }
         }
-        for (j, (key, name)) in columns.iter().enumerate().skip(3) {
-            let out = &mut values[j - 3];
+        for (slot, out) in [(slots.rating, &mut ratings), (slots.label, &mut labels)] {
+            let Some(j) = slot else { continue };
+            let (key, name) = columns[j];
             out.clear();
             raw_values(col(key, name)?, out)
                 .map_err(|m| schema_err(format!("column '{name}' (mapping key '{key}'): {m}")))?;
-            if let Some(r) = out.iter().position(|v| !v.is_finite()) {
+            if let Some(r) = out.iter().position(|v: &f32| !v.is_finite()) {
                 return Err(schema_err(format!(
                     "column '{name}' (mapping key '{key}') row {} (0-based): {} is not a finite \
                      number",
@@ -867,10 +1093,9 @@ fn import_parquet(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
                 )));
             }
         }
-        let rating_slot = usize::from(mapping.rating.is_some());
         for r in 0..n {
-            let rating = mapping.rating.as_ref().map(|_| values[0][r]);
-            let label = mapping.label.as_ref().map(|_| values[rating_slot][r]);
+            let rating = slots.rating.map(|_| ratings[r]);
+            let label = slots.label.map(|_| labels[r]);
             table
                 .push(&ids[0][r], &ids[1][r], ts[r], rating, label)
                 .map_err(|m| schema_err(format!("row {} (0-based): {m}", row0 + r)))?;
@@ -881,7 +1106,7 @@ fn import_parquet(input: &Path, mapping: &ColumnMapping) -> Result<Imported> {
 }
 
 /// Appends a string or integer id column as strings (no nulls; checked by the caller).
-fn raw_ids(a: &dyn Array, out: &mut Vec<String>) -> std::result::Result<(), String> {
+pub(crate) fn raw_ids(a: &dyn Array, out: &mut Vec<String>) -> std::result::Result<(), String> {
     use arrow::array::{
         Int16Array, Int32Array, Int64Array, Int8Array, LargeStringArray, StringArray, UInt16Array,
         UInt32Array, UInt64Array, UInt8Array,
@@ -915,15 +1140,27 @@ fn raw_ids(a: &dyn Array, out: &mut Vec<String>) -> std::result::Result<(), Stri
     Ok(())
 }
 
-/// Appends an integer or Timestamp column as seconds (Timestamps rounded down to seconds).
-fn raw_seconds(a: &dyn Array, out: &mut Vec<i64>) -> std::result::Result<(), String> {
+/// Appends a timestamp column as range-checked seconds: integers and floats in the mapping's
+/// `timestamp_unit`, strings as in a `csv` cell ([`crate::timestamp::parse_timestamp`]), Arrow
+/// Timestamps (any unit) and Dates by their own unit; always rounded down. Errors name the 0-based
+/// row (`row0` = the row of the batch's first value); nulls were refused by the caller.
+fn raw_seconds(
+    a: &dyn Array,
+    mapping: &ColumnMapping,
+    row0: usize,
+    out: &mut Vec<i64>,
+) -> std::result::Result<(), String> {
+    use crate::timestamp::{float_seconds, integer_seconds, parse_timestamp};
     use arrow::array::{
-        Int64Array, TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+        Date32Array, Date64Array, Float64Array, Int64Array, LargeStringArray, StringArray,
+        TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
         TimestampSecondArray, UInt64Array,
     };
+    let unit = mapping.timestamp_unit;
+    let at = |r: usize, m: String| format!("row {} (0-based): {m}", row0 + r);
     match a.data_type() {
-        DataType::Timestamp(unit, _) => {
-            let (vals, per): (&[i64], i64) = match unit {
+        DataType::Timestamp(tu, _) => {
+            let (vals, per): (&[i64], i64) = match tu {
                 TimeUnit::Second => (downcast::<TimestampSecondArray>(a)?.values(), 1),
                 TimeUnit::Millisecond => {
                     (downcast::<TimestampMillisecondArray>(a)?.values(), 1_000)
@@ -937,19 +1174,64 @@ fn raw_seconds(a: &dyn Array, out: &mut Vec<i64>) -> std::result::Result<(), Str
                     1_000_000_000,
                 ),
             };
-            out.extend(vals.iter().map(|v| v.div_euclid(per)));
+            for (r, v) in vals.iter().enumerate() {
+                out.push(secs_in_range(v.div_euclid(per)).map_err(|m| at(r, m))?);
+            }
+        }
+        DataType::Date32 => {
+            for (r, &d) in downcast::<Date32Array>(a)?.values().iter().enumerate() {
+                out.push(secs_in_range(i64::from(d) * 86_400).map_err(|m| at(r, m))?);
+            }
+        }
+        DataType::Date64 => {
+            for (r, &ms) in downcast::<Date64Array>(a)?.values().iter().enumerate() {
+                out.push(secs_in_range(ms.div_euclid(1_000)).map_err(|m| at(r, m))?);
+            }
+        }
+        DataType::Utf8 => {
+            for (r, v) in downcast::<StringArray>(a)?.iter().enumerate() {
+                let v = v.unwrap_or_default();
+                out.push(parse_timestamp(v, unit, mapping.timestamp_format).map_err(|m| at(r, m))?);
+            }
+        }
+        DataType::LargeUtf8 => {
+            for (r, v) in downcast::<LargeStringArray>(a)?.iter().enumerate() {
+                let v = v.unwrap_or_default();
+                out.push(parse_timestamp(v, unit, mapping.timestamp_format).map_err(|m| at(r, m))?);
+            }
         }
         DataType::UInt64 => {
-            for &v in downcast::<UInt64Array>(a)?.values().iter() {
-                out.push(i64::try_from(v).unwrap_or(i64::MAX));
+            for (r, &v) in downcast::<UInt64Array>(a)?.values().iter().enumerate() {
+                let secs = match i64::try_from(v) {
+                    Ok(i) => integer_seconds(i, unit, &v.to_string()),
+                    Err(_) => float_seconds(v as f64, unit, &v.to_string()),
+                };
+                out.push(secs.map_err(|m| at(r, m))?);
             }
         }
         dt if dt.is_integer() => {
             let cast = arrow::compute::cast(a, &DataType::Int64)
                 .map_err(|e| format!("cannot convert {dt} to Int64: {e}"))?;
-            out.extend_from_slice(downcast::<Int64Array>(cast.as_ref())?.values());
+            for (r, &v) in downcast::<Int64Array>(cast.as_ref())?
+                .values()
+                .iter()
+                .enumerate()
+            {
+                out.push(integer_seconds(v, unit, &v.to_string()).map_err(|m| at(r, m))?);
+            }
         }
-        dt => return Err(format!("type {dt} is not an integer or Timestamp")),
+        dt if dt.is_floating() => {
+            let cast = arrow::compute::cast(a, &DataType::Float64)
+                .map_err(|e| format!("cannot convert {dt} to Float64: {e}"))?;
+            for (r, &v) in downcast::<Float64Array>(cast.as_ref())?
+                .values()
+                .iter()
+                .enumerate()
+            {
+                out.push(float_seconds(v, unit, &v.to_string()).map_err(|m| at(r, m))?);
+            }
+        }
+        dt => return Err(format!("type {dt} is not a timestamp type")),
     }
     Ok(())
 }
@@ -2226,7 +2508,7 @@ mod tests {
     fn csv_errors_name_the_physical_line_after_multiline_records() {
         let m = pandas_mapping();
         // Row 4 starts on physical line 8 (rows 2 and 3 span 2 and 3 lines).
-        let bad = format!("{PANDAS_CSV}3,u4,i9,x,1.5,2.0\n");
+        let bad = format!("{PANDAS_CSV}3,u4,i9,x,1.5x,2.0\n");
         for body in [
             bad.clone(),
             bad.replace('\n', "\r\n"),
@@ -2239,7 +2521,7 @@ mod tests {
             };
             let e = csv_err(body.as_bytes(), &m);
             assert!(
-                e.contains(want) && e.contains("'1.5' is not an integer"),
+                e.contains(want) && e.contains("'1.5x' is not a timestamp"),
                 "{want}: {e}"
             );
         }
@@ -2340,9 +2622,17 @@ mod tests {
             ),
             ("1,2,3,NaN\n", "column 'r' (rating): 'NaN'"),
             (
-                "1,2,3.5,4\n",
-                "column 't' (timestamp): '3.5' is not an integer",
+                "1,2,3.5x,4\n",
+                "column 't' (timestamp): '3.5x' is not a timestamp",
             ),
+            ("1,2,NaN,4\n", "column 't' (timestamp): 'NaN' is not a finite"),
+            ("1,2,inf,4\n", "column 't' (timestamp): 'inf' is not a finite"),
+            ("1,2,,4\n", "column 't' (timestamp): empty timestamp"),
+            (
+                "1,2,2001-02-30,4\n",
+                "column 't' (timestamp): '2001-02-30' is not a valid date: February 2001 has 28 days",
+            ),
+            ("1,2,1600000000000.0,4\n", "timestamp_unit = \"ms\""),
             ("1,,3,4\n", "column 'i' (item): empty id"),
             ("1,\"2,3,4\n", "unterminated"),
             ("1,2,1600000000000,4\n", "looks like milliseconds"),
@@ -2583,5 +2873,356 @@ mod tests {
             e.contains("ints.parquet") && e.contains("'user'") && e.contains("null at row 2"),
             "{e}"
         );
+    }
+
+    fn csv_ok(body: &str, m: &ColumnMapping) -> Imported {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "log.csv", body.as_bytes());
+        import_with(ImportFormat::Csv, &p, Some(m)).unwrap()
+    }
+
+    #[test]
+    fn csv_timestamps_floats_and_iso8601_as_pandas_writes_them() {
+        // What pandas writes for an int column with a missing value elsewhere (floats), for a
+        // datetime64 column (a space, optional fraction), and for a tz-aware one (+00:00).
+        let body = ",user,item,ts,rating\n\
+                    0,u1,i1,978300760.0,5.0\n\
+                    1,u1,i2,978300760.75,4.0\n\
+                    2,u2,i1,2000-12-31 22:12:40,3.0\n\
+                    3,u2,i2,2000-12-31 22:12:40.500000,3.0\n\
+                    4,u3,i1,2000-12-31 22:12:40+00:00,1.0\n\
+                    5,u3,i2,2001-01-01T00:12:40+02:00,1.0\n\
+                    6,u3,i3,2000-12-31T17:42:40-04:30,1.0\n\
+                    7,u4,i1,2000-12-31,2.0\n\
+                    8,u4,i1,2000-12-31T22:12:40Z,2.0\n\
+                    9,u4,i1,978300760,2.0\n";
+        let mut m = ColumnMapping::new("user", "item", "ts");
+        m.rating = Some("rating".into());
+        let im = csv_ok(body, &m);
+        let t = 978_300_760;
+        assert_eq!(
+            im.interactions.ts,
+            vec![t, t, t, t, t, t, t, 978_220_800, t, t]
+        );
+        assert_eq!(im.interactions.rating.as_ref().unwrap().len(), 10);
+        // The same through the JSON and compact forms of the mapping.
+        let m2: ColumnMapping = "user=user,item=item,ts=ts,rating=rating,timestamp_format=auto"
+            .parse()
+            .unwrap();
+        assert_eq!(m2, m);
+    }
+
+    #[test]
+    fn timestamp_unit_converts_before_the_range_check() {
+        let body = "u,i,t\na,x,978300760999\nb,y,978300761000\n";
+        // Milliseconds without timestamp_unit: the error names file, line and column and says
+        // how to fix it.
+        let e = csv_err(body.as_bytes(), &ColumnMapping::new("u", "i", "t"));
+        assert!(
+            e.contains("line 2")
+                && e.contains("column 't' (timestamp)")
+                && e.contains("looks like milliseconds")
+                && e.contains("timestamp_unit = \"ms\""),
+            "{e}"
+        );
+        let m: ColumnMapping = "user=u,item=i,ts=t,timestamp_unit=ms".parse().unwrap();
+        assert_eq!(m.timestamp_unit, TimestampUnit::Milliseconds);
+        assert_eq!(
+            csv_ok(body, &m).interactions.ts,
+            vec![978_300_760, 978_300_761]
+        );
+        // Microseconds given as milliseconds: still refused after the conversion.
+        let e = csv_err(b"u,i,t\na,x,978300760999000\n", &m);
+        assert!(e.contains("timestamp_unit = \"us\""), "{e}");
+        for (unit, v, want) in [
+            ("us", "978300760999999", 978_300_760),
+            ("ns", "978300760999999999", 978_300_760),
+            ("ms", "978300760999.9", 978_300_760),
+            ("s", "0", 0),
+            ("ms", "999", 0),
+        ] {
+            let m: ColumnMapping = format!("user=u,item=i,ts=t,timestamp_unit={unit}")
+                .parse()
+                .unwrap();
+            let im = csv_ok(&format!("u,i,t\na,x,{v}\n"), &m);
+            assert_eq!(im.interactions.ts, vec![want], "{unit} {v}");
+        }
+        // A negative time is negative whatever the unit.
+        let e = csv_err(b"u,i,t\na,x,-1\n", &m);
+        assert!(e.contains("negative"), "{e}");
+    }
+
+    #[test]
+    fn timestamp_format_unix_and_iso8601_refuse_the_other_form() {
+        let body = b"u,i,t\na,x,978300760\nb,y,2000-12-31\n";
+        let unix: ColumnMapping = "user=u,item=i,ts=t,timestamp_format=unix".parse().unwrap();
+        let e = csv_err(body, &unix);
+        assert!(
+            e.contains("line 3") && e.contains("timestamp_format = \"unix\""),
+            "{e}"
+        );
+        let iso: ColumnMapping = "user=u,item=i,ts=t,timestamp_format=iso8601"
+            .parse()
+            .unwrap();
+        let e = csv_err(body, &iso);
+        assert!(
+            e.contains("line 2") && e.contains("timestamp_format = \"iso8601\""),
+            "{e}"
+        );
+        let im = csv_ok("u,i,t\nb,y,2000-12-31\n", &iso);
+        assert_eq!(im.interactions.ts, vec![978_220_800]);
+        // auto takes both, per value.
+        let im = csv_ok(
+            std::str::from_utf8(body).unwrap(),
+            &ColumnMapping::new("u", "i", "t"),
+        );
+        assert_eq!(im.interactions.ts, vec![978_300_760, 978_220_800]);
+    }
+
+    #[test]
+    fn column_mapping_new_keys_in_toml_json_and_compact_form() {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            columns: ColumnMapping,
+        }
+        let doc: Doc = toml::from_str(
+            "columns = { user = \"userId\", item = \"movieId\", timestamp = \"ts\", \
+             timestamp_unit = \"ms\", timestamp_format = \"unix\" }",
+        )
+        .unwrap();
+        let m = doc.columns;
+        assert_eq!(m.timestamp.as_deref(), Some("ts"));
+        assert_eq!(m.timestamp_unit, TimestampUnit::Milliseconds);
+        assert_eq!(m.timestamp_format, TimestampFormat::Unix);
+        assert_eq!(m.order, RowOrder::Timestamp);
+        m.validate().unwrap();
+        let compact: ColumnMapping =
+            "user=userId,item=movieId,timestamp=ts,timestamp_unit=ms,timestamp_format=unix"
+                .parse()
+                .unwrap();
+        assert_eq!(compact, m);
+        // JSON round trip; defaults are not serialized, so older mappings serialize as before.
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<ColumnMapping>(&json).unwrap(), m);
+        let plain = serde_json::to_string(&ColumnMapping::new("u", "i", "t")).unwrap();
+        assert!(
+            !plain.contains("timestamp_unit") && !plain.contains("order"),
+            "{plain}"
+        );
+        let doc: Doc =
+            toml::from_str("columns = { user = \"u\", item = \"i\", order = \"file\" }").unwrap();
+        assert_eq!(doc.columns, ColumnMapping::in_file_order("u", "i"));
+        assert_eq!(
+            "user=u,item=i,order=file".parse::<ColumnMapping>().unwrap(),
+            doc.columns
+        );
+        // Unknown keys and bad values stay errors, in every form.
+        for bad in [
+            "columns = { user = \"u\", item = \"i\", timestamp = \"t\", unit = \"ms\" }",
+            "columns = { user = \"u\", item = \"i\", timestamp = \"t\", timestamp_unit = \"sec\" }",
+            "columns = { user = \"u\", item = \"i\", timestamp = \"t\", timestamp_format = \"x\" }",
+            "columns = { user = \"u\", item = \"i\", order = \"random\" }",
+        ] {
+            assert!(toml::from_str::<Doc>(bad).is_err(), "{bad}");
+        }
+        for (bad, what) in [
+            ("user=u,item=i,ts=t,unit=ms", "unknown key 'unit'"),
+            ("user=u,item=i,ts=t,timestamp_unit=sec", "s, ms, us or ns"),
+            (
+                "user=u,item=i,ts=t,timestamp_format=x",
+                "auto, unix or iso8601",
+            ),
+            ("user=u,item=i,order=random", "timestamp or file"),
+            ("user=u,item=i", "order = \"file\""),
+            ("user=u,item=i,ts=t,order=file", "give one of them"),
+            (
+                "user=u,item=i,order=file,timestamp_unit=ms",
+                "need a 'timestamp'",
+            ),
+            (
+                "user=u,item=i,ts=t,timestamp_unit=ms,timestamp_unit=s",
+                "duplicate key",
+            ),
+            (r#"{"user":"u","item":"i"}"#, "order = \"file\""),
+            (
+                r#"{"user":"u","item":"i","timestamp":"t","order":"file"}"#,
+                "give one",
+            ),
+            (
+                r#"{"user":"u","item":"i","timestamp":"t","unit":"ms"}"#,
+                "unknown field",
+            ),
+        ] {
+            let e = bad.parse::<ColumnMapping>().unwrap_err();
+            assert!(
+                matches!(&e, DataError::Config { key, .. } if key == "columns"),
+                "{e}"
+            );
+            assert!(e.to_string().contains(what), "{what}: {e}");
+        }
+    }
+
+    #[test]
+    fn order_file_synthesises_row_index_timestamps() {
+        let m = ColumnMapping::in_file_order("user", "item");
+        // Header and blank lines are not rows; per-user order is file order.
+        let im = csv_ok("user,item\nb,x\n\na,y\nb,z\r\na,x\n", &m);
+        assert_eq!(im.interactions.ts, vec![0, 1, 2, 3]);
+        assert_eq!(im.interactions.user, vec![1, 2, 1, 2]);
+        assert_eq!(im.interactions.item, vec![1, 2, 3, 1]);
+        // Without a header too (the first row is a row).
+        let m2: ColumnMapping = "user=1,item=2,order=file,header=false".parse().unwrap();
+        let im = csv_ok("b,x,5\na,y,6\n", &m2);
+        assert_eq!(im.interactions.ts, vec![0, 1]);
+        // Neither a timestamp nor order = "file", or both: errors before the file is read.
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "log.csv", b"user,item,ts\nb,x,1\n");
+        let mut neither = m.clone();
+        neither.order = RowOrder::Timestamp;
+        let mut both = ColumnMapping::new("user", "item", "ts");
+        both.order = RowOrder::File;
+        for (bad, what) in [(&neither, "order = \"file\""), (&both, "give one of them")] {
+            for f in [ImportFormat::Csv, ImportFormat::Parquet] {
+                let e = import_with(f, &p, Some(bad)).unwrap_err();
+                assert!(
+                    matches!(&e, DataError::Config { key, .. } if key == "columns")
+                        && e.to_string().contains(what),
+                    "{e}"
+                );
+            }
+        }
+        let w = file_order_warning(&p);
+        assert!(
+            w.contains("log.csv") && w.contains("synthesised from file order"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn parquet_timestamps_floats_strings_units_dates_and_file_order() {
+        use arrow::array::{
+            ArrayRef, Date32Array, Float64Array, Int64Array, StringArray, UInt64Array,
+        };
+        use arrow::record_batch::RecordBatch;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.parquet");
+        let col = |name: &str, a: ArrayRef| (name.to_string(), a);
+        let batch = |extra: Vec<(String, ArrayRef)>| {
+            let mut cols = vec![
+                col("u", Arc::new(StringArray::from(vec!["a", "b", "a"]))),
+                col("i", Arc::new(Int64Array::from(vec![1, 2, 3]))),
+            ];
+            cols.extend(extra);
+            RecordBatch::try_from_iter(cols).unwrap()
+        };
+        write_parquet_batches(
+            &p,
+            &[
+                batch(vec![
+                    col(
+                        "f",
+                        Arc::new(Float64Array::from(vec![978300760.0, 978300760.9, 5.0])),
+                    ),
+                    col(
+                        "s",
+                        Arc::new(StringArray::from(vec![
+                            "2000-12-31 22:12:40",
+                            "978300760",
+                            "2000-12-31T22:12:40.5Z",
+                        ])),
+                    ),
+                    col(
+                        "ms",
+                        Arc::new(Int64Array::from(vec![978300760999, 0, 1999])),
+                    ),
+                    col("d", Arc::new(Date32Array::from(vec![11322, 0, 1]))),
+                    col("big", Arc::new(UInt64Array::from(vec![u64::MAX, 1, 2]))),
+                ]),
+                batch(vec![
+                    col("f", Arc::new(Float64Array::from(vec![1.0, 2.0, f64::NAN]))),
+                    col(
+                        "s",
+                        Arc::new(StringArray::from(vec!["1", "2", "2001-02-29"])),
+                    ),
+                    col("ms", Arc::new(Int64Array::from(vec![1, 2, 3]))),
+                    col("d", Arc::new(Date32Array::from(vec![1, 2, -1]))),
+                    col("big", Arc::new(UInt64Array::from(vec![1, 2, 3]))),
+                ]),
+            ],
+        );
+        // Only the first batch is valid: read just it by checking the errors of the second.
+        let read = |m: &ColumnMapping| import_with(ImportFormat::Parquet, &p, Some(m));
+        let mut m = ColumnMapping::new("u", "i", "f");
+        let e = read(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("'f'") && e.contains("row 5 (0-based)") && e.contains("not a finite"),
+            "{e}"
+        );
+        m.timestamp = Some("s".into());
+        let e = read(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("'s'") && e.contains("row 5") && e.contains("February 2001 has 28 days"),
+            "{e}"
+        );
+        m.timestamp = Some("d".into());
+        let e = read(&m).unwrap_err().to_string();
+        assert!(e.contains("row 5") && e.contains("negative"), "{e}");
+        m.timestamp = Some("big".into());
+        let e = read(&m).unwrap_err().to_string();
+        assert!(e.contains("row 0") && e.contains("after 2100"), "{e}");
+        // Integers in ms: fine with the unit, an error suggesting it without.
+        m.timestamp = Some("ms".into());
+        let e = read(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("row 0") && e.contains("timestamp_unit = \"ms\""),
+            "{e}"
+        );
+        m.timestamp_unit = TimestampUnit::Milliseconds;
+        assert_eq!(
+            read(&m).unwrap().interactions.ts,
+            vec![978_300_760, 0, 1, 0, 0, 0]
+        );
+        // iso8601 refuses a numeric column up front.
+        m.timestamp_unit = TimestampUnit::Seconds;
+        m.timestamp_format = TimestampFormat::Iso8601;
+        let e = read(&m).unwrap_err().to_string();
+        assert!(e.contains("'ms'") && e.contains("Int64"), "{e}");
+        // The valid first batch alone.
+        write_parquet_batches(
+            &p,
+            &[batch(vec![
+                col(
+                    "f",
+                    Arc::new(Float64Array::from(vec![978300760.0, 978300760.9, 5.0])),
+                ),
+                col(
+                    "s",
+                    Arc::new(StringArray::from(vec![
+                        "2000-12-31 22:12:40",
+                        "978300760",
+                        "2000-12-31T22:12:40.5Z",
+                    ])),
+                ),
+                col("d", Arc::new(Date32Array::from(vec![11322, 0, 1]))),
+            ])],
+        );
+        let m = ColumnMapping::new("u", "i", "f");
+        assert_eq!(
+            read(&m).unwrap().interactions.ts,
+            vec![978_300_760, 978_300_760, 5]
+        );
+        let m = ColumnMapping::new("u", "i", "s");
+        let t = 978_300_760;
+        assert_eq!(read(&m).unwrap().interactions.ts, vec![t, t, t]);
+        let m = ColumnMapping::new("u", "i", "d");
+        assert_eq!(
+            read(&m).unwrap().interactions.ts,
+            vec![978_220_800, 0, 86_400]
+        );
+        // No timestamp column: row numbers.
+        let im = read(&ColumnMapping::in_file_order("u", "i")).unwrap();
+        assert_eq!(im.interactions.ts, vec![0, 1, 2]);
+        assert_eq!(im.item_vocab, vec!["", "1", "2", "3"]);
     }
 }

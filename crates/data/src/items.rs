@@ -34,7 +34,15 @@
 //!   metadata JSON lines (2014 or 2018). Only strict JSON is accepted: the original 2014 dumps
 //!   are Python dict literals with single quotes (`{'asin': '0000031852', ...}`), which give an
 //!   error naming the file and line; convert them first, e.g. with Python
-//!   `json.dumps(ast.literal_eval(line))` per line.
+//!   `json.dumps(ast.literal_eval(line))` per line;
+//! - [`table_item_features`]: any headered CSV (plain or gzip) or Parquet table described by an
+//!   [`ItemTable`] (`format = "table"` in a config): an id column (Parquet: string or integer,
+//!   integers converted to strings) and categorical columns, `columns` (default: every other
+//!   named column), some of them list fields split on a separator (`lists = { genres = "|" }`)
+//!   or Parquet list columns. A repeated id is an error naming both lines (or rows), a missing
+//!   column one naming the file and the column.
+//!
+//! There are no user feature tables: no model consumes user features.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -47,10 +55,11 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{DataError, Result};
-use crate::import::{line_err, movielens_genres, LineReader, MAX_LINE_BYTES};
+use crate::import::{line_err, movielens_genres, DelimitedReader, LineReader, MAX_LINE_BYTES};
 use crate::table::write_atomically;
 
 /// Schema-metadata key that marks an item-feature table written by longtail.
@@ -982,6 +991,632 @@ pub fn amazon_item_features(
     Ok(out)
 }
 
+/// A generic item-feature table (`format = "table"` in a config's `[data] items`): a headered
+/// CSV (plain or gzip; the dialect of the `csv` import format) or a Parquet file (detected by its
+/// magic bytes `PAR1`), with an id column and categorical columns, some of them lists.
+///
+/// Deserializes from TOML / JSON such as
+/// `{ path = "items.csv", id = "item_id", columns = ["genre", "brand"], lists = { genres = "|" } }`
+/// (unknown keys are errors); [`ItemTable::from_spec`] reads the compact command-line form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemTable {
+    /// The table file.
+    pub path: PathBuf,
+    /// The raw item id column (matched against the interaction import's item ids).
+    pub id: String,
+    /// The feature columns, in this order; omitted: every other column (in file order, skipping
+    /// a column without a name, such as the index `pandas.DataFrame.to_csv` writes first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// List fields: column -> the separator between its values in one cell (e.g.
+    /// `genres = "|"` for `Action|Comedy`). A column named here is a feature even when
+    /// `columns` leaves it out. Parquet list columns are list fields without an entry here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lists: BTreeMap<String, String>,
+    /// CSV only: the field delimiter (one ASCII character, default `,`).
+    #[serde(
+        default = "default_table_delimiter",
+        skip_serializing_if = "is_default_table_delimiter"
+    )]
+    pub delimiter: char,
+}
+
+fn default_table_delimiter() -> char {
+    ','
+}
+
+fn is_default_table_delimiter(c: &char) -> bool {
+    *c == ','
+}
+
+/// The separator names the compact form accepts (besides a literal string).
+fn separator_name(v: &str) -> &str {
+    match v {
+        "pipe" => "|",
+        "comma" => ",",
+        "semicolon" => ";",
+        "colon" => ":",
+        "tab" | "\\t" => "\t",
+        "space" => " ",
+        other => other,
+    }
+}
+
+impl ItemTable {
+    /// A table at `path` with id column `id`, every other column a categorical feature.
+    pub fn new(path: impl Into<PathBuf>, id: &str) -> Self {
+        ItemTable {
+            path: path.into(),
+            id: id.to_string(),
+            columns: None,
+            lists: BTreeMap::new(),
+            delimiter: default_table_delimiter(),
+        }
+    }
+
+    /// The table at `path` described by `spec`: a JSON object with the keys of [`ItemTable`]
+    /// but `path`, or comma-separated `key=value` pairs: `id=COL` (required),
+    /// `columns=A;B;C` (`;` between names), `lists=COL:SEP;COL2:SEP2` (`;` between lists; the
+    /// separator after the last `:`, literal or one of `pipe`, `comma`, `semicolon`, `colon`,
+    /// `tab`, `space`), `delimiter=C` (a character or one of those names). Names holding `,`,
+    /// `;` or `:` need the JSON form. Errors are [`DataError::Config`] with key `items`; the
+    /// result is validated ([`ItemTable::validate`]).
+    pub fn from_spec(path: &Path, spec: &str) -> Result<Self> {
+        let bad = |m: String| DataError::config("items", m);
+        let spec = spec.trim();
+        let mut t = ItemTable::new(path, "");
+        if spec.starts_with('{') {
+            let mut v: serde_json::Map<String, Value> = serde_json::from_str(spec)
+                .map_err(|e| bad(format!("not a valid item table spec: {e}")))?;
+            if v.contains_key("path") {
+                return Err(bad(
+                    "the item table spec takes no 'path' (the file is given separately)".into(),
+                ));
+            }
+            v.insert(
+                "path".into(),
+                Value::String(path.to_string_lossy().into_owned()),
+            );
+            t = serde_json::from_value(Value::Object(v))
+                .map_err(|e| bad(format!("not a valid item table spec: {e}")))?;
+            t.path = path.to_path_buf();
+            t.validate()?;
+            return Ok(t);
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        let mut id = None;
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Err(bad(format!("expected key=value, found '{pair}'")));
+            };
+            let (k, v) = (k.trim(), v.trim());
+            if seen.contains(&k) {
+                return Err(bad(format!(
+                    "duplicate key '{k}' in '{spec}': give each key once"
+                )));
+            }
+            seen.push(k);
+            if v.is_empty() {
+                return Err(bad(format!("empty value for '{k}'")));
+            }
+            match k {
+                "id" => id = Some(v.to_string()),
+                "columns" => {
+                    t.columns = Some(
+                        v.split(';')
+                            .map(str::trim)
+                            .filter(|c| !c.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
+                "lists" => {
+                    for entry in v.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+                        let Some((col, sep)) = entry.rsplit_once(':') else {
+                            return Err(bad(format!(
+                                "lists entry '{entry}' is not COLUMN:SEPARATOR (e.g. \
+                                 genres:pipe)"
+                            )));
+                        };
+                        let col = col.trim().to_string();
+                        if t.lists.contains_key(&col) {
+                            return Err(bad(format!("list column '{col}' is given twice")));
+                        }
+                        t.lists.insert(col, separator_name(sep).to_string());
+                    }
+                }
+                "delimiter" => {
+                    let d = separator_name(v);
+                    let mut chars = d.chars();
+                    t.delimiter = match (chars.next(), chars.next()) {
+                        (Some(c), None) => c,
+                        _ => {
+                            return Err(bad(format!(
+                                "delimiter '{v}' is not a single character (or tab, comma, \
+                                 semicolon, pipe, space)"
+                            )))
+                        }
+                    };
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "unknown key '{k}' (valid: id, columns, lists, delimiter)"
+                    )))
+                }
+            }
+        }
+        t.id = id.ok_or_else(|| {
+            bad(format!(
+                "missing required key 'id' (the item id column) in '{spec}': e.g. \
+                 id=item_id,columns=genre;brand,lists=genres:pipe"
+            ))
+        })?;
+        t.validate()?;
+        Ok(t)
+    }
+
+    /// Checks the keys on their own (before the file is read): a non-empty `id`, no column
+    /// twice in `columns`, neither `columns` nor `lists` naming the id column or `item`, list
+    /// separators not empty, an ASCII delimiter other than `"` and line breaks. Errors are
+    /// [`DataError::Config`] with key `items`.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(DataError::config("items", m));
+        if self.id.trim().is_empty() {
+            return bad("the id column name is empty".into());
+        }
+        let listed = self.columns.iter().flatten().map(String::as_str);
+        let mut seen = HashSet::new();
+        for c in listed.clone() {
+            if !seen.insert(c) {
+                return bad(format!("column '{c}' is given twice in columns"));
+            }
+        }
+        for c in listed.chain(self.lists.keys().map(String::as_str)) {
+            if c == self.id {
+                return bad(format!(
+                    "column '{c}' is the id column; it cannot also be a feature"
+                ));
+            }
+            if c.is_empty() || c == "item" {
+                return bad(format!(
+                    "'{c}' cannot be a feature name (empty, or 'item', which items.parquet uses \
+                     for the item id)"
+                ));
+            }
+        }
+        if let Some((c, _)) = self.lists.iter().find(|(_, sep)| sep.is_empty()) {
+            return bad(format!("list column '{c}' has an empty separator"));
+        }
+        if matches!(self.delimiter, '"' | '\n' | '\r') || !self.delimiter.is_ascii() {
+            return bad(format!(
+                "delimiter {:?} cannot be used (one ASCII character, not a quote or line break)",
+                self.delimiter
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One feature of an [`ItemTable`] as read: its column, name and how its cells split.
+struct TableFeature {
+    /// Index in the header / schema.
+    col: usize,
+    name: String,
+    /// `Some(sep)`: a text list field split on `sep`.
+    split: Option<String>,
+    /// A native list column (Parquet `List` / `LargeList`).
+    native_list: bool,
+}
+
+impl TableFeature {
+    fn is_list(&self) -> bool {
+        self.split.is_some() || self.native_list
+    }
+}
+
+/// Resolves the id column and the features of `table` against the file's column `names`;
+/// `native_list(i)` tells whether column `i` is a Parquet list. Errors name the file and column.
+fn table_plan(
+    table: &ItemTable,
+    path: &Path,
+    names: &[String],
+    native_list: &dyn Fn(usize) -> bool,
+) -> Result<(usize, Vec<TableFeature>)> {
+    let bad = |message: String| DataError::Schema {
+        path: path.to_path_buf(),
+        message,
+    };
+    let have = || {
+        names
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let find = |c: &str, key: &str| -> Result<usize> {
+        let mut hits = names.iter().enumerate().filter(|(_, n)| n.as_str() == c);
+        match (hits.next(), hits.next()) {
+            (Some((i, _)), None) => Ok(i),
+            (Some(_), Some(_)) => Err(bad(format!("column '{c}' ({key}) appears twice"))),
+            _ => Err(bad(format!(
+                "column '{c}' ({key}) is not in the file (columns: {})",
+                have()
+            ))),
+        }
+    };
+    let id = find(&table.id, "the id column")?;
+    let mut wanted: Vec<(String, &str)> = match &table.columns {
+        Some(cols) => cols.iter().map(|c| (c.clone(), "key 'columns'")).collect(),
+        None => names
+            .iter()
+            .enumerate()
+            .filter(|&(i, n)| i != id && !n.is_empty())
+            .map(|(_, n)| (n.clone(), "a feature"))
+            .collect(),
+    };
+    for c in table.lists.keys() {
+        if !wanted.iter().any(|(w, _)| w == c) {
+            wanted.push((c.clone(), "key 'lists'"));
+        }
+    }
+    let mut out = Vec::new();
+    for (c, key) in wanted {
+        let col = find(&c, key)?;
+        if col == id {
+            return Err(bad(format!(
+                "column '{c}' is the id column; it cannot also be a feature"
+            )));
+        }
+        if c == "item" {
+            return Err(bad(format!(
+                "column 'item' ({key}) cannot be a feature: items.parquet uses the name for the \
+                 item id; rename the column or leave it out of columns"
+            )));
+        }
+        let split = table.lists.get(&c).cloned();
+        let native_list = native_list(col);
+        if native_list && split.is_some() {
+            return Err(bad(format!(
+                "column '{c}' is already a list column; leave it out of lists"
+            )));
+        }
+        out.push(TableFeature {
+            col,
+            name: c,
+            split,
+            native_list,
+        });
+    }
+    if out.is_empty() {
+        return Err(bad(format!(
+            "no feature columns besides the id column '{}' (columns: {})",
+            table.id,
+            have()
+        )));
+    }
+    Ok((id, out))
+}
+
+/// Per dense item id, the cells of each feature; checks ids for duplicates.
+struct TableCells<'a> {
+    index: HashMap<&'a str, usize>,
+    /// (first line or row of each raw id seen).
+    seen: HashMap<String, usize>,
+    cats: Vec<Vec<Option<String>>>,
+    lists: Vec<Vec<Vec<String>>>,
+}
+
+impl<'a> TableCells<'a> {
+    fn new(item_vocab: &'a [String], features: &[TableFeature]) -> Result<Self> {
+        let n = item_vocab.len();
+        let lists = features.iter().filter(|f| f.is_list()).count();
+        Ok(TableCells {
+            index: dense_index(item_vocab)?,
+            seen: HashMap::new(),
+            cats: vec![vec![None; n]; features.len() - lists],
+            lists: vec![vec![Vec::new(); n]; lists],
+        })
+    }
+
+    /// Registers raw id `id` at `at` (a line or a row); `Ok(Some(dense))` when the import knows
+    /// it, `Err(first)` when the id was seen before (at `first`).
+    fn id(&mut self, id: &str, at: usize) -> std::result::Result<Option<usize>, usize> {
+        if let Some(&first) = self.seen.get(id) {
+            return Err(first);
+        }
+        self.seen.insert(id.to_string(), at);
+        Ok(self.index.get(id).copied())
+    }
+
+    fn finish(self, path: &Path, features: &[TableFeature], n: usize) -> Result<ItemFeatures> {
+        if self.seen.is_empty() {
+            return Err(DataError::Schema {
+                path: path.to_path_buf(),
+                message: "no rows (no items)".into(),
+            });
+        }
+        let mut out = ItemFeatures::new(n);
+        let (mut c, mut l) = (0, 0);
+        let named = |e: DataError| DataError::Schema {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        for f in features {
+            if f.is_list() {
+                out.push_list(&f.name, &self.lists[l]).map_err(named)?;
+                l += 1;
+            } else {
+                out.push_categorical(&f.name, &self.cats[c])
+                    .map_err(named)?;
+                c += 1;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The values of one list cell split on `sep`: trimmed, empty ones dropped.
+fn split_cell(cell: &str, sep: &str) -> Vec<String> {
+    cell.split(sep)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Item features from a generic [`ItemTable`] (read from `table.path` as given), for the items of
+/// `item_vocab` (index = dense id):
+/// - a categorical field per feature column (one value per item, the trimmed cell; an empty
+///   cell or a null = missing), a list field per `lists` column (the cell split on its
+///   separator, values trimmed, empty ones dropped, repeats within an item kept once) and per
+///   Parquet list column; vocabularies in order of first appearance over dense item ids;
+/// - raw ids are matched through `item_vocab`: ids of the file the import does not know are
+///   ignored, items the file lacks get 0 / an empty list;
+/// - an empty id, a repeated id (naming both lines, or 0-based Parquet rows), a row with the
+///   wrong number of fields, a missing column (naming it), a file without rows are errors
+///   naming the file.
+///
+/// Parquet: the id may be Utf8/LargeUtf8 or any integer type (converted to strings, as the
+/// `parquet` import format does); features Utf8/LargeUtf8, integers, booleans or dictionaries of
+/// those (as strings), or `List` / `LargeList` of those (list fields). Float columns are refused
+/// (bucket them first).
+pub fn table_item_features(table: &ItemTable, item_vocab: &[String]) -> Result<ItemFeatures> {
+    table.validate()?;
+    let path = table.path.as_path();
+    let mut head = [0u8; 4];
+    let is_parquet = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        let mut got = 0;
+        while got < 4 {
+            match f.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(DataError::io(path, e)),
+            }
+        }
+        got == 4 && &head == b"PAR1"
+    };
+    if is_parquet {
+        table_parquet(table, path, item_vocab)
+    } else {
+        table_csv(table, path, item_vocab)
+    }
+}
+
+fn table_csv(table: &ItemTable, path: &Path, item_vocab: &[String]) -> Result<ItemFeatures> {
+    let delim = u8::try_from(table.delimiter)
+        .map_err(|_| DataError::config("items", "the delimiter must be ASCII"))?;
+    let mut records = DelimitedReader::open(path, delim, MAX_LINE_BYTES)?;
+    let Some((_, header)) = records.next_record()? else {
+        return Err(DataError::Schema {
+            path: path.to_path_buf(),
+            message: "no rows (not even a header line)".into(),
+        });
+    };
+    let names: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+    let (id_col, features) = table_plan(table, path, &names, &|_| false)?;
+    let mut cells = TableCells::new(item_vocab, &features)?;
+    while let Some((line, fields)) = records.next_record()? {
+        let at = |m: String| line_err(path, line, m);
+        if fields.len() != names.len() {
+            return Err(at(format!(
+                "expected {} fields separated by {:?} (as the header), found {}",
+                names.len(),
+                table.delimiter,
+                fields.len()
+            )));
+        }
+        let id = fields[id_col].trim();
+        if id.is_empty() {
+            return Err(at(format!("column '{}' (id): empty id", table.id)));
+        }
+        let dense = cells.id(id, line).map_err(|first| {
+            at(format!(
+                "column '{}' (id): item id '{id}' appears twice (first on line {first})",
+                table.id
+            ))
+        })?;
+        let Some(i) = dense else { continue };
+        let (mut c, mut l) = (0, 0);
+        for f in &features {
+            let cell = fields[f.col].trim();
+            match &f.split {
+                Some(sep) => {
+                    cells.lists[l][i] = split_cell(cell, sep);
+                    l += 1;
+                }
+                None => {
+                    cells.cats[c][i] = (!cell.is_empty()).then(|| cell.to_string());
+                    c += 1;
+                }
+            }
+        }
+    }
+    cells.finish(path, &features, item_vocab.len())
+}
+
+/// Whether a Parquet feature column of this type can be read as strings.
+fn is_text_like(dt: &DataType) -> bool {
+    match dt {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Boolean => true,
+        DataType::Dictionary(_, v) => is_text_like(v),
+        dt => dt.is_integer(),
+    }
+}
+
+fn table_parquet(table: &ItemTable, path: &Path, item_vocab: &[String]) -> Result<ItemFeatures> {
+    use arrow::array::{LargeListArray, StringArray};
+    use parquet::arrow::ProjectionMask;
+    let bad = |message: String| DataError::Schema {
+        path: path.to_path_buf(),
+        message,
+    };
+    let builder = crate::table::open_parquet(path)?;
+    let schema = builder.schema().clone();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let list_inner = |i: usize| match schema.field(i).data_type() {
+        DataType::List(f) | DataType::LargeList(f) => Some(f.data_type().clone()),
+        _ => None,
+    };
+    let (id_col, features) = table_plan(table, path, &names, &|i| list_inner(i).is_some())?;
+    let id_type = schema.field(id_col).data_type();
+    if !(id_type.is_integer() || matches!(id_type, DataType::Utf8 | DataType::LargeUtf8)) {
+        return Err(bad(format!(
+            "column '{}' (id) has type {id_type}, expected a string or integer id",
+            table.id
+        )));
+    }
+    for f in &features {
+        let dt = schema.field(f.col).data_type();
+        let ok = match list_inner(f.col) {
+            Some(inner) => is_text_like(&inner),
+            None => is_text_like(dt),
+        };
+        if !ok {
+            let hint = if dt.is_floating() {
+                " (a float is not a category: bucket it first)"
+            } else {
+                ""
+            };
+            return Err(bad(format!(
+                "column '{}' has type {dt}, expected strings, integers or booleans, or a list \
+                 of them{hint}",
+                f.name
+            )));
+        }
+    }
+    let mut roots = vec![id_col];
+    roots.extend(features.iter().map(|f| f.col));
+    roots.sort_unstable();
+    roots.dedup();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = crate::table::parquet_batches(
+        path,
+        builder.with_projection(mask).with_batch_size(1 << 16),
+    )?;
+    let mut cells = TableCells::new(item_vocab, &features)?;
+    let utf8 = |a: &dyn Array, name: &str| -> Result<ArrayRef> {
+        arrow::compute::cast(a, &DataType::Utf8)
+            .map_err(|e| bad(format!("column '{name}': cannot read as text: {e}")))
+    };
+    let mut row0 = 0usize;
+    let mut ids = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let n = batch.num_rows();
+        let id_name = table.id.as_str();
+        let id_arr = batch
+            .column_by_name(id_name)
+            .ok_or_else(|| bad(format!("column '{id_name}' vanished from a record batch")))?;
+        if let Some(r) = (0..id_arr.len()).find(|&r| id_arr.is_null(r)) {
+            return Err(bad(format!(
+                "column '{id_name}' (id) has a null at row {} (0-based)",
+                row0 + r
+            )));
+        }
+        ids.clear();
+        crate::import::raw_ids(id_arr.as_ref(), &mut ids)
+            .map_err(|m| bad(format!("column '{id_name}' (id): {m}")))?;
+        // Each feature's cells of this batch, as text.
+        let mut texts: Vec<ArrayRef> = Vec::with_capacity(features.len());
+        for f in &features {
+            let a = batch
+                .column_by_name(&f.name)
+                .ok_or_else(|| bad(format!("column '{}' vanished from a record batch", f.name)))?;
+            let t = if f.native_list {
+                let field = Arc::new(Field::new("item", DataType::Utf8, true));
+                arrow::compute::cast(a.as_ref(), &DataType::LargeList(field))
+                    .map_err(|e| bad(format!("column '{}': cannot read as text: {e}", f.name)))?
+            } else {
+                utf8(a.as_ref(), &f.name)?
+            };
+            texts.push(t);
+        }
+        for (r, id) in ids.iter().enumerate() {
+            let id = id.trim();
+            if id.is_empty() {
+                return Err(bad(format!(
+                    "column '{id_name}' (id) has an empty id at row {} (0-based)",
+                    row0 + r
+                )));
+            }
+            let dense = cells.id(id, row0 + r).map_err(|first| {
+                bad(format!(
+                    "column '{id_name}' (id): item id '{id}' appears twice (rows {first} and {}, \
+                     0-based)",
+                    row0 + r
+                ))
+            })?;
+            let Some(i) = dense else { continue };
+            let (mut c, mut l) = (0, 0);
+            for (f, t) in features.iter().zip(&texts) {
+                if f.native_list {
+                    let list = t
+                        .as_any()
+                        .downcast_ref::<LargeListArray>()
+                        .ok_or_else(|| bad(format!("column '{}' is not a list", f.name)))?;
+                    if !list.is_null(r) {
+                        let vals = list.value(r);
+                        let vals = vals
+                            .as_any()
+                            .downcast_ref::<StringArray>()
+                            .ok_or_else(|| bad(format!("column '{}' is not text", f.name)))?;
+                        cells.lists[l][i] = vals
+                            .iter()
+                            .flatten()
+                            .map(str::trim)
+                            .filter(|v| !v.is_empty())
+                            .map(str::to_string)
+                            .collect();
+                    }
+                    l += 1;
+                    continue;
+                }
+                let s = t
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| bad(format!("column '{}' is not text", f.name)))?;
+                let cell = if s.is_null(r) { "" } else { s.value(r).trim() };
+                match &f.split {
+                    Some(sep) => {
+                        cells.lists[l][i] = split_cell(cell, sep);
+                        l += 1;
+                    }
+                    None => {
+                        cells.cats[c][i] = (!cell.is_empty()).then(|| cell.to_string());
+                        c += 1;
+                    }
+                }
+            }
+        }
+        row0 += n;
+    }
+    cells.finish(path, &features, item_vocab.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1433,5 +2068,305 @@ mod tests {
             matches!(&e, DataError::Config { key, .. } if key == "price_buckets"),
             "{e}"
         );
+    }
+
+    fn table(path: &Path, id: &str) -> ItemTable {
+        ItemTable::new(path, id)
+    }
+
+    #[test]
+    fn generic_table_csv_categorical_and_list_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        // What pandas writes with index=True: an unnamed first column, quoting where needed.
+        let p = write(
+            dir.path(),
+            "items.csv",
+            "\u{feff},item_id,genres,brand,title\r\n\
+             0,10,Action|Comedy| Action ,Acme,\"A, \"\"quoted\"\" title\"\r\n\
+             1,0020,,,Plain\r\n\
+             \r\n\
+             2,99,Drama,Other,Not in the import\r\n\
+             3,30,Comedy||Drama,Acme,\"two\nlines\"\r\n"
+                .as_bytes(),
+        );
+        // Dense order differs from file order; "40" has no row; "20" != "0020".
+        let iv = vocab(&["30", "10", "40", "0020"]);
+        let mut t = table(&p, "item_id");
+        t.lists.insert("genres".into(), "|".into());
+        let f = table_item_features(&t, &iv).unwrap();
+        assert_eq!(f.num_items, 5);
+        // Every other named column, lists last (the unnamed index column is skipped).
+        assert_eq!(f.names(), vec!["brand", "title", "genres"]);
+        let g = f.list("genres").unwrap();
+        assert_eq!(g.names_of(1), vec!["Comedy", "Drama"]);
+        assert_eq!(g.names_of(2), vec!["Action", "Comedy"]);
+        assert!(g.row(3).is_empty() && g.row(4).is_empty() && g.row(0).is_empty());
+        assert_eq!(g.vocab, vocab(&["Comedy", "Drama", "Action"]));
+        let brand = f.field("brand").unwrap();
+        assert_eq!(brand.values, vec![0, 1, 1, 0, 0]);
+        assert_eq!(brand.vocab, vocab(&["Acme"]));
+        let title = f.field("title").unwrap();
+        assert_eq!(title.name_of(2), Some("A, \"quoted\" title"));
+        assert_eq!(title.name_of(1), Some("two\nlines"));
+        assert_eq!(title.name_of(4), Some("Plain"));
+        assert_eq!(title.name_of(3), None);
+        // An explicit column list: in its order, a list column added even if not listed.
+        t.columns = Some(vec!["brand".into()]);
+        let f2 = table_item_features(&t, &iv).unwrap();
+        assert_eq!(f2.names(), vec!["brand", "genres"]);
+        assert_eq!(f2.list("genres").unwrap(), g);
+        // A list column read as a plain category keeps the cell.
+        t.lists.clear();
+        t.columns = Some(vec!["genres".into()]);
+        let f3 = table_item_features(&t, &iv).unwrap();
+        assert_eq!(
+            f3.field("genres").unwrap().name_of(2),
+            Some("Action|Comedy| Action")
+        );
+        // The result is an ordinary item table: it round-trips through Parquet.
+        let out = dir.path().join("x.items.parquet");
+        f.write_parquet(&out).unwrap();
+        assert_eq!(ItemFeatures::read_parquet(&out).unwrap(), f);
+        // A tab-separated, gzip file works too.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"id\tcat\n10\tx\n30\ty\n").unwrap();
+        let p = write(dir.path(), "items.tsv.gz", &gz.finish().unwrap());
+        let mut t = table(&p, "id");
+        t.delimiter = '\t';
+        let f = table_item_features(&t, &iv).unwrap();
+        assert_eq!(f.field("cat").unwrap().values, vec![0, 1, 2, 0, 0]);
+    }
+
+    #[test]
+    fn generic_table_csv_errors_name_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let iv = vocab(&["1", "2"]);
+        let head = "item_id,genre,brand\n1,a,b\n";
+        let mut t = table(Path::new("unused"), "item_id");
+        t.lists.insert("genre".into(), "|".into());
+        for (body, what) in [
+            (
+                format!("{head}2,c,d\n1,e,f\n"),
+                "line 4: column 'item_id' (id): item id '1' appears twice (first on line 2)",
+            ),
+            (format!("{head}2,c\n"), "line 3: expected 3 fields"),
+            (
+                format!("{head} ,c,d\n"),
+                "line 3: column 'item_id' (id): empty id",
+            ),
+            (format!("{head}2,\"c,d\n"), "unterminated"),
+            (
+                "item,genre\n1,a\n".to_string(),
+                "column 'item_id' (the id column) is not in the file (columns: 'item', 'genre')",
+            ),
+            ("".to_string(), "no rows"),
+            ("item_id,genre,brand\n".to_string(), "no rows"),
+            (
+                "item_id,genre,genre\n1,a,b\n".to_string(),
+                "column 'genre' (a feature) appears twice",
+            ),
+            (
+                "item_id\n1\n".to_string(),
+                "column 'genre' (key 'lists') is not in the file",
+            ),
+        ] {
+            let p = write(dir.path(), "items.csv", body.as_bytes());
+            t.path = p;
+            let e = table_item_features(&t, &iv).unwrap_err().to_string();
+            assert!(e.contains("items.csv") && e.contains(what), "{what}: {e}");
+        }
+        let p = write(dir.path(), "items.csv", head.as_bytes());
+        let mut t2 = table(&p, "item_id");
+        t2.columns = Some(vec!["brand".into(), "color".into()]);
+        let e = table_item_features(&t2, &iv).unwrap_err().to_string();
+        assert!(
+            e.contains("items.csv")
+                && e.contains("column 'color' (key 'columns') is not in the file"),
+            "{e}"
+        );
+        let p = write(dir.path(), "only_id.csv", b"item_id\n1\n");
+        let e = table_item_features(&table(&p, "item_id"), &iv)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("only_id.csv") && e.contains("no feature columns"),
+            "{e}"
+        );
+        let p = write(dir.path(), "item.csv", b"item_id,item\n1,a\n");
+        let e = table_item_features(&table(&p, "item_id"), &iv)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("item.csv") && e.contains("column 'item'"), "{e}");
+        // Key errors come first, as config errors.
+        for (edit, what) in [
+            (
+                Box::new(|t: &mut ItemTable| t.columns = Some(vec!["item_id".into()]))
+                    as Box<dyn Fn(&mut ItemTable)>,
+                "is the id column",
+            ),
+            (
+                Box::new(|t: &mut ItemTable| t.columns = Some(vec!["a".into(), "a".into()])),
+                "given twice",
+            ),
+            (
+                Box::new(|t: &mut ItemTable| {
+                    t.lists.insert("genre".into(), String::new());
+                }),
+                "empty separator",
+            ),
+            (Box::new(|t: &mut ItemTable| t.delimiter = '"'), "delimiter"),
+            (
+                Box::new(|t: &mut ItemTable| t.id = " ".into()),
+                "id column name",
+            ),
+        ] {
+            let mut t3 = table(&p, "item_id");
+            edit(&mut t3);
+            let e = table_item_features(&t3, &iv).unwrap_err();
+            assert!(
+                matches!(&e, DataError::Config { key, .. } if key == "items")
+                    && e.to_string().contains(what),
+                "{what}: {e}"
+            );
+        }
+        let e =
+            table_item_features(&table(Path::new("/nonexistent/i.csv"), "id"), &iv).unwrap_err();
+        assert!(matches!(e, DataError::Io { .. }), "{e}");
+    }
+
+    #[test]
+    fn generic_table_parquet_int_ids_lists_and_types() {
+        use arrow::array::{BooleanArray, Float64Array, Int32Array, Int64Array, StringArray};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("items.parquet");
+        let tags = {
+            let inner = Arc::new(Field::new("element", DataType::Utf8, true));
+            ListArray::try_new(
+                inner,
+                OffsetBuffer::new(vec![0, 2, 2, 3].into()),
+                Arc::new(StringArray::from(vec![Some("x"), None, Some(" y ")])),
+                Some(vec![true, false, true].into()),
+            )
+            .unwrap()
+        };
+        let write_items = |ids: Vec<i64>, genres: Vec<Option<&str>>| {
+            let schema = Schema::new(vec![
+                Field::new("movieId", DataType::Int64, false),
+                Field::new("genres", DataType::Utf8, true),
+                Field::new("year", DataType::Int32, false),
+                Field::new("kids", DataType::Boolean, false),
+                Field::new("tags", tags.data_type().clone(), true),
+                Field::new("price", DataType::Float64, false),
+            ]);
+            write_raw(
+                &p,
+                schema,
+                vec![
+                    Arc::new(Int64Array::from(ids)),
+                    Arc::new(StringArray::from(genres)),
+                    Arc::new(Int32Array::from(vec![1995, 1995, 2001])),
+                    Arc::new(BooleanArray::from(vec![true, false, true])),
+                    Arc::new(tags.clone()),
+                    Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
+                ],
+            )
+        };
+        write_items(
+            vec![1, 2, 3],
+            vec![Some("Action|Comedy"), None, Some("Drama")],
+        );
+        let iv = vocab(&["3", "1", "7"]);
+        let mut t = table(&p, "movieId");
+        t.columns = Some(vec!["year".into(), "kids".into(), "tags".into()]);
+        t.lists.insert("genres".into(), "|".into());
+        let f = table_item_features(&t, &iv).unwrap();
+        assert_eq!(f.names(), vec!["year", "kids", "tags", "genres"]);
+        assert_eq!(f.field("year").unwrap().name_of(1), Some("2001"));
+        assert_eq!(f.field("year").unwrap().name_of(2), Some("1995"));
+        assert_eq!(f.field("kids").unwrap().name_of(2), Some("true"));
+        assert_eq!(f.list("tags").unwrap().names_of(1), vec!["y"]);
+        assert_eq!(f.list("tags").unwrap().names_of(2), vec!["x"]);
+        assert_eq!(
+            f.list("genres").unwrap().names_of(2),
+            vec!["Action", "Comedy"]
+        );
+        assert_eq!(f.list("genres").unwrap().names_of(1), vec!["Drama"]);
+        assert!(f.list("genres").unwrap().row(3).is_empty());
+        // A float column is refused, naming it.
+        let mut t2 = t.clone();
+        t2.columns = Some(vec!["price".into()]);
+        let e = table_item_features(&t2, &iv).unwrap_err().to_string();
+        assert!(
+            e.contains("items.parquet") && e.contains("'price'") && e.contains("bucket"),
+            "{e}"
+        );
+        // Every other column by default: price too, so an error.
+        let e = table_item_features(&table(&p, "movieId"), &iv)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'price'"), "{e}");
+        // A native list column cannot take a separator.
+        let mut t3 = t.clone();
+        t3.lists.insert("tags".into(), ",".into());
+        let e = table_item_features(&t3, &iv).unwrap_err().to_string();
+        assert!(e.contains("'tags'") && e.contains("already a list"), "{e}");
+        // A missing column names the file and the column.
+        let mut t4 = t.clone();
+        t4.columns = Some(vec!["color".into()]);
+        let e = table_item_features(&t4, &iv).unwrap_err().to_string();
+        assert!(
+            e.contains("items.parquet") && e.contains("'color'") && e.contains("'movieId'"),
+            "{e}"
+        );
+        // A duplicate id names both rows.
+        write_items(vec![1, 2, 1], vec![None, None, None]);
+        let e = table_item_features(&t, &iv).unwrap_err().to_string();
+        assert!(
+            e.contains("items.parquet") && e.contains("'1' appears twice (rows 0 and 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn item_table_spec_compact_and_json() {
+        let p = Path::new("items.csv");
+        let t = ItemTable::from_spec(
+            p,
+            "id=item_id, columns=genre;brand, lists=genres:pipe;tags:/",
+        )
+        .unwrap();
+        assert_eq!(t.path, p);
+        assert_eq!(t.id, "item_id");
+        assert_eq!(t.columns, Some(vec!["genre".into(), "brand".into()]));
+        assert_eq!(t.lists["genres"], "|");
+        assert_eq!(t.lists["tags"], "/");
+        let j = ItemTable::from_spec(
+            p,
+            r#"{"id":"item_id","columns":["genre","brand"],"lists":{"genres":"|","tags":"/"}}"#,
+        )
+        .unwrap();
+        assert_eq!(j, t);
+        let t = ItemTable::from_spec(p, "id=i,delimiter=tab,lists=a:comma").unwrap();
+        assert_eq!((t.delimiter, t.lists["a"].as_str()), ('\t', ","));
+        for (bad, what) in [
+            ("columns=a", "missing required key 'id'"),
+            ("id=a,color=b", "unknown key 'color'"),
+            ("id=a,id=b", "duplicate key 'id'"),
+            ("id=a,lists=genres", "COLUMN:SEPARATOR"),
+            ("id=a,lists=g:|;g:/", "twice"),
+            ("id=a,delimiter=ab", "single character"),
+            ("id=a,columns=a", "is the id column"),
+            ("id=a,lists=item:|", "'item'"),
+            ("id", "key=value"),
+            (r#"{"id":"a","path":"x"}"#, "no 'path'"),
+            (r#"{"id":"a","colour":"x"}"#, "unknown field"),
+        ] {
+            let e = ItemTable::from_spec(p, bad).unwrap_err();
+            assert!(
+                matches!(&e, DataError::Config { key, .. } if key == "items")
+                    && e.to_string().contains(what),
+                "{what}: {e}"
+            );
+        }
     }
 }

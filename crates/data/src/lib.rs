@@ -3,7 +3,8 @@
 //! The canonical interaction table ([`Interactions`]) with Parquet I/O, the feature map that models
 //! size themselves from ([`FeatureMap`]), the synthetic multi-interest generator of the IDW paper
 //! ([`synth`]), activeness groups ([`groups`]), pointwise CTR samples with sampled negatives and
-//! splits ([`ctr`]), importers of raw public rating logs ([`mod@import`]), item side features
+//! splits ([`ctr`]), importers of raw public rating logs ([`mod@import`], timestamps in
+//! [`timestamp`]), item side features
 //! ([`items`]), HIM time-window sessions ([`sessions`]), IDW fixed-length sequences
 //! ([`sequences`]), the `prepare` job that writes all of it to a folder ([`mod@prepare`]), and
 //! fixed-shape host batches for the training loop ([`batch`]).
@@ -13,6 +14,7 @@
 
 pub mod atomic;
 pub mod batch;
+pub mod config_file;
 pub mod ctr;
 pub mod error;
 pub mod feature_map;
@@ -33,6 +35,7 @@ pub mod source;
 pub mod stats;
 pub mod synth;
 pub mod table;
+pub mod timestamp;
 
 pub use batch::{BatchIter, HostBatch};
 pub use ctr::{build_ctr_dataset, CtrConfig, CtrDataset, CtrSamples, SplitRule, UserSequences};
@@ -45,8 +48,9 @@ pub use groups::{
 };
 pub use import::{
     import, import_with, movielens_genres, read_vocab, ColumnMapping, ImportFormat, Imported,
+    RowOrder, TimestampFormat, TimestampUnit,
 };
-pub use items::{CategoricalField, ItemFeatures, ListField};
+pub use items::{CategoricalField, ItemFeatures, ItemTable, ListField};
 pub use prepare::{
     load_prepared_ctr, load_prepared_sequences, prepare, PrepareConfig, PrepareManifest,
     PreparedSequences,
@@ -55,7 +59,7 @@ pub use retrieval::{RetrievalData, SeqBatches};
 pub use scores::ScoresTable;
 pub use sequences::{build_sequences, SeqDataset, SeqSamples, SequenceConfig, TrainCut};
 pub use sessions::{SessionBatch, SessionConfig, SessionSlots, Sessions};
-pub use source::{load_source, real_data_dir, DataSource, Loaded};
+pub use source::{load_source, real_data_dir, DataSource, ItemSource, Loaded};
 pub use stats::{activity_counts, dataset_stats, DatasetStats};
 pub use synth::{generate, SynthConfig, SynthData};
 pub use table::Interactions;

@@ -13,7 +13,7 @@ use crate::synth::SynthData;
 use crate::table::{parquet_has_marker, MARKER_KEY};
 
 /// `x.parquet` -> `x.<suffix>` (any other name gets `.<suffix>` appended).
-fn beside(table: &Path, suffix: &str) -> PathBuf {
+pub fn beside(table: &Path, suffix: &str) -> PathBuf {
     let name = table
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

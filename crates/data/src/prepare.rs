@@ -109,6 +109,7 @@ impl PrepareConfig {
 
     /// Checks every section on its own (data-dependent checks come later).
     pub fn validate(&self) -> Result<()> {
+        self.data.validate()?;
         if let Some(f) = &self.filters {
             f.validate()?;
         }
@@ -581,7 +582,7 @@ pub fn load_prepared_items(dir: &Path) -> Result<Option<ItemFeatures>> {
 }
 
 /// The raw-id vocabulary of the output ids: `map[new] = old` when filters re-indexed.
-fn remap_vocab(vocab: &[String], map: Option<&[u32]>) -> Vec<String> {
+pub fn remap_vocab(vocab: &[String], map: Option<&[u32]>) -> Vec<String> {
     match map {
         Some(m) => m
             .iter()

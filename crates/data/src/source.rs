@@ -1,5 +1,13 @@
 //! Where a dataset comes from: the `[data]` section shared by `longtail prepare` and
 //! `longtail train` configs, and the loader that turns it into an interaction table.
+//!
+//! A raw source's `columns` is a [`ColumnMapping`] (an inline table such as
+//! `columns = { user = "userId", item = "movieId", timestamp = "ts", timestamp_unit = "ms" }`, or
+//! `order = "file"` instead of `timestamp` for a log without times), and its optional `items` an
+//! [`ItemSource`]: one of the three fixed item-file formats, or a generic table
+//! (`items = { format = "table", path = "items.csv", id = "item_id", columns = ["genre"],
+//! lists = { genres = "|" } }`, see [`ItemTable`]). `longtail import --items F --items-format K`
+//! builds the same [`ItemSource`] with [`ItemSource::from_format_name`].
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DataError, Result};
 use crate::import::{import_with, ColumnMapping, ImportFormat};
 use crate::items::{
-    amazon_item_features, movielens_100k_item_features, movielens_item_features, ItemFeatures,
+    amazon_item_features, movielens_100k_item_features, movielens_item_features,
+    table_item_features, ItemFeatures, ItemTable,
 };
 use crate::synth::{generate, SynthConfig};
 use crate::table::Interactions;
@@ -59,6 +68,9 @@ pub enum ItemSource {
         #[serde(default = "default_price_buckets")]
         price_buckets: usize,
     },
+    /// A generic headered CSV or Parquet table (`format = "table"`): an id column and
+    /// categorical / list columns ([`ItemTable`], [`table_item_features`]).
+    Table(ItemTable),
 }
 
 fn default_price_buckets() -> usize {
@@ -66,24 +78,111 @@ fn default_price_buckets() -> usize {
 }
 
 impl ItemSource {
-    /// Reads the features for the items of `item_vocab` (raw id per dense id).
+    /// The names [`ItemSource::from_format_name`] accepts (the `format` values of a config).
+    pub const FORMAT_NAMES: [&'static str; 4] =
+        ["movielens-movies", "movielens-100k", "amazon-meta", "table"];
+
+    /// The item source of `longtail import --items PATH --items-format NAME`: `NAME` is one of
+    /// [`ItemSource::FORMAT_NAMES`]; `price_buckets` is used by `amazon-meta` only; `table_spec`
+    /// is required by `table` and refused by the others: the table's columns in the form of
+    /// [`ItemTable::from_spec`] (`id=item_id,columns=genre;brand,lists=genres:pipe`, or a JSON
+    /// object). Errors are [`DataError::Config`] (key `items_format`, or `items` for the spec).
+    pub fn from_format_name(
+        name: &str,
+        path: &Path,
+        price_buckets: usize,
+        table_spec: Option<&str>,
+    ) -> Result<ItemSource> {
+        let path = path.to_path_buf();
+        if name != "table" && table_spec.is_some() && Self::FORMAT_NAMES.contains(&name) {
+            return Err(DataError::config(
+                "items_format",
+                format!(
+                    "items format '{name}' has fixed columns; a column spec is only for the \
+                     'table' format"
+                ),
+            ));
+        }
+        Ok(match name {
+            "movielens-movies" => ItemSource::MovielensMovies { path },
+            "movielens-100k" => ItemSource::Movielens100k { path },
+            "amazon-meta" => ItemSource::AmazonMeta {
+                path,
+                price_buckets,
+            },
+            "table" => {
+                let Some(spec) = table_spec else {
+                    return Err(DataError::config(
+                        "items_format",
+                        "items format 'table' needs its columns: id=COL[,columns=A;B]\
+                         [,lists=COL:SEP][,delimiter=C] (COL = the item id column)",
+                    ));
+                };
+                ItemSource::Table(ItemTable::from_spec(&path, spec)?)
+            }
+            other => {
+                return Err(DataError::config(
+                    "items_format",
+                    format!(
+                        "unknown items format '{other}' (valid: {})",
+                        Self::FORMAT_NAMES.join(", ")
+                    ),
+                ))
+            }
+        })
+    }
+
+    /// Reads the features for the items of `item_vocab` (raw id per dense id), with the path
+    /// resolved as configs resolve it ([`resolve_data_path`]).
     pub fn load(&self, item_vocab: &[String]) -> Result<ItemFeatures> {
+        self.with_path(resolve_data_path(self.path()))
+            .read(item_vocab)
+    }
+
+    /// Like [`ItemSource::load`], reading the path exactly as given (what `longtail import`
+    /// does with `--items`).
+    pub fn read(&self, item_vocab: &[String]) -> Result<ItemFeatures> {
         match self {
-            ItemSource::MovielensMovies { path } => {
-                movielens_item_features(&resolve_data_path(path), item_vocab)
-            }
-            ItemSource::Movielens100k { path } => {
-                movielens_100k_item_features(&resolve_data_path(path), item_vocab)
-            }
+            ItemSource::MovielensMovies { path } => movielens_item_features(path, item_vocab),
+            ItemSource::Movielens100k { path } => movielens_100k_item_features(path, item_vocab),
             ItemSource::AmazonMeta {
                 path,
                 price_buckets,
-            } => amazon_item_features(&resolve_data_path(path), item_vocab, *price_buckets),
+            } => amazon_item_features(path, item_vocab, *price_buckets),
+            ItemSource::Table(t) => table_item_features(t, item_vocab),
         }
+    }
+
+    /// The same source reading `path`.
+    pub fn with_path(&self, path: PathBuf) -> ItemSource {
+        let mut out = self.clone();
+        match &mut out {
+            ItemSource::MovielensMovies { path: p }
+            | ItemSource::Movielens100k { path: p }
+            | ItemSource::AmazonMeta { path: p, .. } => *p = path,
+            ItemSource::Table(t) => t.path = path,
+        }
+        out
     }
 }
 
 impl DataSource {
+    /// Checks the keys of a raw source against each other before anything is read: its column
+    /// mapping ([`ColumnMapping::validate`]: a `timestamp` or `order = "file"`, not both) and a
+    /// generic item table's keys ([`ItemTable::validate`]). Other sources have nothing to check
+    /// here.
+    pub fn validate(&self) -> Result<()> {
+        if let DataSource::Raw { columns, items, .. } = self {
+            if let Some(c) = columns {
+                c.validate()?;
+            }
+            if let Some(ItemSource::Table(t)) = items {
+                t.validate()?;
+            }
+        }
+        Ok(())
+    }
+
     /// The files and folders this source reads (resolved as the loader resolves them): what no
     /// output of a job on it may replace.
     pub fn input_paths(&self) -> Vec<PathBuf> {
@@ -113,6 +212,7 @@ impl ItemSource {
             ItemSource::MovielensMovies { path }
             | ItemSource::Movielens100k { path }
             | ItemSource::AmazonMeta { path, .. } => path,
+            ItemSource::Table(t) => &t.path,
         }
     }
 }
@@ -235,7 +335,31 @@ pub fn load_source(src: &DataSource, seed: u64) -> Result<Loaded> {
             })
         }
         DataSource::Parquet { path, items } => {
-            let interactions = Interactions::read_parquet(&resolve_data_path(path))?;
+            let table = resolve_data_path(path);
+            let interactions = Interactions::read_parquet(&table)?;
+            // `longtail import` writes the raw ids beside the table: the run keeps them.
+            let vocab = |suffix: &str, needed: usize| -> Result<Option<Vec<String>>> {
+                let p = crate::outputs::beside(&table, suffix);
+                if !p.is_file() {
+                    return Ok(None);
+                }
+                let v = crate::import::read_vocab(&p)?;
+                if v.len() < needed {
+                    return Err(DataError::Schema {
+                        path: p,
+                        message: format!(
+                            "has {} ids but {} uses ids up to {}: it is not this table's \
+                             vocabulary",
+                            v.len(),
+                            table.display(),
+                            needed.saturating_sub(1)
+                        ),
+                    });
+                }
+                Ok(Some(v))
+            };
+            let user_vocab = vocab("user_vocab.json", interactions.num_users())?;
+            let item_vocab = vocab("item_vocab.json", interactions.num_items())?;
             let items = match items {
                 Some(p) => {
                     let p = resolve_data_path(p);
@@ -256,8 +380,8 @@ pub fn load_source(src: &DataSource, seed: u64) -> Result<Loaded> {
             };
             Ok(Loaded {
                 interactions,
-                user_vocab: None,
-                item_vocab: None,
+                user_vocab,
+                item_vocab,
                 item_cluster: None,
                 items,
             })
@@ -345,5 +469,120 @@ mod tests {
             e.contains("data.format") && e.contains("movielens-dat"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn item_table_sources_in_toml_and_from_format_name() {
+        let text = "kind = \"raw\"\nformat = \"csv\"\npath = \"log.csv\"\n\
+                    columns = { user = \"u\", item = \"i\", order = \"file\" }\n\
+                    items = { format = \"table\", path = \"items.csv\", id = \"item_id\", \
+                    columns = [\"genre\", \"brand\"], lists = { genres = \"|\" } }\n";
+        let s: DataSource = toml::from_str(text).unwrap();
+        let DataSource::Raw {
+            columns: Some(c),
+            items: Some(ItemSource::Table(t)),
+            ..
+        } = &s
+        else {
+            panic!("{s:?}");
+        };
+        assert_eq!(c, &ColumnMapping::in_file_order("u", "i"));
+        assert_eq!(t.id, "item_id");
+        assert_eq!(t.columns, Some(vec!["genre".into(), "brand".into()]));
+        assert_eq!(t.lists["genres"], "|");
+        assert_eq!(t.delimiter, ',');
+        assert_eq!(
+            s.input_paths()[1],
+            resolve_data_path(Path::new("items.csv"))
+        );
+        s.validate().unwrap();
+        let both = text.replace("order = \"file\"", "timestamp = \"t\", order = \"file\"");
+        let e = toml::from_str::<DataSource>(&both)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&e, DataError::Config { key, .. } if key == "columns"),
+            "{e}"
+        );
+        // Serialized and read back (as prepare.json records it).
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<DataSource>(&json).unwrap(), s);
+        // Unknown keys of the table are errors.
+        let e = toml::from_str::<DataSource>(&text.replace("lists =", "listz ="))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listz"), "{e}");
+        let e = toml::from_str::<DataSource>(&text.replace("id = \"item_id\", ", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`id`"), "{e}");
+        // The CLI's names.
+        let p = Path::new("items.csv");
+        assert_eq!(
+            ItemSource::from_format_name(
+                "table",
+                p,
+                10,
+                Some("id=item_id,columns=genre;brand,lists=genres:pipe")
+            )
+            .unwrap(),
+            ItemSource::Table(t.clone())
+        );
+        assert_eq!(
+            ItemSource::from_format_name("amazon-meta", p, 3, None).unwrap(),
+            ItemSource::AmazonMeta {
+                path: p.into(),
+                price_buckets: 3
+            }
+        );
+        assert_eq!(
+            ItemSource::from_format_name("movielens-movies", p, 10, None).unwrap(),
+            ItemSource::MovielensMovies { path: p.into() }
+        );
+        for (name, spec, what) in [
+            ("table", None, "needs its columns"),
+            (
+                "movielens-100k",
+                Some("id=a"),
+                "only for the 'table' format",
+            ),
+            (
+                "csv",
+                None,
+                "valid: movielens-movies, movielens-100k, amazon-meta, table",
+            ),
+        ] {
+            let e = ItemSource::from_format_name(name, p, 10, spec).unwrap_err();
+            assert!(
+                matches!(&e, DataError::Config { key, .. } if key == "items_format")
+                    && e.to_string().contains(what),
+                "{what}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_source_with_item_table_loads_end_to_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log.csv");
+        std::fs::write(&log, "user,item,ts\nu1,m2,2000-12-31\nu2,m1,978300760.0\n").unwrap();
+        let items = dir.path().join("items.csv");
+        std::fs::write(&items, "movieId,genres\nm1,Action|Comedy\nm3,Drama\n").unwrap();
+        let mut table = ItemTable::new(&items, "movieId");
+        table.lists.insert("genres".into(), "|".into());
+        let src = DataSource::Raw {
+            format: "csv".into(),
+            path: log,
+            columns: Some(ColumnMapping::new("user", "item", "ts")),
+            items: Some(ItemSource::Table(table)),
+        };
+        let loaded = load_source(&src, 0).unwrap();
+        assert_eq!(loaded.interactions.ts, vec![978_220_800, 978_300_760]);
+        assert_eq!(loaded.item_vocab.as_deref().unwrap(), ["", "m2", "m1"]);
+        let f = loaded.items.unwrap();
+        let g = f.list("genres").unwrap();
+        assert!(g.row(1).is_empty());
+        assert_eq!(g.names_of(2), vec!["Action", "Comedy"]);
     }
 }

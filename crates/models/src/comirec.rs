@@ -53,9 +53,10 @@ pub const NAME_SA: &str = "comirec-sa";
 /// Checked before any data is read: widths (`embedding_dim`, `hidden`) in `[1, 65536]`,
 /// `interests` in `[1, 256]`, `routing_iters` in `[1, 100]`, `embedding_std` in `(0, 10]`,
 /// `dropout` in `[0, 1)`, `aggregation` one of `argmax`, `softmax`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct ComiRecDrParams {
+    /// Width of the id embeddings.
     pub embedding_dim: i64,
     /// Standard deviation of the normal initialisation of id embeddings [0.01].
     pub embedding_std: f64,
@@ -67,7 +68,9 @@ pub struct ComiRecDrParams {
     pub stop_gradient: bool,
     /// How the K interests meet the target: `"argmax"` (paper) or `"softmax"`.
     pub aggregation: Aggregation,
+    /// Hidden layers of the output MLP (ReLU), one width per layer; empty = one linear layer.
     pub hidden: Vec<i64>,
+    /// Dropout after each hidden layer of the output MLP (0 = none).
     pub dropout: f64,
     /// Include a user-id embedding in the MLP input.
     pub user_embedding: bool,
@@ -92,9 +95,10 @@ impl Default for ComiRecDrParams {
 /// ComiRec-SA hyper-parameters (`[model.params]`). Checked before any data is read: widths
 /// (`embedding_dim`, `attention_hidden`, `hidden`) in `[1, 65536]`, `interests` in `[1, 256]`,
 /// `embedding_std` in `(0, 10]`, `dropout` in `[0, 1)`, `aggregation` one of `argmax`, `softmax`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct ComiRecSaParams {
+    /// Width of the id embeddings.
     pub embedding_dim: i64,
     /// Standard deviation of the normal initialisation of id and position embeddings [0.01].
     pub embedding_std: f64,
@@ -105,7 +109,9 @@ pub struct ComiRecSaParams {
     pub attention_hidden: Option<i64>,
     /// How the K interests meet the target: `"argmax"` (paper) or `"softmax"`.
     pub aggregation: Aggregation,
+    /// Hidden layers of the output MLP (ReLU), one width per layer; empty = one linear layer.
     pub hidden: Vec<i64>,
+    /// Dropout after each hidden layer of the output MLP (0 = none).
     pub dropout: f64,
     /// Include a user-id embedding in the MLP input.
     pub user_embedding: bool,
@@ -128,7 +134,7 @@ impl Default for ComiRecSaParams {
 
 /// How the K interest vectors are combined against the target item (`aggregation`: `"argmax"`
 /// or `"softmax"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregation {
     /// The interest with the largest inner product with the target (hard, one-hot).

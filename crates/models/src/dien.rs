@@ -55,16 +55,19 @@ pub const NAME: &str = "dien";
 /// GRU/AUGRU hidden size = embedding size. Checked before any data is read: widths
 /// (`embedding_dim`, `hidden_size`, `hidden`) in `[1, 65536]`, `embedding_std` in `(0, 10]`,
 /// `dropout` in `[0, 1)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct DienParams {
+    /// Width of the id embeddings.
     pub embedding_dim: i64,
     /// Standard deviation of the normal initialisation of id embeddings [0.01] (small, as in
     /// the TensorFlow implementations of the papers; libtorch's N(0, 1) overfits sparse ids).
     pub embedding_std: f64,
     /// Hidden size of the interest extractor GRU and the AUGRU; unset = `embedding_dim`.
     pub hidden_size: Option<i64>,
+    /// Hidden layers of the output MLP (ReLU), one width per layer; empty = one linear layer.
     pub hidden: Vec<i64>,
+    /// Dropout after each hidden layer of the output MLP (0 = none).
     pub dropout: f64,
     /// Include a user-id embedding in the MLP input.
     pub user_embedding: bool,

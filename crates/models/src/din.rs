@@ -38,16 +38,19 @@ pub const NAME: &str = "din";
 /// activation unit [36] (DIN paper). Checked before any data is read: widths (`embedding_dim`,
 /// `attention_hidden`, `hidden`) in `[1, 65536]`, `embedding_std` in `(0, 10]`, `dropout` in
 /// `[0, 1)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct DinParams {
+    /// Width of the id embeddings.
     pub embedding_dim: i64,
     /// Standard deviation of the normal initialisation of id embeddings [0.01] (small, as in
     /// the TensorFlow implementations of the papers; libtorch's N(0, 1) overfits sparse ids).
     pub embedding_std: f64,
     /// Hidden layers of the activation unit (PReLU); empty = one linear layer.
     pub attention_hidden: Vec<i64>,
+    /// Hidden layers of the output MLP (ReLU), one width per layer; empty = one linear layer.
     pub hidden: Vec<i64>,
+    /// Dropout after each hidden layer of the output MLP (0 = none).
     pub dropout: f64,
     /// Include a user-id embedding in the MLP input.
     pub user_embedding: bool,

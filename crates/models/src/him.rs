@@ -86,7 +86,7 @@ pub const NAME: &str = "him";
 const NO_SESSIONS: &str = "him needs HIM sessions: add a [sessions] section to the config";
 
 /// Which UBP variant to run (HIM Table 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(rename_all = "snake_case")]
 pub enum UbpMode {
     /// Positive feedback only (the paper's public-data variant).
@@ -107,9 +107,10 @@ impl UbpMode {
 /// any data is read: widths (`embedding_dim`, `group_dim`, `gru_hidden`, `hidden`) in
 /// `[1, 65536]`, `groups` in `[1, 1024]`, `negative_users` in `[1, 256]`, `embedding_std` in
 /// `(0, 10]`, `dropout` in `[0, 1)`; `ubp` is `positive`, `negative_pooling` or `full`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct HimParams {
+    /// Width of the id embeddings.
     pub embedding_dim: i64,
     /// Standard deviation of the normal initialisation of id embeddings [0.01] (small, as in
     /// the TensorFlow implementations of the papers; libtorch's N(0, 1) overfits sparse ids).
@@ -120,12 +121,16 @@ pub struct HimParams {
     pub groups: i64,
     /// p, the negative users per row in the group loss (eq. 8).
     pub negative_users: i64,
+    /// Hidden layers of the output MLP (ReLU), one width per layer; empty = one linear layer.
     pub hidden: Vec<i64>,
+    /// Dropout after each hidden layer of the output MLP (0 = none).
     pub dropout: f64,
     /// Include a user-id embedding in the MLP input.
     pub user_embedding: bool,
     /// GRU hidden size h; unset = `embedding_dim`.
     pub gru_hidden: Option<i64>,
+    /// UBP variant (HIM Table 3): positive feedback only, + negative pooling (eq. 4), or the full
+    /// distance attention (eqs. 2-3).
     pub ubp: UbpMode,
     /// The UBC module (group interest, eqs. 6-8).
     pub ubc: bool,

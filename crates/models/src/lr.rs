@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub const NAME: &str = "lr";
 
 /// Hyper-parameters (`[model.params]`). Checked before any data is read: `dropout` in `[0, 1)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct LrParams {
     /// Include the history bag term.

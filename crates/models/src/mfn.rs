@@ -65,11 +65,14 @@ pub const NAME: &str = "mfn";
 /// `center_tol` in `[0, 100]`, `embedding_std` in `(0, 10]`, `dropout` in `[0, 1)`, and the
 /// words of `fixed_embeddings`, `centers`, `center_optimizer` and `similarity_pooling` (enums:
 /// parsing refuses any other word, naming the key and the words it takes).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct MfnParams {
+    /// Width of the id embeddings.
     pub embedding_dim: i64,
+    /// Width of each item attribute embedding (concatenated to the id embedding).
     pub attribute_dim: i64,
+    /// Standard deviation of the normal initialisation of id and attribute embeddings.
     pub embedding_std: f64,
     /// Item side features embedded beside the id; absent = all the dataset has, `[]` = none.
     pub attributes: Option<Vec<String>>,
@@ -84,19 +87,30 @@ pub struct MfnParams {
     pub centers: Centers,
     /// `adam` or `sgd` (Algorithm 1's plain step).
     pub center_optimizer: CenterOptimizer,
+    /// Learning rate of Algorithm 1 (the center pretraining).
     pub center_lr: f64,
+    /// Most steps of Algorithm 1; it stops earlier once the loss settles (`center_window`,
+    /// `center_tol`).
     pub center_steps: usize,
+    /// Steps over which Algorithm 1 compares the mean loss to decide it has settled.
     pub center_window: usize,
+    /// Algorithm 1 stops when the windowed mean loss improves by less than this.
     pub center_tol: f64,
     /// `sum` (eq. 5 as written) or `mean`.
     pub similarity_pooling: SimilarityPooling,
     /// Combination interests (eqs. 6-7); false = the w/o-combination ablation.
     pub combination: bool,
+    /// Attention heads of the combination interests (eqs. 6-7); must divide the behavior width.
     pub heads: i64,
+    /// Hidden width of each combination head.
     pub combination_hidden: i64,
+    /// Hidden layers of the target-attention unit over the interests.
     pub attention_hidden: Vec<i64>,
+    /// Hidden layers of the output MLP (ReLU), one width per layer; empty = one linear layer.
     pub hidden: Vec<i64>,
+    /// Dropout after each hidden layer of the output MLP (0 = none).
     pub dropout: f64,
+    /// Include a user-id embedding in the MLP input.
     pub user_embedding: bool,
 }
 
@@ -129,7 +143,7 @@ impl Default for MfnParams {
 }
 
 /// Where the fixed behavior embeddings E come from (`fixed_embeddings`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(rename_all = "snake_case")]
 pub enum FixedEmbeddings {
     /// `"stage1"`: the `[pretrain]` model's `fixed_tensor` (the paper's vanilla CTR model).
@@ -140,7 +154,7 @@ pub enum FixedEmbeddings {
 }
 
 /// How the interest centers C start the main task (`centers`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(rename_all = "snake_case")]
 pub enum Centers {
     /// `"pretrained"`: Algorithm 1 in [`Pretrain::pretrain`].
@@ -150,7 +164,7 @@ pub enum Centers {
 }
 
 /// The optimizer of Algorithm 1 (`center_optimizer`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(rename_all = "snake_case")]
 pub enum CenterOptimizer {
     /// `"adam"` (the default).
@@ -160,7 +174,7 @@ pub enum CenterOptimizer {
 }
 
 /// How eq. 5 pools the behaviors into each similarity interest (`similarity_pooling`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(rename_all = "snake_case")]
 pub enum SimilarityPooling {
     /// `"sum"`: eq. 5 as written.

@@ -51,9 +51,10 @@ pub const NAME: &str = "mind";
 /// Checked before any data is read: widths (`embedding_dim`, `hidden`) in `[1, 65536]`,
 /// `interests` in `[1, 256]`, `routing_iters` in `[1, 100]`, `pow_p` in `[0, 8]`,
 /// `embedding_std` in `(0, 10]`, `dropout` in `[0, 1)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct MindParams {
+    /// Width of the id embeddings.
     pub embedding_dim: i64,
     /// Standard deviation of the normal initialisation of id embeddings [0.01].
     pub embedding_std: f64,
@@ -65,7 +66,9 @@ pub struct MindParams {
     pub stop_gradient: bool,
     /// Exponent p of the label-aware attention (non-negative integer).
     pub pow_p: i64,
+    /// Hidden layers of the output MLP (ReLU), one width per layer; empty = one linear layer.
     pub hidden: Vec<i64>,
+    /// Dropout after each hidden layer of the output MLP (0 = none).
     pub dropout: f64,
     /// Include a user-id embedding in the MLP input.
     pub user_embedding: bool,

@@ -92,11 +92,12 @@ pub const HEAD_GROUP: i64 = 2;
 /// `plugin_hidden == hidden`); widths (`embedding_dim`, `attention_hidden`, `hidden_size`,
 /// `ffn_dim`, `hidden`, `plugin_hidden`) in `[1, 65536]`, `layers` in `[1, 64]`, `heads` in
 /// `[1, 65536]` dividing `embedding_dim`, `embedding_std` in `(0, 10]`, `dropout` in `[0, 1)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct PinParams {
     /// `"din"`, `"gru4rec"` or `"transformer"`.
     pub backbone: Backbone,
+    /// Width of the id embeddings.
     pub embedding_dim: i64,
     /// Standard deviation of the normal initialisation of id embeddings [0.01].
     pub embedding_std: f64,
@@ -152,7 +153,7 @@ impl Default for PinParams {
 }
 
 /// The sequence encoder of the backbone (`backbone`), each built as its base model builds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, longtail_core::ParamDocs)]
 pub enum Backbone {
     /// `"din"`: DIN's activation unit, pooling without softmax.
     #[serde(rename = "din")]
@@ -169,7 +170,7 @@ pub enum Backbone {
 pub const BACKBONES: [Backbone; 3] = [Backbone::Din, Backbone::Gru4Rec, Backbone::Transformer];
 
 /// How the plugins start stage 2 (`plugin_init`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(rename_all = "snake_case")]
 pub enum PluginInit {
     /// `"fresh"`: their own initialisation.

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 pub const NAME: &str = "popularity";
 
 /// Hyper-parameters (`[model.params]`). Checked before any data is read: `dropout` in `[0, 1)`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct PopularityParams {
     /// Accepted for a uniform config; the model has no hidden layer to drop out.

@@ -41,9 +41,10 @@ pub const NAME: &str = "transformerrec";
 /// Checked before any data is read: widths (`embedding_dim`, `ffn_dim`, `hidden`) in
 /// `[1, 65536]`, `layers` in `[1, 64]`, `heads` in `[1, 65536]` dividing `embedding_dim`,
 /// `embedding_std` in `(0, 10]`, `dropout` and `mlp_dropout` in `[0, 1)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct TransformerRecParams {
+    /// Width of the id embeddings.
     pub embedding_dim: i64,
     /// Standard deviation of the normal initialisation of id embeddings [0.01] (small, as in
     /// the TensorFlow implementations of the papers; libtorch's N(0, 1) overfits sparse ids).
@@ -57,6 +58,7 @@ pub struct TransformerRecParams {
     pub ffn_dim: Option<i64>,
     /// Dropout inside the encoder (input and both residual branches).
     pub dropout: f64,
+    /// Hidden layers of the output MLP (ReLU), one width per layer; empty = one linear layer.
     pub hidden: Vec<i64>,
     /// Dropout between the MLP's hidden layers.
     pub mlp_dropout: f64,

@@ -94,9 +94,10 @@ pub const USER_TOWER: &str = "user_tower";
 /// `[1, 64]`, `heads` in `[1, 65536]` dividing `embedding_dim`, `embedding_std` in `(0, 10]`,
 /// `dropout` in `[0, 1)`, `focal_gamma` and `qmargin_scale` in `[0, 10]`, `temperature` in
 /// `(0, 100]`, and the words of `loss`, `item_norm` and `attention`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct TwoTowerParams {
+    /// Width of the id embeddings.
     pub embedding_dim: i64,
     /// Standard deviation of the normal initialisation of both id tables [0.05].
     pub embedding_std: f64,
@@ -152,7 +153,7 @@ impl Default for TwoTowerParams {
 }
 
 /// The training loss (`loss`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(rename_all = "snake_case")]
 pub enum LossKind {
     /// `"softmax"`: in-batch softmax (IDW eqs. 1-3).
@@ -165,7 +166,7 @@ pub enum LossKind {
 }
 
 /// When item representations are L2-normalized (`item_norm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, longtail_core::ParamDocs)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemNorm {
     /// `"none"`: never.

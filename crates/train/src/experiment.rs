@@ -14,6 +14,7 @@ use crate::trainer::TrainConfig;
 use longtail_core::{
     checkpoint, device::device_name, runtime, seed::seed_everything, DeviceSpec, Registry,
 };
+use longtail_data::config_file::{merge, Assignment};
 use longtail_data::{
     apply_filters, build_ctr_dataset, CtrConfig, FilterConfig, Interactions, ItemFeatures,
     SequenceConfig, SessionConfig, SynthConfig,
@@ -183,6 +184,60 @@ pub fn load_experiment(
             origin: longtail_data::source::toml_error_origin(text, origin, &e),
             message: e.message().trim().to_string(),
         })?;
+    experiment_from_table(&table, Some(text), origin, experiment, &[])
+}
+
+/// Reads the config file at `path` (its `include`s resolved and relative data paths anchored,
+/// [`longtail_data::config_file`]) and returns the chosen experiments, each with `sets`
+/// (`--set KEY=VALUE`) applied over it: `selection` is `None` (the file's one experiment),
+/// `Some("all")` (every block, in file order) or `Some("a,b")`. Every block is parsed before
+/// anything runs, so a typo in the last block is found first.
+pub fn load_experiments(
+    path: &Path,
+    selection: Option<&str>,
+    sets: &[Assignment],
+) -> Result<Vec<(String, ExperimentConfig)>> {
+    let doc = longtail_data::config_file::read_config(path)?;
+    let names: Vec<String> = match selection {
+        Some("all") => {
+            let names = block_names(&doc.table);
+            if names.is_empty() {
+                return Err(TrainError::Config {
+                    key: "experiment".into(),
+                    message: format!(
+                        "--experiment all was given but {} has no [experiments.*] blocks",
+                        doc.origin
+                    ),
+                });
+            }
+            names
+        }
+        Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+        None => Vec::new(),
+    };
+    let text = doc.text.as_deref();
+    if names.is_empty() {
+        let cfg = experiment_from_table(&doc.table, text, &doc.origin, None, sets)?;
+        return Ok(vec![(cfg.name.clone(), cfg)]);
+    }
+    names
+        .iter()
+        .map(|n| {
+            experiment_from_table(&doc.table, text, &doc.origin, Some(n), sets)
+                .map(|c| (n.clone(), c))
+        })
+        .collect()
+}
+
+/// One experiment of a config document (see [`load_experiment`]); `text` is the file's text when
+/// it is the whole document (its errors then name lines), `sets` go over the chosen experiment.
+fn experiment_from_table(
+    table: &toml::Table,
+    text: Option<&str>,
+    origin: &str,
+    experiment: Option<&str>,
+    sets: &[Assignment],
+) -> Result<ExperimentConfig> {
     let Some(blocks) = table.get("experiments") else {
         if let Some(name) = experiment {
             return Err(TrainError::Config {
@@ -192,7 +247,14 @@ pub fn load_experiment(
                 ),
             });
         }
-        return ExperimentConfig::from_toml(text, origin);
+        if let (Some(text), true) = (text, sets.is_empty()) {
+            return ExperimentConfig::from_toml(text, origin);
+        }
+        let mut t = table.clone();
+        for s in sets {
+            s.apply(&mut t)?;
+        }
+        return typed(t, origin.to_string(), sets);
     };
     let blocks = blocks.as_table().ok_or_else(|| TrainError::ConfigFile {
         origin: origin.to_string(),
@@ -244,36 +306,41 @@ pub fn load_experiment(
     merged
         .entry("name")
         .or_insert_with(|| toml::Value::String(name.to_string()));
-    toml::Value::Table(merged)
+    for s in sets {
+        s.apply(&mut merged)?;
+    }
+    typed(merged, format!("{origin}, experiment '{name}'"), sets)
+}
+
+/// The typed experiment of a merged table; an error on a key that a `--set` wrote says so.
+fn typed(t: toml::Table, origin: String, sets: &[Assignment]) -> Result<ExperimentConfig> {
+    toml::Value::Table(t)
         .try_into()
-        .map_err(|e: toml::de::Error| TrainError::ConfigFile {
-            origin: format!("{origin}, experiment '{name}'"),
-            message: e.message().trim().to_string(),
+        .map_err(|e: toml::de::Error| {
+            let mut message = e.message().trim().to_string();
+            let named = |s: &&Assignment| {
+                let last = s.key.rsplit('.').next().unwrap_or(&s.key);
+                message.contains(&format!("`{last}`"))
+            };
+            if let Some(s) = sets.iter().find(named) {
+                message = format!("{message} (from --set {})", s.key);
+            }
+            TrainError::ConfigFile { origin, message }
         })
 }
 
 /// Lists the named experiment blocks of a config file (empty for a single-experiment file).
 pub fn experiment_names(text: &str) -> Vec<String> {
     toml::from_str::<toml::Table>(text)
-        .ok()
-        .and_then(|t| {
-            t.get("experiments")
-                .and_then(|e| e.as_table())
-                .map(|e| e.keys().cloned().collect())
-        })
+        .map(|t| block_names(&t))
         .unwrap_or_default()
 }
 
-/// Deep merge: tables merge key by key, anything else in `over` replaces `base`.
-fn merge(base: &mut toml::Table, over: &toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            _ => {
-                base.insert(k.clone(), v.clone());
-            }
-        }
-    }
+fn block_names(t: &toml::Table) -> Vec<String> {
+    t.get("experiments")
+        .and_then(|e| e.as_table())
+        .map(|e| e.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Runs the model's own pre-training step, if it has one, on shuffled passes over the
@@ -346,6 +413,33 @@ pub struct RunData {
     pub items: Option<ItemFeatures>,
     pub item_cluster: Option<Vec<u32>>,
     pub filter_report: Option<longtail_data::FilterReport>,
+    /// Raw user id per dense user id of `interactions` (entry 0 = padding), when the source has
+    /// raw ids (imports, canonical tables with their vocabularies, prepared folders of them).
+    pub user_vocab: Option<Vec<String>>,
+    /// Raw item id per dense item id, likewise.
+    pub item_vocab: Option<Vec<String>>,
+}
+
+/// Writes a run folder's `user_vocab.json` and `item_vocab.json` (raw id per dense id, the ids of
+/// `test_scores.parquet`) when the run's data have raw ids.
+fn write_vocabs(dir: &Path, user: Option<&[String]>, item: Option<&[String]>) -> Result<()> {
+    for (name, v) in [("user_vocab.json", user), ("item_vocab.json", item)] {
+        if let Some(v) = v {
+            longtail_data::atomic::write_json(&dir.join(name), &v, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// A prepared folder's vocabularies (present when it was prepared from raw ids).
+fn prepared_vocabs(dir: &Path) -> Result<(Option<Vec<String>>, Option<Vec<String>>)> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        p.exists()
+            .then(|| longtail_data::read_vocab(&p))
+            .transpose()
+    };
+    Ok((read("user_vocab.json")?, read("item_vocab.json")?))
 }
 
 /// Loads (or generates) the source and applies the filters. Generated data are written to
@@ -365,12 +459,16 @@ pub fn load_run_data(
         inter = Interactions::read_parquet(&path)?;
     }
     let (mut items, mut item_cluster) = (loaded.items, loaded.item_cluster);
+    let (mut user_vocab, mut item_vocab) = (loaded.user_vocab, loaded.item_vocab);
     let mut filter_report = None;
     if let Some(f) = filters {
         f.validate()?;
         let filtered = apply_filters(&inter, f)?;
         inter = filtered.interactions;
         filter_report = Some(filtered.report);
+        let remap = longtail_data::prepare::remap_vocab;
+        user_vocab = user_vocab.map(|v| remap(&v, Some(&filtered.user_map)));
+        item_vocab = item_vocab.map(|v| remap(&v, Some(&filtered.item_map)));
         items = items.map(|it| it.select(&filtered.item_map));
         item_cluster = item_cluster.map(|c| {
             filtered
@@ -385,6 +483,8 @@ pub fn load_run_data(
         items,
         item_cluster,
         filter_report,
+        user_vocab,
+        item_vocab,
     })
 }
 
@@ -395,23 +495,105 @@ pub fn run_dir(out_root: &Path, cfg: &ExperimentConfig) -> PathBuf {
 
 /// The run folder of `cfg` under `out_root` when it already holds a finished run of exactly this
 /// config (its `run.json` reads and has the config hash `cfg` has), else `None`.
-pub fn finished_run(out_root: &Path, cfg: &ExperimentConfig) -> Option<PathBuf> {
+pub fn finished_run(
+    registry: &Registry,
+    schedules: &ScheduleRegistry,
+    out_root: &Path,
+    cfg: &ExperimentConfig,
+) -> Option<PathBuf> {
     let dir = run_dir(out_root, cfg);
     let text = std::fs::read(dir.join("run.json")).ok()?;
     let m: RunManifest = serde_json::from_slice(&text).ok()?;
-    let want = config_hash(cfg).ok()?;
+    let want = config_record(registry, schedules, cfg).ok()?.1;
     (m.config_hash == want).then_some(dir)
 }
 
-/// The `config_hash` a run of `cfg` records (what `--skip-finished` and `--resume` match on).
-fn config_hash(cfg: &ExperimentConfig) -> Result<String> {
-    Ok(config_record(cfg)?.1)
+/// `cfg` with every default filled in: the typed sections have theirs already; the model's
+/// `[model.params]` (and `[pretrain.model.params]`) get the params type's, and a registered
+/// schedule's keys its [`crate::Schedule::effective_params`]. What `longtail check` prints and
+/// `run.json` records; equivalent configs (`{}` and the defaults spelled out) become equal.
+pub fn effective_config(
+    registry: &Registry,
+    schedules: &ScheduleRegistry,
+    cfg: &ExperimentConfig,
+) -> Result<ExperimentConfig> {
+    let mut eff = cfg.clone();
+    let filled = |m: &ModelSection| -> Result<toml::Table> {
+        let info = registry.params_info(&m.name, &m.params)?;
+        json_to_toml_table(&info.effective).ok_or_else(|| TrainError::Config {
+            key: "model.params".into(),
+            message: format!("model '{}': its params cannot be written as TOML", m.name),
+        })
+    };
+    eff.model.params = crate::check::in_section("model.params", filled(&cfg.model))?;
+    if let Some(p) = eff.pretrain.as_mut() {
+        p.model.params = crate::check::in_section("pretrain.model.params", filled(&p.model))?;
+    }
+    if let Some(s) = eff.schedule.as_mut() {
+        let schedule = schedules.get(&s.name)?;
+        s.params = crate::check::in_section("schedule", schedule.effective_params(&s.params))?;
+    }
+    Ok(eff)
 }
 
-/// `cfg` as the JSON value `run.json` records, and its `config_hash`: the one place the hash
-/// is computed, so `--skip-finished` and `--resume` match what runs record.
-fn config_record(cfg: &ExperimentConfig) -> Result<(serde_json::Value, String)> {
-    let v = serde_json::to_value(cfg).map_err(|e| TrainError::Config {
+/// A JSON object as a TOML table (nulls, which TOML cannot hold, dropped: they are absent
+/// options); `None` for a value TOML has no type for.
+fn json_to_toml_table(v: &serde_json::Value) -> Option<toml::Table> {
+    fn conv(v: &serde_json::Value) -> Option<Option<toml::Value>> {
+        use serde_json::Value as J;
+        Some(Some(match v {
+            J::Null => return Some(None),
+            J::Bool(b) => toml::Value::Boolean(*b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => toml::Value::Integer(i),
+                None => toml::Value::Float(n.as_f64()?),
+            },
+            J::String(s) => toml::Value::String(s.clone()),
+            J::Array(a) => toml::Value::Array(
+                a.iter()
+                    .map(|x| conv(x).and_then(|x| x))
+                    .collect::<Option<_>>()?,
+            ),
+            J::Object(o) => {
+                let mut t = toml::Table::new();
+                for (k, x) in o {
+                    if let Some(x) = conv(x)? {
+                        t.insert(k.clone(), x);
+                    }
+                }
+                toml::Value::Table(t)
+            }
+        }))
+    }
+    match conv(v)?? {
+        toml::Value::Table(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// The effective config ([`effective_config`]) as TOML text, as `longtail check` prints it.
+pub fn effective_toml(
+    registry: &Registry,
+    schedules: &ScheduleRegistry,
+    cfg: &ExperimentConfig,
+) -> Result<String> {
+    let eff = effective_config(registry, schedules, cfg)?;
+    toml::to_string(&eff).map_err(|e| TrainError::Config {
+        key: "config".into(),
+        message: format!("cannot write the effective config as TOML: {e}"),
+    })
+}
+
+/// The effective `cfg` ([`effective_config`]) as the JSON value `run.json` records, and its
+/// `config_hash`: the one place the hash is computed, so `--skip-finished` and `--resume` match
+/// what runs record.
+pub fn config_record(
+    registry: &Registry,
+    schedules: &ScheduleRegistry,
+    cfg: &ExperimentConfig,
+) -> Result<(serde_json::Value, String)> {
+    let eff = effective_config(registry, schedules, cfg)?;
+    let v = serde_json::to_value(&eff).map_err(|e| TrainError::Config {
         key: "config".into(),
         message: e.to_string(),
     })?;
@@ -521,13 +703,13 @@ pub fn run_experiment_with(
     seed_everything(cfg.seed);
 
     let ck_dir = crate::resume::resume_dir(&dir);
-    let hash = config_hash(cfg)?;
+    let hash = config_record(registry, schedules, cfg)?.1;
     let checkpoints = match resume
         .then(|| Checkpoints::open(&ck_dir, &hash))
         .transpose()?
     {
         Some(Some(c)) => {
-            eprintln!(
+            tracing::info!(
                 "resuming {} from its checkpoint ({} training phase(s) saved)",
                 dir.display(),
                 c.saved_calls()
@@ -536,7 +718,7 @@ pub fn run_experiment_with(
         }
         found => {
             if found.is_none() && ck_dir.join("resume.json").exists() {
-                eprintln!(
+                tracing::info!(
                     "note: starting over; the checkpoint of an interrupted run in {} is replaced \
                      (pass --resume to continue it instead)",
                     ck_dir.display()
@@ -627,14 +809,19 @@ fn run_in(
             // A prepared folder fixes the data: its samples, splits and groups are used as they are.
             let path = longtail_data::source::resolve_data_path(path);
             let (data, m) = longtail_data::load_prepared_ctr(&path)?;
+            let (u, i) = prepared_vocabs(&path)?;
+            write_vocabs(&dir, u.as_deref(), i.as_deref())?;
             (data, m.interactions_hash, m.interactions, m.filters)
         } else {
             let RunData {
                 interactions: inter,
                 items,
                 filter_report,
+                user_vocab,
+                item_vocab,
                 ..
             } = load_run_data(&cfg.data, cfg.filters.as_ref(), cfg.seed, &dir.join("data"))?;
+            write_vocabs(&dir, user_vocab.as_deref(), item_vocab.as_deref())?;
             let mut data = build_ctr_dataset(&inter, &cfg.dataset, &cfg.samples, cfg.seed)?;
             if let Some(s) = &cfg.sessions {
                 data.with_sessions(s)?;
@@ -645,7 +832,7 @@ fn run_in(
             (data, inter.content_hash(), inter.len(), filter_report)
         };
     for w in &data.warnings {
-        eprintln!("warning: {w}");
+        tracing::warn!("{w}");
     }
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
     let journal = &Journal::create(&dir.join("epochs.jsonl"))?.with_checkpoints(checkpoints);
@@ -704,6 +891,8 @@ fn run_in(
         test_samples: data.test.len(),
     };
     let run = RunParts {
+        registry,
+        schedules,
         cfg,
         device,
         command,
@@ -753,11 +942,14 @@ pub fn retrieval_data(
             p.manifest.config.samples.head_item_share,
             p.item_cluster.clone(),
         );
+        let (user_vocab, item_vocab) = prepared_vocabs(&path)?;
         let rd = RunData {
             interactions: p.interactions,
             items: None,
             item_cluster: p.item_cluster,
             filter_report: p.manifest.filters.clone(),
+            user_vocab,
+            item_vocab,
         };
         return Ok((data, rd));
     }
@@ -799,6 +991,7 @@ fn run_retrieval_in(
     let (data, rd) = retrieval_data(cfg, sc, &dir.join("data"))?;
     let inter = &rd.interactions;
     data.feature_map.write_json(&dir.join("feature_map.json"))?;
+    write_vocabs(dir, rd.user_vocab.as_deref(), rd.item_vocab.as_deref())?;
     let journal = Journal::create(&dir.join("epochs.jsonl"))?.with_checkpoints(checkpoints);
     let (schedule, params) = schedules.resolve(cfg)?;
     let ScheduleOutcome {
@@ -852,6 +1045,8 @@ fn run_retrieval_in(
         test_samples: data.seq.test.len(),
     };
     let run = RunParts {
+        registry,
+        schedules,
         cfg,
         device,
         command,
@@ -881,6 +1076,8 @@ fn resumed_phases(journal: &Journal) -> Option<usize> {
 
 /// What every run's manifest takes from the run itself.
 struct RunParts<'a> {
+    registry: &'a Registry,
+    schedules: &'a ScheduleRegistry,
     cfg: &'a ExperimentConfig,
     device: tch::Device,
     command: &'a str,
@@ -900,7 +1097,7 @@ impl RunParts<'_> {
         extra: impl FnOnce(&mut RunManifest),
     ) -> Result<RunOutcome> {
         let cfg = self.cfg;
-        let (config, config_hash) = config_record(cfg)?;
+        let (config, config_hash) = config_record(self.registry, self.schedules, cfg)?;
         let mut manifest = RunManifest {
             longtail_version: env!("CARGO_PKG_VERSION").to_string(),
             git_revision: self.git_revision.map(str::to_string),
@@ -955,6 +1152,66 @@ mod tests {
             err.starts_with("config f.toml, line 2:") && err.contains("modle"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn files_with_includes_and_sets_load_every_block() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("data")).unwrap();
+        std::fs::write(d.path().join("data/log.csv"), "u,i,t\n").unwrap();
+        std::fs::write(
+            d.path().join("data/shared.toml"),
+            "dataset = \"mine\"\n[data]\nkind = \"raw\"\nformat = \"csv\"\npath = \"log.csv\"\n\
+             columns = { user = \"u\", item = \"i\", timestamp = \"t\" }\n[train]\nepochs = 4\n",
+        )
+        .unwrap();
+        let cfg = d.path().join("exp.toml");
+        std::fs::write(
+            &cfg,
+            "include = [\"data/shared.toml\"]\n[experiments.a.model]\nname = \"din\"\n\
+             [experiments.b.model]\nname = \"basemodel\"\n[experiments.b.train]\nepochs = 9\n",
+        )
+        .unwrap();
+        let sets: Vec<Assignment> = ["train.lr=0.25", "model.params.embedding_dim=16"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let all = load_experiments(&cfg, Some("all"), &sets).unwrap();
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let (a, b) = (&all[0].1, &all[1].1);
+        assert_eq!(
+            (a.dataset.as_str(), a.train.epochs, b.train.epochs),
+            ("mine", 4, 9)
+        );
+        assert_eq!(
+            (a.train.lr, b.train.lr),
+            (0.25, 0.25),
+            "--set reaches every block"
+        );
+        assert_eq!(a.model.params["embedding_dim"].as_integer(), Some(16));
+        match &a.data {
+            DataSource::Raw { path, .. } => assert_eq!(path, &d.path().join("data/log.csv")),
+            other => panic!("{other:?}"),
+        }
+        // A --set of a key the config does not have is the unknown-key error, and says so.
+        let bad: Vec<Assignment> = vec!["train.lrr=1".parse().unwrap()];
+        let e = load_experiments(&cfg, Some("b"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("experiment 'b'") && e.contains("lrr") && e.contains("--set train.lrr"),
+            "{e}"
+        );
+        // A single-experiment file keeps line numbers in its errors when nothing is set.
+        let one = d.path().join("one.toml");
+        std::fs::write(&one, "name = \"x\"\nmodle = 1\n").unwrap();
+        let e = load_experiments(&one, None, &[]).unwrap_err().to_string();
+        assert!(e.contains("one.toml, line 2"), "{e}");
+        let e = load_experiments(&one, Some("all"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no [experiments.*] blocks"), "{e}");
     }
 
     #[test]

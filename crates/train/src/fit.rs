@@ -8,7 +8,7 @@ use crate::error::{Result, TrainError};
 use crate::resume::{CallStart, CallState, Checkpoints};
 use crate::step::{Optimizer, TrainStep};
 use crate::task::Task;
-use crate::trainer::{EpochLog, TrainConfig};
+use crate::trainer::{EpochLog, LrSchedule, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use longtail_core::{DeviceBatch, Instance};
 use longtail_data::batch::prefetch_batches;
@@ -120,7 +120,7 @@ fn fit_epochs(
 ) -> Result<Vec<EpochLog>> {
     let cfg = spec.train;
     let device = spec.device;
-    let mut opt = Optimizer::adam(model, cfg.lr)?;
+    let mut opt = Optimizer::from_config(model, cfg)?;
     // Not `with_capacity(epochs)`: the count is the user's, early stopping usually ends sooner.
     let mut logs = Vec::new();
     let mut stopper = EarlyStopping::new(cfg);
@@ -142,7 +142,7 @@ fn fit_epochs(
             restore_rng(&r.tensors, device)?;
             replay_journal(spec, &r.logs)?;
             if cfg.progress {
-                eprintln!(
+                tracing::info!(
                     "{}: restored from the checkpoint ({} epochs)",
                     spec.phase,
                     r.logs.len()
@@ -160,7 +160,7 @@ fn fit_epochs(
             restore_rng(&r.tensors, device)?;
             first_epoch = r.logs.len() + 1;
             if cfg.progress {
-                eprintln!(
+                tracing::info!(
                     "{}: resuming after epoch {} from the checkpoint",
                     spec.phase,
                     r.logs.len()
@@ -173,7 +173,7 @@ fn fit_epochs(
                 let v = task.validate(model, cfg.eval_batch_size, device, cfg.progress)?;
                 if let Some(start) = v.get(metric).copied().filter(|x| x.is_finite()) {
                     if cfg.progress {
-                        eprintln!("{}: start: valid {metric} {start:.4}", spec.phase);
+                        tracing::info!("{}: start: valid {metric} {start:.4}", spec.phase);
                     }
                     stopper = stopper.with_baseline(model, Some(start));
                 }
@@ -198,8 +198,16 @@ fn fit_epochs(
         let mut seen = 0usize;
         let mut steps = 0usize;
         let mut watch = LossWatch::new(device, cfg.lr);
+        let per_epoch = source.num_batches();
         prefetch_batches(source.as_ref(), PREFETCH, |host| -> Result<()> {
             let mut batch = DeviceBatch::from_host(&host, device)?;
+            if cfg.lr_schedule != LrSchedule::Constant {
+                let global = (epoch - 1) * per_epoch + steps;
+                opt.set_lr(
+                    cfg.lr_schedule
+                        .lr_at(cfg.lr, global, epoch, spec.epochs * per_epoch),
+                );
+            }
             let out = opt.update(step, model, &mut batch, &host)?;
             watch.observe(&out.total, &out.terms);
             let n = host.valid as f64;
@@ -251,7 +259,7 @@ fn fit_epochs(
                 .get(metric)
                 .map(|a| format!(" valid {metric} {a:.4}"))
                 .unwrap_or_default();
-            eprintln!(
+            tracing::info!(
                 "{}: loss {total:.4}{m}  ({train_wall_s:.1}s train, {:.0} samples/s)",
                 label(epoch),
                 log.samples_per_s
@@ -606,7 +614,7 @@ impl EarlyStopping {
         let (b, e) = self.best.as_ref().map_or((f64::NAN, 0), |x| (x.0, x.1));
         if epoch - e >= self.patience {
             if progress {
-                eprintln!(
+                tracing::info!(
                     "early stopping after epoch {epoch}: best valid {} {b:.4} at epoch {e}",
                     self.metric
                 );

@@ -23,8 +23,9 @@ pub use evaluate::{
     check_metrics_output, evaluate_scores, evaluate_scores_file, write_metrics, TEST_SCORES,
 };
 pub use experiment::{
-    check_run_dir, experiment_names, load_experiment, run_dir, run_experiment, run_experiment_with,
-    DataSource, ExperimentConfig, ModelSection, RunOutcome,
+    check_run_dir, config_record, effective_config, effective_toml, experiment_names, finished_run,
+    load_experiment, load_experiments, run_dir, run_experiment, run_experiment_with, DataSource,
+    ExperimentConfig, ModelSection, RunOutcome,
 };
 pub use fit::{fit, Fit, Journal};
 pub use manifest::RunManifest;
@@ -32,4 +33,4 @@ pub use report::{aggregate, load_runs, write_report, ReportOptions, ReportRow};
 pub use schedule::{Schedule, ScheduleContext, ScheduleOutcome, ScheduleRegistry};
 pub use step::{GradHook, Optimizer, StandardStep, StepOut, TrainStep};
 pub use task::{CtrTask, RetrievalTask, Task};
-pub use trainer::{evaluate_ctr, score_samples, EpochLog, TrainConfig};
+pub use trainer::{evaluate_ctr, score_samples, EpochLog, LrSchedule, TrainConfig};

@@ -370,7 +370,7 @@ impl Checkpoints {
         }
         inner.epochs_saved += 1;
         if self.crash_after == Some(inner.epochs_saved) {
-            eprintln!(
+            tracing::info!(
                 "{CRASH_AFTER_ENV}: aborting after {} checkpointed epochs (crash-injection test)",
                 inner.epochs_saved
             );

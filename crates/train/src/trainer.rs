@@ -31,6 +31,98 @@ pub struct TrainConfig {
     pub early_stopping_metric: String,
     /// Retrieval runs: static per-item loss weights (`none`, or `frequency` = IDW eq. 5).
     pub item_weighting: crate::retrieval::ItemWeighting,
+    /// L2 penalty added to every gradient, as `torch.optim.Adam(weight_decay=...)` does [0].
+    pub weight_decay: f64,
+    /// Apply `weight_decay` to the weights instead of the gradients (AdamW, Loshchilov & Hutter
+    /// 2019): every update first scales each parameter by `1 - lr * weight_decay` [false].
+    pub decoupled_weight_decay: bool,
+    /// > 0: before each update, the gradients are scaled so that their global L2 norm is at most
+    /// this (as `torch.nn.utils.clip_grad_norm_`); 0 = off [0].
+    pub clip_grad_norm: f64,
+    /// The learning rate over each training phase: `{ kind = "constant" }` (default), or a
+    /// linear warm-up then cosine or step decay (see [`LrSchedule`]).
+    pub lr_schedule: LrSchedule,
+}
+
+/// `[train] lr_schedule`: the learning rate of every optimizer step of a training phase, from
+/// `lr` (the peak). The warm-up is linear: step `s` (0-based) of the first `warmup_steps` uses
+/// `lr * (s + 1) / warmup_steps`. A resumed run continues the same curve (it is a function of
+/// the epoch and the step within it).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LrSchedule {
+    /// `lr` at every step.
+    #[default]
+    Constant,
+    /// Warm-up, then half a cosine from `lr` down to `min_lr` at the phase's last step (the
+    /// phase's `epochs`, even when early stopping ends it sooner).
+    Cosine {
+        #[serde(default)]
+        warmup_steps: usize,
+        #[serde(default)]
+        min_lr: f64,
+    },
+    /// Warm-up, then `lr * gamma^floor((epoch - 1) / every_epochs)`.
+    Step {
+        #[serde(default)]
+        warmup_steps: usize,
+        every_epochs: usize,
+        #[serde(default = "default_gamma")]
+        gamma: f64,
+    },
+}
+
+fn default_gamma() -> f64 {
+    0.1
+}
+
+impl LrSchedule {
+    /// The learning rate of step `step` (0-based over the phase) in `epoch` (1-based) of a phase
+    /// of `total_steps` steps, for the peak rate `lr`.
+    pub fn lr_at(&self, lr: f64, step: usize, epoch: usize, total_steps: usize) -> f64 {
+        let warm = |w: usize| (w > 0 && step < w).then(|| lr * (step + 1) as f64 / w as f64);
+        match *self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine {
+                warmup_steps,
+                min_lr,
+            } => warm(warmup_steps).unwrap_or_else(|| {
+                let span = total_steps.saturating_sub(warmup_steps).max(1) as f64;
+                let t = ((step - warmup_steps.min(step)) as f64 / span).min(1.0);
+                min_lr + (lr - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }),
+            LrSchedule::Step {
+                warmup_steps,
+                every_epochs,
+                gamma,
+            } => warm(warmup_steps).unwrap_or_else(|| {
+                lr * gamma.powi(((epoch.max(1) - 1) / every_epochs.max(1)) as i32)
+            }),
+        }
+    }
+
+    fn validate(&self, lr: f64) -> Result<()> {
+        let bad = |key: &str, message: String| {
+            Err(TrainError::Config {
+                key: format!("train.lr_schedule.{key}"),
+                message,
+            })
+        };
+        match *self {
+            LrSchedule::Constant => Ok(()),
+            LrSchedule::Cosine { min_lr, .. } if !(min_lr >= 0.0 && min_lr <= lr) => bad(
+                "min_lr",
+                format!("must be in [0, lr = {lr:e}], got {min_lr:e}"),
+            ),
+            LrSchedule::Step {
+                every_epochs: 0, ..
+            } => bad("every_epochs", "must be at least 1".into()),
+            LrSchedule::Step { gamma, .. } if !(gamma > 0.0 && gamma <= 1.0) => {
+                bad("gamma", format!("must be in (0, 1], got {gamma}"))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -46,6 +138,10 @@ impl Default for TrainConfig {
             early_stopping_patience: 0,
             early_stopping_metric: "auc".into(),
             item_weighting: Default::default(),
+            weight_decay: 0.0,
+            decoupled_weight_decay: false,
+            clip_grad_norm: 0.0,
+            lr_schedule: LrSchedule::Constant,
         }
     }
 }
@@ -93,6 +189,29 @@ impl TrainConfig {
                 );
             }
         }
+        if !(self.weight_decay.is_finite() && (0.0..=1e3).contains(&self.weight_decay)) {
+            return bad(
+                "weight_decay",
+                format!("must be in [0, 1000], got {}", self.weight_decay),
+            );
+        }
+        if self.decoupled_weight_decay && self.lr * self.weight_decay >= 1.0 {
+            return bad(
+                "weight_decay",
+                format!(
+                    "lr * weight_decay must be < 1 with decoupled_weight_decay (each step scales \
+                     the weights by 1 - lr * weight_decay), got {}",
+                    self.lr * self.weight_decay
+                ),
+            );
+        }
+        if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
+            return bad(
+                "clip_grad_norm",
+                format!("must be a finite number >= 0, got {}", self.clip_grad_norm),
+            );
+        }
+        self.lr_schedule.validate(self.lr)?;
         if self.early_stopping_patience > 0 && self.early_stopping_metric.trim().is_empty() {
             return bad(
                 "early_stopping_metric",
@@ -190,4 +309,74 @@ pub fn evaluate_ctr(
         .with_user_group(&samples.user_group)
         .with_item_group(&samples.item_group);
     Ok(ctr_metrics(&slice, &USER_GROUP_NAMES, &ITEM_GROUP_NAMES)?)
+}
+
+#[cfg(test)]
+mod lr_tests {
+    use super::*;
+
+    #[test]
+    fn warm_up_then_cosine_or_step() {
+        let c = LrSchedule::Cosine {
+            warmup_steps: 4,
+            min_lr: 0.1,
+        };
+        let at = |s: usize, e: usize| c.lr_at(1.0, s, e, 14);
+        assert_eq!([at(0, 1), at(1, 1), at(3, 1)], [0.25, 0.5, 1.0]);
+        assert!(
+            (at(4, 1) - 1.0).abs() < 1e-12,
+            "the peak right after the warm-up"
+        );
+        assert!(
+            (at(9, 2) - 0.55).abs() < 1e-12,
+            "half-way down: (1 + 0.1) / 2"
+        );
+        assert!((at(14, 3) - 0.1).abs() < 1e-12 && (at(99, 9) - 0.1).abs() < 1e-12);
+        let s = LrSchedule::Step {
+            warmup_steps: 0,
+            every_epochs: 2,
+            gamma: 0.5,
+        };
+        let lrs: Vec<f64> = (1..=5).map(|e| s.lr_at(0.8, 7, e, 100)).collect();
+        assert_eq!(lrs, [0.8, 0.8, 0.4, 0.4, 0.2]);
+        assert_eq!(LrSchedule::Constant.lr_at(0.3, 5, 2, 10), 0.3);
+    }
+
+    #[test]
+    fn optimizer_settings_are_range_checked_naming_the_key() {
+        let err = |f: &dyn Fn(&mut TrainConfig)| {
+            let mut c = TrainConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(err(&|c| c.weight_decay = -1.0).contains("train.weight_decay"));
+        assert!(err(&|c| c.clip_grad_norm = f64::NAN).contains("train.clip_grad_norm"));
+        assert!(err(&|c| {
+            c.lr = 1.0;
+            c.weight_decay = 2.0;
+            c.decoupled_weight_decay = true;
+        })
+        .contains("lr * weight_decay"));
+        assert!(err(&|c| c.lr_schedule = LrSchedule::Cosine {
+            warmup_steps: 0,
+            min_lr: 1.0
+        })
+        .contains("train.lr_schedule.min_lr"));
+        assert!(err(&|c| c.lr_schedule = LrSchedule::Step {
+            warmup_steps: 0,
+            every_epochs: 0,
+            gamma: 0.5
+        })
+        .contains("train.lr_schedule.every_epochs"));
+        let t: TrainConfig =
+            toml::from_str("lr_schedule = { kind = \"cosine\", warmup_steps = 10 }\n").unwrap();
+        assert_eq!(
+            t.lr_schedule,
+            LrSchedule::Cosine {
+                warmup_steps: 10,
+                min_lr: 0.0
+            }
+        );
+        assert!(toml::from_str::<TrainConfig>("lr_schedule = { kind = \"linear\" }\n").is_err());
+    }
 }

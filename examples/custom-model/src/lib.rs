@@ -16,9 +16,10 @@ pub mod warmup;
 
 pub const NAME: &str = "meanpool";
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 pub struct Params {
+    /// Width of the item embeddings (the user vector is their masked mean).
     pub dim: i64,
 }
 

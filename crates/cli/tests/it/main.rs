@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 mod engine;
+mod everyday;
 mod fuzz_config;
 mod guards;
 mod mfn;

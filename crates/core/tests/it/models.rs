@@ -8,10 +8,12 @@ use longtail_core::{
 };
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize, serde::Serialize, longtail_core::ParamDocs)]
 #[serde(deny_unknown_fields, default)]
 struct Dims {
+    /// Embedding width.
     dim: i64,
+    /// Interest vectors per user.
     interests: i64,
 }
 impl longtail_core::ModelParams for Dims {

@@ -24,7 +24,7 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
 use longtail_data::feature_map::{FeatureKind, FeatureSpec};
 use longtail_data::items::{amazon_item_features, movielens_100k_item_features};
-use longtail_data::items::{movielens_item_features, ItemFeatures};
+use longtail_data::items::{movielens_item_features, table_item_features, ItemFeatures, ItemTable};
 use longtail_data::prepare::{prepare, read_manifest, PrepareConfig};
 use longtail_data::{
     import, import_with, read_vocab, Column, ColumnMapping, DataError, DataSource, FeatureMap,
@@ -604,6 +604,20 @@ const PANDAS_CSV: &str = ",user,item,title,ts,rating,click\n\
     0,u1,\"i,1\",\"The \"\"Best\"\" Of\",100,4.5,1\n\
     1,u2,i2,\"two\nlines\",200,3.0,0\n\
     2,\"u \"\"3\"\"\",\"i,1\",plain,300,1.0,1\n";
+/// Timestamps in every form the generic formats read: pandas floats, ISO-8601 dates and
+/// date-times with and without fractions and offsets, integers.
+const TS_CSV: &str = ",user,item,ts,rating\n\
+    0,u1,i1,978300760.0,5.0\n\
+    1,u2,i1,2000-12-31 22:12:40.5+02:00,3.0\n\
+    2,u1,i2,2000-12-31,1.0\n\
+    3,u3,i3,2000-12-31T22:12:40Z,2.0\n\
+    4,u3,i1,978300760,4.0\n\
+    5,u2,i2,9.783e8,4.0\n";
+/// A generic item table as pandas writes it (index column, a `|` list column, quoting).
+const ITEM_TABLE_CSV: &str = ",item_id,genres,brand,title\n\
+    0,1,Action|Comedy,Acme,\"A, \"\"b\"\"\"\n\
+    1,2,,,plain\n\
+    2,0002844,Drama||War,Other,\"two\nlines\"\n";
 const MOVIES_DAT: &str = "1::Toy Story (1995)::Animation|Children's|Comedy\n\
                           2::Jumanji (1995)::Adventure|Children's|Fantasy\n\
                           3::A::B (2000)::\n4::X::(no genres listed)\n";
@@ -904,6 +918,32 @@ fn fuzz_import_csv_with_mapping() {
         ],
         read: reader(move |p| import_with(ImportFormat::Csv, p, Some(&pandas)).map(drop)),
     });
+    let mut ts = ColumnMapping::new("user", "item", "ts");
+    ts.rating = Some("rating".into());
+    run_target(Target {
+        name: "csv-timestamps",
+        file: "log.csv",
+        names_file: true,
+        encoding: Encoding::Plain,
+        seeds: vec![text("timestamps", TS_CSV), text("pandas", PANDAS_CSV)],
+        read: reader(move |p| import_with(ImportFormat::Csv, p, Some(&ts)).map(drop)),
+    });
+    let ms: ColumnMapping = "user=user,item=item,ts=ts,timestamp_unit=ms,timestamp_format=unix"
+        .parse()
+        .unwrap();
+    let file_order = ColumnMapping::in_file_order("user", "item");
+    run_target(Target {
+        name: "csv-ms-and-file-order",
+        file: "log.csv.gz",
+        names_file: true,
+        encoding: Encoding::Gzip,
+        seeds: vec![text("timestamps", TS_CSV), text("pandas", PANDAS_CSV)],
+        read: reader(move |p| {
+            let a = import_with(ImportFormat::Csv, p, Some(&ms)).map(drop);
+            let b = import_with(ImportFormat::Csv, p, Some(&file_order)).map(drop);
+            a.and(b)
+        }),
+    });
     let tabs: ColumnMapping = "user=1,item=2,rating=3,timestamp=4,delimiter=tab,header=false"
         .parse()
         .unwrap();
@@ -923,6 +963,8 @@ fn fuzz_import_parquet_with_mapping() {
     m.rating = Some("stars".into());
     m.label = Some("when".into());
     let m2 = ColumnMapping::new("iid", "uid", "when");
+    let mut m3 = ColumnMapping::new("uid", "iid", "stars");
+    m3.timestamp_unit = longtail_data::TimestampUnit::Milliseconds;
     run_target(Target {
         name: "parquet-mapping",
         file: "log.parquet",
@@ -935,7 +977,8 @@ fn fuzz_import_parquet_with_mapping() {
         read: reader(move |p| {
             let a = import_with(ImportFormat::Parquet, p, Some(&m)).map(drop);
             let b = import_with(ImportFormat::Parquet, p, Some(&m2)).map(drop);
-            a.and(b)
+            let c = import_with(ImportFormat::Parquet, p, Some(&m3)).map(drop);
+            a.and(b).and(c)
         }),
     });
 }
@@ -972,6 +1015,81 @@ fn fuzz_item_feature_readers() {
         encoding: Encoding::Gzip,
         seeds: vec![text("meta", AMAZON_META)],
         read: reader(move |p| amazon_item_features(p, &v, 4).map(drop)),
+    });
+}
+
+/// A generic Parquet item table: integer ids, a `|` text list, an integer category, a list column.
+fn raw_item_table(path: &Path) {
+    use arrow::array::{ArrayRef, Int32Array, Int64Array, ListArray, StringArray};
+    use arrow::buffer::OffsetBuffer;
+    use arrow::datatypes::{DataType, Field};
+    use arrow::record_batch::RecordBatch;
+    let inner = Arc::new(Field::new("element", DataType::Utf8, true));
+    let tags = ListArray::try_new(
+        inner,
+        OffsetBuffer::new(vec![0, 2, 2, 3].into()),
+        Arc::new(StringArray::from(vec![Some("x"), None, Some("y")])),
+        Some(vec![true, false, true].into()),
+    )
+    .unwrap();
+    let b = RecordBatch::try_from_iter([
+        (
+            "movieId",
+            Arc::new(Int64Array::from(vec![1, 2, 2844])) as ArrayRef,
+        ),
+        (
+            "genres",
+            Arc::new(StringArray::from(vec![
+                Some("Action|Comedy"),
+                None,
+                Some("Drama"),
+            ])) as ArrayRef,
+        ),
+        (
+            "year",
+            Arc::new(Int32Array::from(vec![1995, 1995, 2001])) as ArrayRef,
+        ),
+        ("tags", Arc::new(tags) as ArrayRef),
+    ])
+    .unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, b.schema(), None).unwrap();
+    w.write(&b.slice(0, 2)).unwrap();
+    w.flush().unwrap();
+    w.write(&b.slice(2, 1)).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn fuzz_item_table_reader() {
+    let vocab = Arc::new(item_vocab());
+    let v = vocab.clone();
+    run_target(Target {
+        name: "item-table-csv",
+        file: "items.csv",
+        names_file: true,
+        encoding: Encoding::Plain,
+        seeds: vec![text("pandas", ITEM_TABLE_CSV)],
+        read: reader(move |p| {
+            let mut t = ItemTable::new(p, "item_id");
+            t.lists.insert("genres".into(), "|".into());
+            let a = table_item_features(&t, &v).map(drop);
+            t.columns = Some(vec!["brand".into()]);
+            a.and(table_item_features(&t, &v).map(drop))
+        }),
+    });
+    let v = vocab.clone();
+    run_target(Target {
+        name: "item-table-parquet",
+        file: "items.parquet",
+        names_file: true,
+        encoding: Encoding::Plain,
+        seeds: vec![written("written", raw_item_table)],
+        read: reader(move |p| {
+            let mut t = ItemTable::new(p, "movieId");
+            t.lists.insert("genres".into(), "|".into());
+            table_item_features(&t, &v).map(drop)
+        }),
     });
 }
 
@@ -1162,6 +1280,20 @@ fn fuzz_config_parsers() {
                  items = { format = \"movielens-100k\", path = \"u.item\" }\n",
             ),
             text(
+                "raw-table",
+                "kind = \"raw\"\nformat = \"csv\"\npath = \"log.csv\"\n\
+                 columns = { user = \"u\", item = \"i\", timestamp = \"t\", \
+                 timestamp_unit = \"ms\", timestamp_format = \"auto\" }\n\
+                 items = { format = \"table\", path = \"items.csv\", id = \"item_id\", \
+                 columns = [\"genre\", \"brand\"], lists = { genres = \"|\" }, \
+                 delimiter = \";\" }\n",
+            ),
+            text(
+                "raw-file-order",
+                "kind = \"raw\"\nformat = \"parquet\"\npath = \"log.parquet\"\n\
+                 columns = { user = \"u\", item = \"i\", order = \"file\" }\n",
+            ),
+            text(
                 "synth",
                 "kind = \"synth\"\nsynth = { users = 10, items = 5, clusters = 2 }\n",
             ),
@@ -1187,6 +1319,11 @@ fn fuzz_config_parsers() {
                  delimiter=tab, header=false",
             ),
             text("short", "user=1,item=2,timestamp=4,delimiter=semicolon"),
+            text("file-order", "user=u,item=i,order=file,header=false"),
+            text(
+                "units",
+                "user=u,item=i,ts=t,timestamp_unit=ms,timestamp_format=iso8601",
+            ),
             text(
                 "json",
                 r#"{"user":"u","item":"i","timestamp":"t","delimiter":";","header":true}"#,

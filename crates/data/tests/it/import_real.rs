@@ -211,13 +211,10 @@ fn real_ml_100k_as_generic_csv() {
     use longtail_data::import::{import_with, ColumnMapping};
     let Some(dir) = data_dir() else { return };
     let m = ColumnMapping {
-        user: "1".into(),
-        item: "2".into(),
-        timestamp: "4".into(),
         rating: Some("3".into()),
-        label: None,
         delimiter: '\t',
         header: false,
+        ..ColumnMapping::new("1", "2", "4")
     };
     let path = dir.join("ml-100k/u.data");
     let im = import_with(ImportFormat::Csv, &path, Some(&m)).unwrap();

@@ -111,7 +111,7 @@ pub fn iterate(
 ) -> Result<()> {
     let say = |m: &str| {
         if cfg.progress {
-            eprintln!("{m}");
+            tracing::info!("{m}");
         }
     };
     let mut step = StandardStep::new(&cfg.loss_weights);

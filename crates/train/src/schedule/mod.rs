@@ -161,6 +161,12 @@ pub trait Schedule: Send + Sync {
     /// Checks the schedule's keys (`params`: `[schedule]` but `name`) and its sections of `cfg`
     /// before any data is read; errors name the key.
     fn check(&self, cfg: &ExperimentConfig, params: &toml::Table) -> Result<()>;
+    /// `params` with this schedule's defaults filled in (what `longtail check` prints and the
+    /// config hash covers, so spelling a default out does not change a run's hash). The default
+    /// returns them as written; a schedule with typed keys should parse and re-serialise them.
+    fn effective_params(&self, params: &toml::Table) -> Result<toml::Table> {
+        Ok(params.clone())
+    }
     /// Trains: builds the model ([`ScheduleContext::build_model`]) and runs its phases.
     fn run(&self, cx: &mut ScheduleContext<'_>) -> Result<ScheduleOutcome>;
 }

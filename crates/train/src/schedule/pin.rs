@@ -116,7 +116,7 @@ impl Schedule for Pin {
                 c2.lr = lr;
             }
             if cfg.train.progress {
-                eprintln!("PIN stage 2: plugins, each on its stratum's samples");
+                tracing::info!("PIN stage 2: plugins, each on its stratum's samples");
             }
             let seed2 = longtail_data::seed::derive_seed(cfg.seed, "pin/stage2");
             logs.extend(fit(

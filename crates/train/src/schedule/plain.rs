@@ -82,9 +82,13 @@ pub(crate) fn model_pretrain(
 ) -> Result<Option<longtail_core::PretrainLog>> {
     let log = crate::experiment::pretrain_model(model, data, &cfg.train, cfg.seed, device)?;
     if let (Some(log), true) = (&log, cfg.train.progress) {
-        eprintln!(
+        tracing::info!(
             "{} pre-training: {} steps, loss {:.4} -> {:.4} (stopped by {})",
-            log.what, log.steps, log.loss_first, log.loss_last, log.stopped_by
+            log.what,
+            log.steps,
+            log.loss_first,
+            log.loss_last,
+            log.stopped_by
         );
     }
     Ok(log)

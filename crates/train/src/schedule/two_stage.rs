@@ -110,7 +110,7 @@ pub fn run_stage1(
     let stage_dir = dir.join("stage1");
     std::fs::create_dir_all(&stage_dir).map_err(|e| io(&stage_dir, e))?;
     if cfg.train.progress {
-        eprintln!("stage 1: training {}", p.model.name);
+        tracing::info!("stage 1: training {}", p.model.name);
     }
     let ctx = BuildContext::new(&data.feature_map, &p.model.params, device)
         .with_items(data.items.as_ref());
