@@ -446,8 +446,13 @@ fn import(
 }
 
 fn prepare(config: &Path, out: &Path, seed: Option<u64>) -> Result<()> {
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("cannot read config {}", config.display()))?;
+    // Includes resolved and relative data paths anchored, as for `train`; a file without
+    // includes is parsed from its own text so errors keep its line numbers.
+    let doc = longtail_data::config_file::read_config(config)?;
+    let text = match doc.text {
+        Some(t) => t,
+        None => toml::to_string(&doc.table)?,
+    };
     let mut cfg = longtail_data::PrepareConfig::from_toml(&text, &config.display().to_string())?;
     if let Some(s) = seed {
         cfg.seed = s;
@@ -613,9 +618,19 @@ fn train_and_print(
             _ => println!("{key:<16} {:>8}", "n/a"),
         }
     }
+    // The files as written (vocabularies, stage folders and item tables vary by run).
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
     println!(
-        "run folder: {} (run.json, epochs.jsonl, metrics.json, test_scores.parquet, model.safetensors) in {:.1}s",
+        "run folder: {} ({}) in {:.1}s",
         dir.display(),
+        files.join(", "),
         manifest.wall_s
     );
     Ok(())

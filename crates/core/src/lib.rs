@@ -27,13 +27,13 @@ pub use batch::{DeviceBatch, DeviceSessions};
 pub use checkpoint::Pretrained;
 pub use device::DeviceSpec;
 pub use error::{CoreError, Result};
+/// `#[derive(ParamDocs)]` on a params struct and its choice enums (see [`params::ParamDocs`]).
+pub use longtail_derive::ParamDocs;
 pub use model::{
     BuildContext, CtrLogits, Instance, Losses, Model, Output, Phases, Pretrain, PretrainLog, Task,
     Towers,
 };
 pub use params::{Check, ModelParams, ParamChoice, ParamDoc, ParamDocs};
-/// `#[derive(ParamDocs)]` on a params struct and its choice enums (see [`params::ParamDocs`]).
-pub use longtail_derive::ParamDocs;
 pub use registry::{ModelDescription, ModelSpec, ParamDescription, ParamsInfo, Registry};
 
 /// Re-exported so model crates see the same data types (feature map, host batch).

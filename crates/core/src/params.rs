@@ -299,7 +299,9 @@ mod tests {
         }
     }
 
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, crate::ParamDocs)]
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, crate::ParamDocs,
+    )]
     #[serde(rename_all = "snake_case")]
     enum Pooling {
         /// Adds them.
@@ -400,9 +402,10 @@ mod tests {
         }
         assert_eq!(fields[0].choices[1].doc, "Averages them all.");
         assert!(fields[1].choices.is_empty() && P::choices().is_empty());
-        for (choice, v) in Pooling::choices()
-            .iter()
-            .zip([Pooling::Sum, Pooling::MeanOfAll, Pooling::QMargin])
+        for (choice, v) in
+            Pooling::choices()
+                .iter()
+                .zip([Pooling::Sum, Pooling::MeanOfAll, Pooling::QMargin])
         {
             assert_eq!(choice.word, word(&v));
         }

@@ -109,7 +109,10 @@ fn json_as_toml(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => format!("{s:?}"),
         serde_json::Value::Array(a) => {
-            format!("[{}]", a.iter().map(json_as_toml).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                a.iter().map(json_as_toml).collect::<Vec<_>>().join(", ")
+            )
         }
         other => other.to_string(),
     }

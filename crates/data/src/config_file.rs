@@ -60,7 +60,8 @@ fn read_rec(
     chain: &mut Vec<PathBuf>,
     files: &mut Vec<PathBuf>,
 ) -> Result<(toml::Table, Option<String>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| DataError::Invalid(format!("cannot read config {}: {e}", path.display())))?;
     let origin = path.display().to_string();
     let mut own: toml::Table = toml::from_str(&text).map_err(|e: toml::de::Error| {
         DataError::config(
@@ -88,9 +89,13 @@ fn read_rec(
     }
     files.push(path.to_path_buf());
     let dir = path.parent().unwrap_or(Path::new(""));
+    let before = own.clone();
     anchor_data_paths(&mut own, dir);
+    // The raw text is the document only while no path was rewritten (typed errors then name
+    // lines; otherwise they name keys, from the table).
+    let own_text = (own == before).then_some(text);
     let includes = match own.remove("include") {
-        None => return Ok((own, Some(text))),
+        None => return Ok((own, own_text)),
         Some(toml::Value::String(s)) => vec![s],
         Some(toml::Value::Array(a)) => a
             .into_iter()

@@ -431,8 +431,11 @@ fn write_vocabs(dir: &Path, user: Option<&[String]>, item: Option<&[String]>) ->
     Ok(())
 }
 
-/// A prepared folder's vocabularies (present when it was prepared from raw ids).
-fn prepared_vocabs(dir: &Path) -> Result<(Option<Vec<String>>, Option<Vec<String>>)> {
+/// A vocabulary: the raw id of each dense id (entry 0 is padding).
+type Vocab = Vec<String>;
+
+/// A prepared folder's user and item vocabularies (present when prepared from raw ids).
+fn prepared_vocabs(dir: &Path) -> Result<(Option<Vocab>, Option<Vocab>)> {
     let read = |name: &str| {
         let p = dir.join(name);
         p.exists()

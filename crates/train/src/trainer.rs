@@ -36,8 +36,8 @@ pub struct TrainConfig {
     /// Apply `weight_decay` to the weights instead of the gradients (AdamW, Loshchilov & Hutter
     /// 2019): every update first scales each parameter by `1 - lr * weight_decay` [false].
     pub decoupled_weight_decay: bool,
-    /// > 0: before each update, the gradients are scaled so that their global L2 norm is at most
-    /// this (as `torch.nn.utils.clip_grad_norm_`); 0 = off [0].
+    /// When positive, the gradients are scaled before each update so that their global L2 norm
+    /// is at most this (as `torch.nn.utils.clip_grad_norm_`); 0 = off [0].
     pub clip_grad_norm: f64,
     /// The learning rate over each training phase: `{ kind = "constant" }` (default), or a
     /// linear warm-up then cosine or step decay (see [`LrSchedule`]).

@@ -484,7 +484,11 @@ fn models_name_describes_every_param_from_the_params_struct() {
             .map(|(k, _)| k.as_str())
             .collect();
         // Unset optional params are null or absent in the effective config, listed with no default.
-        listed.retain(|k| params.iter().any(|p| p["name"] == *k && !p["default"].is_null()));
+        listed.retain(|k| {
+            params
+                .iter()
+                .any(|p| p["name"] == *k && !p["default"].is_null())
+        });
         listed.sort();
         filled.sort();
         assert_eq!(listed, filled, "{name}");
@@ -497,15 +501,24 @@ fn models_name_describes_every_param_from_the_params_struct() {
     let o = longtail(&["models", "din"], d.path());
     let text = stdout(&o);
     assert!(text.contains("embedding_std = 0.01  (f64)"), "{text}");
-    assert!(text.contains("hidden = [256, 128, 32]  (Vec<i64>)"), "{text}");
-    assert!(text.contains("Standard deviation of the normal initialisation"), "{text}");
+    assert!(
+        text.contains("hidden = [256, 128, 32]  (Vec<i64>)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Standard deviation of the normal initialisation"),
+        "{text}"
+    );
     let o = longtail(&["models", "him"], d.path());
     let text = stdout(&o);
     assert!(text.contains("ubp = \"full\"  (UbpMode)"), "{text}");
     assert!(text.contains("- \"negative_pooling\": "), "{text}");
     let o = longtail(&["models", "pin"], d.path());
     assert!(stdout(&o).contains("hidden_size = unset"), "{}", stdout(&o));
-    fails_with(&longtail(&["models", "dinn"], d.path()), &["registered models: "]);
+    fails_with(
+        &longtail(&["models", "dinn"], d.path()),
+        &["registered models: "],
+    );
 }
 
 /// The shipped CSV example, as a new user runs it: per-group metrics from a headered CSV that
@@ -520,8 +533,16 @@ fn your_own_csv_start_to_finish_with_per_group_metrics_and_raw_ids() {
     let run_once = |config: &Path, extra: &[&str], out: &str| -> (Value, std::path::PathBuf) {
         let config = config.to_str().unwrap();
         let mut args = vec![
-            "train", "--config", config, "--device", "cpu", "--out", out, "--set",
-            "train.epochs=1", "-q",
+            "train",
+            "--config",
+            config,
+            "--device",
+            "cpu",
+            "--out",
+            out,
+            "--set",
+            "train.epochs=1",
+            "-q",
         ];
         args.extend_from_slice(extra);
         // Run from an unrelated folder: the config's own folder anchors `path = "ratings.csv"`.
@@ -538,13 +559,29 @@ fn your_own_csv_start_to_finish_with_per_group_metrics_and_raw_ids() {
             serde_json::from_slice(&std::fs::read(runs[0].join("metrics.json")).unwrap()).unwrap();
         (m, runs[0].clone())
     };
+    // Without any --set too: the config's own text, its path found beside it.
+    let o = longtail(
+        &[
+            "check",
+            examples.join("csv-din.toml").to_str().unwrap(),
+            "--brief",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     let (metrics, run) = run_once(&examples.join("csv-din.toml"), &[], "a");
     for key in ["auc", "auc/user=tail", "auc/user=head", "gauc", "logloss"] {
-        let v = metrics[key].as_f64().unwrap_or_else(|| panic!("no {key}: {metrics}"));
+        let v = metrics[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {key}: {metrics}"));
         assert!(v.is_finite(), "{key}");
     }
     assert!(
-        metrics.as_object().unwrap().keys().any(|k| k.contains("item=tail")),
+        metrics
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("item=tail")),
         "{metrics}"
     );
 
@@ -559,7 +596,8 @@ fn your_own_csv_start_to_finish_with_per_group_metrics_and_raw_ids() {
     }
     let users = longtail_data::import::read_vocab(&run.join("user_vocab.json")).unwrap();
     let items = longtail_data::import::read_vocab(&run.join("item_vocab.json")).unwrap();
-    let scores = longtail_data::ScoresTable::read_parquet(&run.join("test_scores.parquet")).unwrap();
+    let scores =
+        longtail_data::ScoresTable::read_parquet(&run.join("test_scores.parquet")).unwrap();
     let mut positives = 0;
     for i in 0..scores.len() {
         if scores.label[i] == 1.0 {
@@ -567,7 +605,10 @@ fn your_own_csv_start_to_finish_with_per_group_metrics_and_raw_ids() {
                 users[scores.user[i] as usize].clone(),
                 items[scores.item[i] as usize].clone(),
             );
-            assert!(liked.contains(&pair), "{pair:?} is not a liked pair of the CSV");
+            assert!(
+                liked.contains(&pair),
+                "{pair:?} is not a liked pair of the CSV"
+            );
             positives += 1;
         }
     }

@@ -579,29 +579,26 @@ fn eval_scores_with_lists() {
     assert!(stderr(&o).contains("missing.parquet"));
 }
 
-/// Every config in configs/ parses, every named block included, and names a registered model.
+/// Every config in configs/ and configs/examples/ parses as `train` reads it (includes resolved),
+/// every named block included, and names a registered model.
 #[test]
 fn every_shipped_config_parses() {
     let registry = longtail_models::builtin_registry().unwrap();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
     let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
+    let mut paths: Vec<_> = [dir.to_string(), format!("{dir}/examples")]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml"))
+        .collect();
+    paths.sort();
+    for path in paths {
         let origin = path.display().to_string();
-        let names = longtail_train::experiment_names(&text);
-        let configs = if names.is_empty() {
-            vec![longtail_train::load_experiment(&text, &origin, None).unwrap()]
-        } else {
-            names
-                .iter()
-                .map(|e| longtail_train::load_experiment(&text, &origin, Some(e)).unwrap())
-                .collect()
-        };
-        for c in configs {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let selection = (!longtail_train::experiment_names(&text).is_empty()).then_some("all");
+        let configs = longtail_train::load_experiments(&path, selection, &[])
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+        for (_, c) in configs {
             // Everything that is checked before a run: params ranges, loss terms, sections.
             longtail_train::check_experiment(&registry, &c)
                 .unwrap_or_else(|e| panic!("{origin}, experiment '{}': {e}", c.name));
