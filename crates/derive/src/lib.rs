@@ -143,47 +143,44 @@ fn doc_text(attrs: &[Attribute]) -> String {
     out.trim().to_string()
 }
 
-/// `#[serde(key = "value")]` among the attributes (the last one wins, as in serde).
-fn serde_string(attrs: &[Attribute], key: &str) -> syn::Result<Option<String>> {
-    let mut found = None;
+/// Every item of the `#[serde(...)]` attributes, in order: its name and, for `key = "text"`, the
+/// text (other values and parenthesised arguments are read past).
+fn serde_items(attrs: &[Attribute]) -> syn::Result<Vec<(String, Option<String>)>> {
+    let mut items = Vec::new();
     for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
         a.parse_nested_meta(|meta| {
-            if meta.path.is_ident(key) {
-                let s: syn::LitStr = meta.value()?.parse()?;
-                found = Some(s.value());
-            } else if meta.input.peek(syn::Token![=]) {
-                // Another `key = value` (e.g. skip_serializing_if): consume its value.
-                let _: Expr = meta.value()?.parse()?;
+            let name = meta.path.to_token_stream().to_string();
+            let mut text = None;
+            if meta.input.peek(syn::Token![=]) {
+                if let Expr::Lit(lit) = meta.value()?.parse::<Expr>()? {
+                    if let Lit::Str(s) = lit.lit {
+                        text = Some(s.value());
+                    }
+                }
             } else if meta.input.peek(syn::token::Paren) {
-                let _content;
-                syn::parenthesized!(_content in meta.input);
-                let _: proc_macro2::TokenStream = _content.parse()?;
+                let content;
+                syn::parenthesized!(content in meta.input);
+                let _: proc_macro2::TokenStream = content.parse()?;
             }
+            items.push((name, text));
             Ok(())
         })?;
     }
-    Ok(found)
+    Ok(items)
+}
+
+/// `#[serde(key = "value")]` among the attributes (the last one wins, as in serde).
+fn serde_string(attrs: &[Attribute], key: &str) -> syn::Result<Option<String>> {
+    Ok(serde_items(attrs)?
+        .into_iter()
+        .filter(|(name, _)| name == key)
+        .filter_map(|(_, text)| text)
+        .last())
 }
 
 /// Whether a bare `#[serde(flag)]` is present.
 fn serde_flag(attrs: &[Attribute], flag: &str) -> syn::Result<bool> {
-    let mut found = false;
-    for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
-        a.parse_nested_meta(|meta| {
-            if meta.path.is_ident(flag) {
-                found = true;
-            }
-            if meta.input.peek(syn::Token![=]) {
-                let _: Expr = meta.value()?.parse()?;
-            } else if meta.input.peek(syn::token::Paren) {
-                let _content;
-                syn::parenthesized!(_content in meta.input);
-                let _: proc_macro2::TokenStream = _content.parse()?;
-            }
-            Ok(())
-        })?;
-    }
-    Ok(found)
+    Ok(serde_items(attrs)?.iter().any(|(name, _)| name == flag))
 }
 
 fn unraw(s: &str) -> String {
