@@ -173,9 +173,9 @@ fn serde_items(attrs: &[Attribute]) -> syn::Result<Vec<(String, Option<String>)>
 fn serde_string(attrs: &[Attribute], key: &str) -> syn::Result<Option<String>> {
     Ok(serde_items(attrs)?
         .into_iter()
+        .rev()
         .filter(|(name, _)| name == key)
-        .filter_map(|(_, text)| text)
-        .last())
+        .find_map(|(_, text)| text))
 }
 
 /// Whether a bare `#[serde(flag)]` is present.
