@@ -1,5 +1,5 @@
-//! Sleep phase of Iterative Density Weighting (IDW, "density weighting for multi-interest
-//! two-tower recommenders", §3.3, eqs. 7-9, Algorithms 1-2).
+//! Sleep phase of Iterative Density Weighting (IDW; Mehta et al., "Density Weighting for
+//! Multi-Interest Personalized Recommendation", §3.3, eqs. 7-9, Algorithms 1-2).
 //!
 //! Given the item tower's representations `v_k` and the current item weights `w(t)`:
 //! - eq. 7: kernel-smoothed density `p̃(y) = (1/ℓ) Σ_k w_k K(‖v_y − v_k‖ / ℓ)`, Gaussian `K`,

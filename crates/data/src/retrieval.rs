@@ -1,4 +1,4 @@
-//! Host-side data of a retrieval run (IDW, Saket et al. §4): next-item sequence samples with
+//! Host-side data of a retrieval run (IDW, Mehta et al. §4): next-item sequence samples with
 //! their item frequencies, head/tail item groups and seen sets ([`RetrievalData`]), and the
 //! training batches of an epoch ([`SeqBatches`]), built on any thread ahead of the step. No
 //! tensors here: the training crate turns these into device batches.

@@ -1,4 +1,4 @@
-//! PIN: Personalizing Intervened Network (Li et al., "Personalizing Intervened Network for
+//! PIN: Personalizing Intervened Network (Lv et al., "Personalizing Intervened Network for
 //! Long-tailed Sequential User Behavior Modeling", WSDM 2023, arXiv 2208.09130). Only the
 //! paper's abstract is available: this model is **reconstructed from the abstract** following the
 //! project's specification (`papers/PIN-method-as-we-implement-it.md`); nothing below is taken

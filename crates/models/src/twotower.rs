@@ -1,4 +1,4 @@
-//! The two-tower retrieval backbone of IDW (Bhaskaran et al., "Density Weighting for
+//! The two-tower retrieval backbone of IDW (Mehta et al., "Density Weighting for
 //! Multi-Interest Personalized Recommendation"): a transformer user tower with parametric
 //! attention into M user representations (§3.1; M = 1 is SUR, M = 5 MUR), an MLP item tower, the
 //! candidate-aware affinity of eq. 4 and the in-batch softmax with logQ correction (eqs. 1-3),

@@ -1,4 +1,4 @@
-//! The retrieval path (IDW, Saket et al. §3-4): next-item sequence samples, in-batch softmax
+//! The retrieval path (IDW, Mehta et al. §3-4): next-item sequence samples, in-batch softmax
 //! training with per-item loss weights (none, frequency balance, or IDW's density weights),
 //! sampled evaluation (the target against 99 negatives), full-catalogue ranking in item chunks,
 //! and Iterative Density Weighting (Algorithms 1-2) with user-tower calibration.

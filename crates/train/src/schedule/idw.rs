@@ -1,5 +1,5 @@
-//! `idw`: Iterative Density Weighting (Saket et al., "Iterative Density Weighting for
-//! multi-interest retrieval", Algorithm 1) on a two-tower retrieval model: the model is first
+//! `idw`: Iterative Density Weighting (Mehta et al., "Density Weighting for
+//! Multi-Interest Personalized Recommendation", Algorithm 1) on a two-tower retrieval model: the model is first
 //! trained as `plain` does, then sleep phases (item representations -> kernel density, eq. 7-9
 //! in [`longtail_core::density`]) and wake phases (one `fit` with the density weights as per-item
 //! loss weights, eq. 10) alternate until `||w(t+1) - w(t)|| < eta` or `max_iterations`; the
