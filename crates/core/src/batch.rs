@@ -97,6 +97,13 @@ impl DeviceBatch {
         self.user.device()
     }
 
+    /// `[B]` bool, true on the padding rows (`>= valid`). The explicit row mask: a real row may
+    /// carry loss weight 0 (a weighting that drops it from the loss) and must still be every
+    /// other row's in-batch negative, so weights never double as the mask.
+    pub fn padding_rows(&self) -> Tensor {
+        Tensor::arange(self.size as i64, (Kind::Int64, self.device())).ge(self.valid as i64)
+    }
+
     /// Number of real rows as a float tensor, at least 1 (for weighted means).
     pub fn weight_sum(&self) -> Tensor {
         self.weight.sum(Kind::Float).clamp_min(1.0)

@@ -34,14 +34,61 @@ fn bad(key: &str, message: impl Into<String>) -> CoreError {
 /// Diagnostics of one sleep phase.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SleepStats {
-    /// Scott's-rule bandwidth ℓ used in eq. 7.
+    /// The bandwidth ℓ used in eq. 7: Scott's rule times [`SleepOptions::bandwidth_scale`].
     pub bandwidth: f64,
     /// `‖w(t+1) − w(t)‖₂`, the quantity of Algorithm 1's stopping rule (`< η` stops).
     pub weight_change: f64,
-    /// Smallest eq. 7 density over the valid rows.
+    /// Smallest eq. 7 density over the valid rows (the leave-one-out density when that is on).
     pub density_min: f64,
     /// Largest eq. 7 density over the valid rows.
     pub density_max: f64,
+    /// Median over the valid rows of the share of an item's full eq. 7 density that is its own
+    /// kernel term `w_y K(0) / Σ_k w_k K(‖v_y − v_k‖/ℓ)`: near 1, the density mostly measures
+    /// the item's own weight and the representation space barely shapes it.
+    #[serde(default)]
+    pub self_share_median: f64,
+    /// The same share for the item of lowest full density (the "sparsest" item).
+    #[serde(default)]
+    pub self_share_sparsest: f64,
+}
+
+/// How a sleep phase estimates the density. The paper fixes eq. 7 with Scott's bandwidth; the
+/// bandwidth multiplier and the leave-one-out estimate are our options (defaults = eq. 7).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SleepOptions {
+    /// Momentum m of eq. 9, in `[0, 1]`.
+    pub momentum: f64,
+    /// Rows per chunk of the pairwise kernel (`>= 1`).
+    pub chunk: i64,
+    /// Multiplier on Scott's-rule bandwidth (`> 0`; 1 = the paper).
+    pub bandwidth_scale: f64,
+    /// Leave each item's own kernel term `w_y K(0)` out of its density, so that the density
+    /// measures the item's neighbourhood rather than its own weight.
+    pub leave_one_out: bool,
+}
+
+impl SleepOptions {
+    /// The paper's eq. 7 (Scott's bandwidth, own term included) with momentum `m`.
+    pub fn paper(momentum: f64, chunk: i64) -> Self {
+        Self {
+            momentum,
+            chunk,
+            bandwidth_scale: 1.0,
+            leave_one_out: false,
+        }
+    }
+}
+
+/// What one sleep phase computed ([`sleep_phase_with`]).
+#[derive(Debug)]
+pub struct SleepPhase {
+    /// `w(t+1) [N]` (`Float`, 0 on invalid rows).
+    pub weights: Tensor,
+    pub stats: SleepStats,
+    /// The density eq. 8 normalised `[N]` (leave-one-out when set), 0 on invalid rows.
+    pub density: Tensor,
+    /// Each item's own-term share of its full density `[N]`, 0 on invalid rows.
+    pub self_share: Tensor,
 }
 
 /// Initial weights of Algorithm 1: `w_k(0) = n_k / Σ n`.
@@ -260,18 +307,34 @@ pub fn sleep_phase(
     valid: &Tensor,
     chunk: i64,
 ) -> Result<(Tensor, SleepStats)> {
-    sleep_phase_with(reps, w, momentum, valid, chunk, &mut |_, _| {})
+    let out = sleep_phase_with(
+        reps,
+        w,
+        valid,
+        &SleepOptions::paper(momentum, chunk),
+        &mut |_, _| {},
+    )?;
+    Ok((out.weights, out.stats))
 }
 
-/// [`sleep_phase`], calling `on_chunk(rows done, valid rows)` as the density (eq. 7) proceeds.
+/// [`sleep_phase`] with every option ([`SleepOptions`]: bandwidth multiplier, leave-one-out),
+/// calling `on_chunk(rows done, valid rows)` as the density (eq. 7) proceeds; returns the
+/// densities and own-term shares beside the new weights. Errors as [`sleep_phase`], and for a
+/// `bandwidth_scale` that is not finite and positive.
 pub fn sleep_phase_with(
     reps: &Tensor,
     w: &Tensor,
-    momentum: f64,
     valid: &Tensor,
-    chunk: i64,
+    opts: &SleepOptions,
     on_chunk: &mut dyn FnMut(u64, u64),
-) -> Result<(Tensor, SleepStats)> {
+) -> Result<SleepPhase> {
+    let (momentum, chunk) = (opts.momentum, opts.chunk);
+    if !(opts.bandwidth_scale.is_finite() && opts.bandwidth_scale > 0.0) {
+        return Err(bad(
+            "bandwidth_scale",
+            format!("must be finite and > 0, got {}", opts.bandwidth_scale),
+        ));
+    }
     let size = reps.size();
     if size.len() != 2 {
         return Err(bad("reps", format!("expected [N, D], got {size:?}")));
@@ -312,21 +375,42 @@ pub fn sleep_phase_with(
     // Work on the valid rows only, then scatter back: padding must not be a neighbour.
     let reps_v = reps.to_kind(Kind::Float).index_select(0, &idx);
     let w_v = w.index_select(0, &idx);
-    let bandwidth = scott_bandwidth(&reps_v);
-    let dens_v = kernel_density_with(&reps_v, &w_v, bandwidth, chunk, on_chunk)?;
+    let bandwidth = (scott_bandwidth(&reps_v) * opts.bandwidth_scale).max(FALLBACK_BANDWIDTH);
+    let full_v = kernel_density_with(&reps_v, &w_v, bandwidth, chunk, on_chunk)?;
+    // The own term of row y is w_y K(0) / ℓ = w_y / ℓ: cdist's direct mode gives exactly 0 on
+    // the diagonal, so this is the very term the kernel sum holds.
+    let own_v = &w_v / bandwidth;
+    let self_v = (&own_v / full_v.clamp_min(f64::from(f32::MIN_POSITIVE))).clamp(0.0, 1.0);
+    let dens_v = if opts.leave_one_out {
+        (&full_v - &own_v).clamp_min(0.0)
+    } else {
+        full_v.shallow_clone()
+    };
     let (lo, hi) = min_max(&dens_v, None).expect("non-empty: checked above");
     let p_rel_v = normalize_with(&dens_v, lo, hi, None);
-    let p_rel = w.zeros_like().index_put(&[Some(&idx)], &p_rel_v, false);
+    let scatter = |v: &Tensor| w.zeros_like().index_put(&[Some(&idx)], v, false);
+    let p_rel = scatter(&p_rel_v);
 
     let new_w = momentum_update(&w, &p_rel, momentum, &valid);
     let weight_change = (&new_w - &w).norm().double_value(&[]);
+    let sparsest = full_v.argmin(0, false);
     let stats = SleepStats {
         bandwidth,
         weight_change,
         density_min: lo,
         density_max: hi,
+        // The lower median, as `torch.median` takes it.
+        self_share_median: self_v.median().double_value(&[]),
+        self_share_sparsest: self_v
+            .index_select(0, &sparsest.unsqueeze(0))
+            .double_value(&[0]),
     };
-    Ok((new_w, stats))
+    Ok(SleepPhase {
+        weights: new_w,
+        stats,
+        density: scatter(&dens_v),
+        self_share: scatter(&self_v),
+    })
 }
 
 #[cfg(test)]
@@ -514,10 +598,16 @@ mod tests {
         let (new_w, stats) = sleep_phase(&reps, &w, 0.9, &valid, 4).unwrap();
         // The progress callback sees every chunk of the 10 valid rows and changes nothing.
         let mut seen = Vec::new();
-        let (w2, stats2) =
-            sleep_phase_with(&reps, &w, 0.9, &valid, 4, &mut |d, n| seen.push((d, n))).unwrap();
+        let out = sleep_phase_with(
+            &reps,
+            &w,
+            &valid,
+            &SleepOptions::paper(0.9, 4),
+            &mut |d, n| seen.push((d, n)),
+        )
+        .unwrap();
         assert_eq!(seen, [(4, 10), (8, 10), (10, 10)]);
-        assert!(w2.equal(&new_w) && stats2.weight_change == stats.weight_change);
+        assert!(out.weights.equal(&new_w) && out.stats == stats);
         let nw = to_vec(&new_w);
         assert_eq!(nw[0], 0.0);
         assert!((nw.iter().sum::<f64>() - 1.0).abs() < 1e-6, "{nw:?}");
@@ -549,8 +639,64 @@ mod tests {
             weight_change: 1e-4,
             density_min: 0.1,
             density_max: 2.0,
+            self_share_median: 0.4,
+            self_share_sparsest: 0.9,
         };
         let back: SleepStats = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    /// The hand case of `hand_case_density_normalize_update` at ℓ = 1: own terms are the
+    /// weights, so the shares are w_y / p̃_y and leave-one-out densities p̃_y − w_y.
+    #[test]
+    fn own_term_shares_and_leave_one_out_by_hand() {
+        let reps = t(&[0.0, 1.0, 3.0]).unsqueeze(1);
+        let w = t(&[0.5, 0.3, 0.2]);
+        let valid = Tensor::ones([3], (Kind::Bool, Device::Cpu));
+        // Scott's ℓ for (0, 1, 3): σ = std = 1.5275252316519468, N^(-1/5) = 3^-0.2.
+        let scott = scott_bandwidth(&reps);
+        let opts = |scale: f64, loo: bool| SleepOptions {
+            bandwidth_scale: scale,
+            leave_one_out: loo,
+            ..SleepOptions::paper(0.9, 2)
+        };
+        // Scale so that ℓ = 1 exactly as in the hand case.
+        let full =
+            sleep_phase_with(&reps, &w, &valid, &opts(1.0 / scott, false), &mut |_, _| {}).unwrap();
+        assert!((full.stats.bandwidth - 1.0).abs() < 1e-12);
+        let dens = [0.6841809972214384, 0.6303323865036392, 0.246155083240105];
+        close(&to_vec(&full.density), &dens, 1e-6);
+        let shares: Vec<f64> = [0.5, 0.3, 0.2]
+            .iter()
+            .zip(dens)
+            .map(|(w, p)| w / p)
+            .collect();
+        close(&to_vec(&full.self_share), &shares, 1e-6);
+        // Shares (0.7308, 0.4759, 0.8125): median 0.7308, the sparsest item (2) has 0.8125.
+        assert!((full.stats.self_share_median - shares[0]).abs() < 1e-6);
+        assert!((full.stats.self_share_sparsest - shares[2]).abs() < 1e-6);
+
+        let loo =
+            sleep_phase_with(&reps, &w, &valid, &opts(1.0 / scott, true), &mut |_, _| {}).unwrap();
+        let loo_dens: Vec<f64> = dens
+            .iter()
+            .zip([0.5, 0.3, 0.2])
+            .map(|(p, w)| p - w)
+            .collect();
+        close(&to_vec(&loo.density), &loo_dens, 1e-6);
+        // Own-term shares describe the full density either way.
+        assert!(loo.self_share.equal(&full.self_share));
+        // Leave-one-out ranks the items by neighbourhood: item 1 (neighbours at 1 and 2) is now
+        // the densest, item 0 is no longer (its own weight 0.5 made it so).
+        let p = to_vec(&loo.density);
+        assert!(p[1] > p[0] && p[0] > p[2], "{p:?}");
+        // A larger bandwidth spreads every kernel, so own terms weigh less.
+        let wide =
+            sleep_phase_with(&reps, &w, &valid, &opts(4.0 / scott, false), &mut |_, _| {}).unwrap();
+        assert!(wide.stats.self_share_median < full.stats.self_share_median);
+        for bad_scale in [0.0, -1.0, f64::NAN] {
+            let e = sleep_phase_with(&reps, &w, &valid, &opts(bad_scale, false), &mut |_, _| {});
+            assert_eq!(key_of(e.unwrap_err()), "bandwidth_scale");
+        }
     }
 }

@@ -16,7 +16,8 @@ pub fn bce_with_logits(logits: &Tensor, batch: &DeviceBatch) -> Tensor {
 
 /// In-batch sampled softmax with logQ correction (IDW eqs. 1-3): row `i`'s positive is column
 /// `i`; every other real item in the batch is a negative. `logits [B, B]` are raw affinities;
-/// `log(p(y))` of each column's item is subtracted, padding columns are masked out, and so are
+/// `log(p(y))` of each column's item is subtracted, padding columns (rows `>= valid`, whatever
+/// their weight: a real row of weight 0 stays a negative) are masked out, and so are
 /// other columns holding the row's own positive item ("accidental hits": a popular item appearing
 /// twice in a batch must not be pushed away from a user who clicked it).
 pub fn in_batch_softmax(logits: &Tensor, batch: &DeviceBatch, logq_correction: bool) -> Tensor {
@@ -26,7 +27,7 @@ pub fn in_batch_softmax(logits: &Tensor, batch: &DeviceBatch, logq_correction: b
     } else {
         logits.shallow_clone()
     };
-    let pad_col = batch.weight.eq(0.0).unsqueeze(0);
+    let pad_col = batch.padding_rows().unsqueeze(0);
     let eye = Tensor::eye(b, (Kind::Bool, logits.device()));
     let hit = batch
         .item
@@ -153,6 +154,35 @@ mod tests {
             "{}",
             l.double_value(&[])
         );
+    }
+
+    /// A real row with loss weight 0 adds nothing to the loss but stays every other row's
+    /// negative; a padding row (`>= valid`) is nobody's negative. Zero logits: a row's loss is
+    /// ln(number of columns it sees).
+    #[test]
+    fn zero_weight_rows_stay_negatives_and_padding_does_not() {
+        let mut h = HostBatch::from_dense(
+            vec![1; 4],
+            vec![1, 2, 3, 1],
+            vec![1.0; 4],
+            &vec![vec![1]; 4],
+        )
+        .unwrap();
+        // Row 1 is real with weight 0; row 3 is padding (it repeats row 0, as the engine pads).
+        h.weight = vec![1.0, 0.0, 1.0, 0.0];
+        h.valid = 3;
+        let b = DeviceBatch::from_host(&h, Device::Cpu).unwrap();
+        let padding: Vec<bool> = Vec::try_from(b.padding_rows()).unwrap();
+        assert_eq!(padding, [false, false, false, true]);
+        let l = in_batch_softmax(
+            &Tensor::zeros([4, 4], (Kind::Float, Device::Cpu)),
+            &b,
+            false,
+        )
+        .double_value(&[]);
+        // Rows 0 and 2 each see the three real columns (items 1, 2, 3): ln 3 each, mean ln 3.
+        // Had row 1's zero weight masked its column, they would see two: ln 2.
+        assert!((l - 3f64.ln()).abs() < 1e-6, "{l}");
     }
 
     #[test]

@@ -130,6 +130,18 @@ pub fn mean_one(w: &[f32], labels: &[u32]) -> Vec<f32> {
     w.iter().map(|&x| (f64::from(x) / mean) as f32).collect()
 }
 
+/// IDW's loss-share reading of eq. 10: `w` is a distribution over items giving each item's share
+/// of the loss, so a sample of item `y` weighs `w_y / p_y`, where `p` is the label distribution
+/// (`w(0)`, `longtail_core::density::initial_weights`). With `w = p` every labelled item weighs exactly
+/// 1 (the unweighted loss, eq. 3); items with `p_y = 0` are never a target and get 0. The result
+/// still goes through [`mean_one`] (it already has mean one when `w` sums to 1 over the labels).
+pub fn loss_share_weights(w: &[f32], p: &[f32]) -> Vec<f32> {
+    w.iter()
+        .zip(p)
+        .map(|(&w, &p)| if p > 0.0 { w / p } else { 0.0 })
+        .collect()
+}
+
 /// Frequency-balance weights (eq. 5): `1 / n_y` for training labels, 0 elsewhere.
 pub fn frequency_weights(label_freq: &[u64]) -> Vec<f32> {
     label_freq
@@ -141,8 +153,8 @@ pub fn frequency_weights(label_freq: &[u64]) -> Vec<f32> {
 /// The training batches of one retrieval epoch: every sample of `samples` once, in `order`,
 /// `batch_size` rows per batch, the last one padded to the same shape (fixed shapes for the
 /// engine, as CTR batches: padding rows repeat the batch's first row with weight 0 and
-/// `valid` counts the real rows; the in-batch softmax masks weight-0 columns, so a padding row
-/// is nobody's negative and adds nothing to the loss), the target's log-frequency as
+/// `valid` counts the real rows; the in-batch softmax masks the columns of rows `>= valid`, so
+/// a padding row is nobody's negative and adds nothing to the loss), the target's log-frequency as
 /// `item_logq`, and optional per-item loss weights as row weights.
 pub struct SeqBatches<'a> {
     samples: &'a SeqSamples,
@@ -205,6 +217,29 @@ impl BatchSource for SeqBatches<'_> {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// `w = p` (IDW's w(0) under the loss-share reading) is exactly the unweighted loss: every
+    /// labelled item weighs 1, bit for bit, and mean_one leaves it so. Other `w` give each item
+    /// the share `w_y` of the loss: Σ over samples of the weights of item y / Σ all = w_y.
+    #[test]
+    fn loss_share_weights_give_each_item_its_share() {
+        let freq = [0u64, 6, 3, 1];
+        let total = 10.0f64;
+        let p: Vec<f32> = freq.iter().map(|&n| (n as f64 / total) as f32).collect();
+        let labels: Vec<u32> = [1u32; 6].into_iter().chain([2; 3]).chain([3]).collect();
+        let same = mean_one(&loss_share_weights(&p, &p), &labels);
+        assert_eq!(same, [0.0, 1.0, 1.0, 1.0]);
+        let w = [0.0f32, 0.2, 0.3, 0.5];
+        let sw = mean_one(&loss_share_weights(&w, &p), &labels);
+        let mass: Vec<f64> = (0..4).map(|i| f64::from(sw[i]) * freq[i] as f64).collect();
+        let sum: f64 = mass.iter().sum();
+        for i in 1..4 {
+            assert!((mass[i] / sum - f64::from(w[i])).abs() < 1e-6, "{sw:?}");
+        }
+        // The literal reading would give the most frequent item the most weight per sample;
+        // here its per-sample weight is the smallest (0.2 / 0.6 < 0.3 / 0.3 < 0.5 / 0.1).
+        assert!(sw[1] < sw[2] && sw[2] < sw[3]);
+    }
 
     /// Five samples in batches of 2: three batches of two rows; the last holds one real row and
     /// one padding row (a copy of it with weight 0, not counted in `valid`), and every sample

@@ -1,6 +1,7 @@
 //! Metrics for longtail on plain host slices: exact ROC AUC (ties as in scikit-learn), GAUC,
-//! per-group AUC, logloss, ranking metrics (HR/NDCG/MRR@K), silhouette, tail share and coverage,
-//! RelaImpr, streaming [`Metric`]s, JSON reports and PNG plots.
+//! per-group AUC, logloss, ranking metrics (HR/NDCG/MRR@K), silhouette, Spearman's rank
+//! correlation, tail share and coverage, RelaImpr, streaming [`Metric`]s, JSON reports and PNG
+//! plots.
 //!
 //! Pure: this crate computes and renders but writes no files. [`metrics_json`] returns a report's
 //! text and the `plot_*` functions return PNG bytes; callers write them through
@@ -8,9 +9,11 @@
 //!
 //! No libtorch here: scores come in as `&[f32]` copied off the device, so everything is `Send + Sync`
 //! and parallelized with rayon where it pays. Values are checked against scikit-learn goldens
-//! (`goldens/make_goldens.py` writes `goldens/goldens.json`; `tests/it` compares to 1e-9).
+//! (`goldens/make_goldens.py` writes `goldens/goldens.json`; `tests/it` compares to 1e-9; Spearman
+//! against scipy: `goldens/make_spearman_goldens.py` writes `goldens/spearman.json`).
 
 pub mod auc;
+pub mod correlation;
 pub mod coverage;
 pub mod error;
 pub mod logloss;
@@ -22,6 +25,7 @@ pub mod report;
 pub mod silhouette;
 
 pub use auc::{auc, auc_by_group, gauc, GaucResult};
+pub use correlation::spearman;
 pub use coverage::tail_share_and_coverage;
 pub use error::{EvalError, Result};
 pub use logloss::{logloss, LOGLOSS_EPS};

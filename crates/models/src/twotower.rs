@@ -364,7 +364,7 @@ impl TwoTower {
         } else {
             logits.shallow_clone()
         };
-        let pad_col = b.weight.eq(0.0).unsqueeze(0);
+        let pad_col = b.padding_rows().unsqueeze(0);
         let eye = Tensor::eye(n, (Kind::Bool, logits.device()));
         let hit = b
             .item

@@ -14,6 +14,7 @@ use longtail_core::{DeviceBatch, Instance};
 use longtail_data::batch::prefetch_batches;
 use longtail_eval::{Direction, Metrics};
 use serde::Serialize;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,10 @@ pub struct Fit<'a> {
     pub device: Device,
     /// Where each epoch's line goes as soon as it ends.
     pub journal: Option<&'a Journal>,
+    /// An optimizer shared with other calls (IDW's wake phases keep Adam's moments across
+    /// phases); `None` builds a fresh one from `train` for this call. Its state is saved with the
+    /// call's final checkpoint, so a resumed run hands the next call the same moments.
+    pub optimizer: Option<&'a RefCell<Optimizer>>,
 }
 
 impl<'a> Fit<'a> {
@@ -60,6 +65,7 @@ impl<'a> Fit<'a> {
             seed_base,
             device,
             journal: None,
+            optimizer: None,
         }
     }
 }
@@ -120,7 +126,12 @@ fn fit_epochs(
 ) -> Result<Vec<EpochLog>> {
     let cfg = spec.train;
     let device = spec.device;
-    let mut opt = Optimizer::from_config(model, cfg)?;
+    let mut shared = spec.optimizer.map(RefCell::borrow_mut);
+    let mut own = None;
+    let opt: &mut Optimizer = match shared.as_deref_mut() {
+        Some(o) => o,
+        None => own.insert(Optimizer::from_config(model, cfg)?),
+    };
     // Not `with_capacity(epochs)`: the count is the user's, early stopping usually ends sooner.
     let mut logs = Vec::new();
     let mut stopper = EarlyStopping::new(cfg);
@@ -139,6 +150,9 @@ fn fit_epochs(
             // Trained before the run was interrupted: its kept parameters, its logs and the
             // generator as it was when the call returned.
             load_vars(model, &r.tensors, "model/")?;
+            if spec.optimizer.is_some() {
+                opt.opt.load_state(&r.adam_steps, &r.tensors)?;
+            }
             restore_rng(&r.tensors, device)?;
             replay_journal(spec, &r.logs)?;
             if cfg.progress {
@@ -298,7 +312,8 @@ fn fit_epochs(
                 finished: true,
                 logs: &logs,
                 best: None,
-                adam: None,
+                // A shared optimizer lives on into the next call, which must resume from it.
+                adam: spec.optimizer.is_some().then(|| opt.opt.state()),
                 model: named_vars(model),
                 rng: rng_tensors(device)?,
             },

@@ -6,7 +6,8 @@
 //! PIN's two stages, IDW's wake phases and calibration) with deterministic work between them (an
 //! IDW sleep phase, building PIN's plugins or the main model). A resumed run replays the schedule
 //! from the start: a call that had finished is not trained again, its kept parameters, epoch
-//! logs and the random generator's state at its end are loaded; the call that was interrupted
+//! logs and the random generator's state at its end are loaded (and Adam's moments when the
+//! call shared its optimizer with the next one, as IDW's wake phases do); the call that was interrupted
 //! continues after its last finished epoch with its parameters, Adam's moments, early stopping's
 //! best epoch (and its parameters) and the generator state restored; the work between calls runs
 //! again and, from the same state, gives the same result. Batch orders and negatives derive

@@ -15,7 +15,9 @@ use crate::task::RetrievalTask;
 use crate::trainer::{EpochLog, TrainConfig};
 use longtail_core::density::SleepStats;
 use longtail_core::{DeviceBatch, Instance};
-pub use longtail_data::retrieval::{frequency_weights, host_batch, mean_one, RetrievalData};
+pub use longtail_data::retrieval::{
+    frequency_weights, host_batch, loss_share_weights, mean_one, RetrievalData,
+};
 use longtail_data::{ScoresTable, SeqSamples};
 use longtail_eval::{topk_metrics_by_group, Metrics};
 use serde::{Deserialize, Serialize};
@@ -50,6 +52,26 @@ pub enum ItemWeighting {
     Frequency,
 }
 
+/// How IDW's weights `w` become per-sample loss weights in a wake phase (`[idw] weights`).
+///
+/// Eq. 10 writes the loss of a sample with label y as `w_y` times its cross-entropy, with
+/// `w(0)` = the label frequency `p(y)`. Read literally, that multiplies every sample by its
+/// item's frequency: in the first wake phase on ML-1M users 1-2999 the 20% most frequent items
+/// then carry at least 77% of the loss (55.5% unweighted), the opposite of §3.3's balanced loss
+/// that up-weights low-density regions, and m = 1 (w stays w(0)) is not the unweighted baseline
+/// that §4.6.2 says it is. Reading `w` as each item's share of the loss satisfies all three.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdwWeights {
+    /// `w` is a distribution over items giving each item's share of the loss: a sample of item
+    /// y weighs `w_y / p(y)` (mean one over the samples), so `w(0) = p` is exactly the
+    /// unweighted loss (3) and m = 1 the baseline.
+    #[default]
+    LossShare,
+    /// Eq. 10 read literally: a sample of item y weighs `w_y` (scaled to mean one).
+    Literal,
+}
+
 /// `[idw]`: Iterative Density Weighting (Algorithm 1). Present = the run trains with IDW.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -60,8 +82,28 @@ pub struct IdwConfig {
     pub eta: f64,
     /// Most sleep/wake iterations [10].
     pub max_iterations: usize,
-    /// Training epochs per wake phase [1].
-    pub wake_epochs: usize,
+    /// How `w` weighs samples: `"loss_share"` (default) or `"literal"` ([`IdwWeights`]).
+    pub weights: IdwWeights,
+    /// The null control (`idw-null`): the same schedule (plain training, sleep phases, wake
+    /// phases, selection, calibration) with every sample weighing 1 in the wake phases, so a
+    /// gain of IDW over it is the density's, not the extra training's [false].
+    pub null_control: bool,
+    /// Leave each item's own kernel term out of its density (eq. 7 otherwise counts it, and in
+    /// 16 dimensions with Scott's bandwidth it is most of a sparse item's density) [false].
+    pub leave_one_out: bool,
+    /// Multiplier on Scott's-rule bandwidth (eq. 7) [1.0, the paper].
+    pub bandwidth_scale: f64,
+    /// Most training epochs per wake phase [the main `epochs`: eq. 11 trains each wake phase to
+    /// convergence]; with `wake_early_stopping` the phase ends at the validation optimum.
+    pub wake_epochs: Option<usize>,
+    /// Early stopping inside each wake phase (the main `early_stopping_patience`, best epoch
+    /// kept) [true].
+    pub wake_early_stopping: bool,
+    /// One Adam for the whole schedule: the wake phases continue the moments of the plain
+    /// training and of each other, instead of a fresh Adam per phase, whose first steps (bias
+    /// correction: about `lr` per parameter whatever the gradient) perturb the model by
+    /// themselves [true]. Calibration always starts a fresh one (it trains other variables).
+    pub keep_optimizer: bool,
     /// Retrain the user tower unweighted with the item tower frozen afterwards [true].
     pub calibration: bool,
     /// Most calibration epochs (early stopping applies) [the main `epochs`].
@@ -80,7 +122,13 @@ impl Default for IdwConfig {
             momentum: 0.9,
             eta: 4e-4,
             max_iterations: 10,
-            wake_epochs: 1,
+            weights: IdwWeights::LossShare,
+            null_control: false,
+            leave_one_out: false,
+            bandwidth_scale: 1.0,
+            wake_epochs: None,
+            wake_early_stopping: true,
+            keep_optimizer: true,
             calibration: true,
             calibration_epochs: None,
             density_chunk: 2048,
@@ -103,8 +151,14 @@ impl IdwConfig {
         if self.eta.is_nan() || self.eta < 0.0 {
             return bad("eta", "must be >= 0");
         }
-        if self.max_iterations == 0 || self.wake_epochs == 0 {
-            return bad("max_iterations", "iterations and wake_epochs must be >= 1");
+        if self.max_iterations == 0 {
+            return bad("max_iterations", "must be >= 1");
+        }
+        if self.wake_epochs == Some(0) {
+            return bad("wake_epochs", "must be >= 1");
+        }
+        if !(self.bandwidth_scale.is_finite() && self.bandwidth_scale > 0.0) {
+            return bad("bandwidth_scale", "must be finite and > 0");
         }
         if self.calibration_epochs == Some(0) {
             return bad("calibration_epochs", "must be >= 1");
@@ -127,6 +181,24 @@ pub struct IdwIteration {
     pub silhouette: Option<f64>,
     /// Whether the stopping rule fired (no wake phase followed).
     pub stopped: bool,
+    /// What the new weights do to the loss (absent in manifests of earlier builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<IdwDiagnostics>,
+}
+
+/// Per sleep phase: whether the density says more than the frequency, and where the loss goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdwDiagnostics {
+    /// Spearman's ρ of the relative density (eq. 8) with the label frequency over the labelled
+    /// items: near 1, the density only restates the frequency.
+    pub density_frequency_spearman: f64,
+    /// Share of the wake phase's loss weight on head items (the most frequent 20%, as the
+    /// metrics' `item=head`), under the per-sample weights the wake phase uses.
+    pub head_loss_share: f64,
+    /// The same share with every sample weighing 1 (the label share of head items).
+    pub head_loss_share_unweighted: f64,
+    /// Per-sample weight of the most frequent item over that of the least frequent one.
+    pub most_over_least_frequent_weight: f64,
 }
 
 /// What the retrieval schedule did, for `run.json`.
@@ -363,6 +435,7 @@ pub fn item_silhouette(
 
 /// The first (or only) training phase of a retrieval run: the standard step, with static
 /// per-item loss weights (`none`, or frequency balance, eq. 5), as phase `train`.
+#[allow(clippy::too_many_arguments)]
 pub fn train_plain(
     model: &mut Instance,
     data: &RetrievalData,
@@ -371,6 +444,7 @@ pub fn train_plain(
     seed_base: u64,
     device: Device,
     journal: Option<&Journal>,
+    optimizer: Option<&std::cell::RefCell<crate::step::Optimizer>>,
 ) -> Result<RetrievalLog> {
     let static_w = match weighting {
         ItemWeighting::None => None,
@@ -382,6 +456,7 @@ pub fn train_plain(
         &mut StandardStep::new(&cfg.loss_weights),
         &Fit {
             journal,
+            optimizer,
             ..Fit::new("train", cfg, seed_base, device)
         },
     )?;

@@ -182,15 +182,17 @@ fn an_mfn_two_stage_run_resumes_bit_identically_across_its_stages() {
     );
 }
 
-/// IDW (with early stopping keeping a best epoch): killed inside a wake phase, after a wake
-/// phase (inside the iteration, before its sleep phase recomputes the density weights) and in
-/// the last phase.
+/// IDW (with early stopping keeping a best epoch, one Adam across the plain training and the
+/// wake phases): killed inside a wake phase, after a phase (inside the iteration, before its
+/// sleep phase recomputes the density weights) and later.
 #[test]
 fn an_idw_run_resumes_bit_identically_inside_an_iteration() {
     resumes_identically(
         super::retrieval::IDW_TINY,
         "idw-tiny-twotower-seed5",
-        &[1, 2, 3],
+        // 2 train epochs, then wake phases of up to 2 epochs sharing the train phase's Adam: 2
+        // = between train and wake1 (the shared moments must come back), 4 = after wake1.
+        &[1, 2, 3, 4],
     );
 }
 

@@ -164,6 +164,23 @@ fn idw_retrieval_run_end_to_end_and_its_config_errors() {
     for i in iters {
         assert!(i["sleep"]["bandwidth"].as_f64().unwrap() > 0.0, "{i}");
         assert!(i["silhouette"].as_f64().unwrap().abs() <= 1.0, "{i}");
+        // The per-iteration diagnostics (issue 18): own-term shares, density vs frequency,
+        // where the wake phase's loss goes.
+        let own = i["sleep"]["self_share_median"].as_f64().unwrap();
+        assert!(own > 0.0 && own <= 1.0, "{i}");
+        let d = &i["diagnostics"];
+        assert!(
+            d["density_frequency_spearman"].as_f64().unwrap().abs() <= 1.0,
+            "{i}"
+        );
+        for k in ["head_loss_share", "head_loss_share_unweighted"] {
+            let v = d[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{k}: {i}");
+        }
+        assert!(
+            d["most_over_least_frequent_weight"].as_f64().unwrap() > 0.0,
+            "{i}"
+        );
     }
     let phases: Vec<&str> = r["phases"]
         .as_array()
@@ -220,6 +237,61 @@ fn idw_retrieval_run_end_to_end_and_its_config_errors() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("retrieval model"), "{}", stderr(&o));
     assert!(!dir.path().join("runs3/idw-tiny-basemodel-seed5").exists());
+}
+
+/// The loss-share reading of eq. 10 at m = 1 (w stays w(0) = p(y)) is the unweighted loss, so
+/// the whole schedule equals the null control bit for bit (§4.6.2: m = 1 is the baseline); the
+/// literal reading at m = 1 weighs samples by frequency, puts more of the loss on head items
+/// and trains another model. `eta = 0`: with m = 1 the weights never change, and the stopping
+/// rule would otherwise end IDW before its first wake phase.
+#[test]
+fn loss_share_weights_at_momentum_one_are_the_null_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, idw: &str| -> Value {
+        let cfg = IDW_TINY
+            .replace("name = \"idw-tiny\"", &format!("name = \"{name}\""))
+            .replace(
+                "[idw]\nmax_iterations = 2\n",
+                &format!("[idw]\nmax_iterations = 2\n{idw}\n"),
+            );
+        let o = train_config(dir.path(), &format!("{name}.toml"), &cfg, "runs");
+        assert!(o.status.success(), "{}", stderr(&o));
+        let path = dir
+            .path()
+            .join(format!("runs/{name}-twotower-seed5/run.json"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let share = run("share", "momentum = 1.0\neta = 0.0");
+    let null = run("null", "momentum = 1.0\neta = 0.0\nnull_control = true");
+    let literal = run(
+        "literal",
+        "momentum = 1.0\neta = 0.0\nweights = \"literal\"",
+    );
+    let wakes = |r: &Value| {
+        r["retrieval"]["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p[0].as_str().unwrap().starts_with("wake"))
+            .count()
+    };
+    assert_eq!(wakes(&share), 2, "both wake phases ran");
+    assert_eq!(share["metrics"], null["metrics"]);
+    assert_ne!(literal["metrics"], null["metrics"]);
+    let diag = |r: &Value, k: &str| r["retrieval"]["idw"][0]["diagnostics"][k].as_f64().unwrap();
+    for r in [&share, &null] {
+        assert_eq!(
+            diag(r, "head_loss_share"),
+            diag(r, "head_loss_share_unweighted")
+        );
+        assert_eq!(diag(r, "most_over_least_frequent_weight"), 1.0);
+    }
+    assert!(
+        diag(&literal, "head_loss_share") > diag(&literal, "head_loss_share_unweighted"),
+        "{}",
+        literal["retrieval"]["idw"]
+    );
+    assert!(diag(&literal, "most_over_least_frequent_weight") > 1.0);
 }
 
 /// A retrieval run reads a prepared folder's `sequences/`: on the same data, seed and

@@ -129,3 +129,38 @@ fn logloss_matches_sklearn() {
         );
     }
 }
+
+#[derive(Deserialize)]
+struct SpearmanGoldens {
+    scipy: String,
+    cases: Vec<SpearmanCase>,
+}
+
+#[derive(Deserialize)]
+struct SpearmanCase {
+    name: String,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    /// `None`: scipy's NaN (a constant sample).
+    expected: Option<f64>,
+}
+
+/// Spearman's ρ against `scipy.stats.spearmanr` (`goldens/make_spearman_goldens.py`), ties
+/// included (integer counts, as IDW's density-vs-frequency diagnostic feeds it).
+#[test]
+fn spearman_matches_scipy() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/goldens/spearman.json");
+    let g: SpearmanGoldens = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(!g.scipy.is_empty() && g.cases.len() >= 10);
+    for c in &g.cases {
+        let got = longtail_eval::spearman(&c.x, &c.y).unwrap();
+        match c.expected {
+            None => assert!(got.is_nan(), "{}: got {got}, scipy NaN", c.name),
+            Some(want) => assert!(
+                (got - want).abs() < 1e-12,
+                "{}: got {got}, scipy {want}",
+                c.name
+            ),
+        }
+    }
+}

@@ -12,15 +12,18 @@ use crate::error::{Result, TrainError};
 use crate::experiment::ExperimentConfig;
 use crate::fit::{fit, Fit, Journal};
 use crate::retrieval::{
-    all_item_reprs, item_silhouette, sampled_metrics, IdwConfig, IdwIteration, RetrievalLog,
+    all_item_reprs, item_silhouette, loss_share_weights, sampled_metrics, IdwConfig,
+    IdwDiagnostics, IdwIteration, IdwWeights, RetrievalLog,
 };
-use crate::step::StandardStep;
+use crate::step::{Optimizer, StandardStep};
 use crate::task::RetrievalTask;
 use crate::trainer::TrainConfig;
-use longtail_core::density::{initial_weights, sleep_phase_with};
+use longtail_core::density::{initial_weights, sleep_phase_with, SleepOptions};
 use longtail_core::{Instance, Task};
+use longtail_data::groups::ITEM_GROUP_NAMES;
 use longtail_data::{seed, RetrievalData};
 use longtail_eval::Direction;
+use std::cell::RefCell;
 use tch::{Device, Kind, Tensor};
 
 pub const NAME: &str = "idw";
@@ -57,6 +60,12 @@ impl Schedule for Idw {
         let idw = config(cfg, cx.params)?;
         let mut model = cx.build_model(None)?;
         let data = cx.retrieval_data(NAME)?;
+        // One Adam from the plain training through the last wake phase (`keep_optimizer`).
+        let shared = if idw.keep_optimizer {
+            Some(RefCell::new(Optimizer::from_config(&model, &cfg.train)?))
+        } else {
+            None
+        };
         let mut log = crate::retrieval::train_plain(
             &mut model,
             data,
@@ -65,6 +74,7 @@ impl Schedule for Idw {
             cfg.seed,
             cx.device,
             Some(cx.journal),
+            shared.as_ref(),
         )?;
         iterate(
             &mut model,
@@ -75,6 +85,7 @@ impl Schedule for Idw {
             cx.device,
             Some(cx.journal),
             &mut log,
+            shared.as_ref(),
         )?;
         log.silhouette = item_silhouette(&model, data, cx.device)?;
         let epochs = log.phases.iter().flat_map(|(_, e)| e.clone()).collect();
@@ -97,7 +108,8 @@ impl Schedule for Idw {
 }
 
 /// Algorithm 1 from a trained model: sleep / wake until the weights settle, the best iteration
-/// kept, then calibration; every phase is appended to `log`.
+/// kept, then calibration; every phase is appended to `log`. `optimizer`: the Adam the wake
+/// phases continue (`keep_optimizer`), else each builds its own.
 #[allow(clippy::too_many_arguments)]
 pub fn iterate(
     model: &mut Instance,
@@ -108,6 +120,7 @@ pub fn iterate(
     device: Device,
     journal: Option<&Journal>,
     log: &mut RetrievalLog,
+    optimizer: Option<&RefCell<Optimizer>>,
 ) -> Result<()> {
     let say = |m: &str| {
         if cfg.progress {
@@ -116,12 +129,18 @@ pub fn iterate(
     };
     let mut step = StandardStep::new(&cfg.loss_weights);
     // Algorithm 1: w(0) = normalised item frequency; padding and never-labelled items get none.
+    // It is also p(y), the label distribution the loss-share reading divides by.
     let w0 = initial_weights(&data.label_freq);
     let valid_mask: Vec<bool> = (0..data.num_items)
         .map(|i| i > 0 && data.label_freq[i] > 0)
         .collect();
     let valid_t = Tensor::from_slice(&valid_mask).to_device(device);
     let mut w = Tensor::from_slice(&w0).to_device(device);
+    let sleep_opts = SleepOptions {
+        bandwidth_scale: idw.bandwidth_scale,
+        leave_one_out: idw.leave_one_out,
+        ..SleepOptions::paper(idw.momentum, idw.density_chunk)
+    };
     // Early stopping across iterations: the validation metric of the model after each wake
     // phase; the best state (iteration 0 = the unweighted model) is kept when IDW ends.
     let metric = cfg.early_stopping_metric.clone();
@@ -142,29 +161,43 @@ pub fn iterate(
         Ok(m.get(&metric).copied())
     };
     let mut best_state = watch(model)?.map(|v| (v, 0usize, crate::fit::snapshot(model)));
+    // Wake phases: to convergence (eq. 11) with early stopping unless configured otherwise.
+    let wake_cfg = TrainConfig {
+        early_stopping_patience: if idw.wake_early_stopping {
+            cfg.early_stopping_patience
+        } else {
+            0
+        },
+        ..cfg.clone()
+    };
     for t in 1..=idw.max_iterations {
         let reps = all_item_reprs(model, data.num_items, device)?;
-        let (w_new, stats) = tch::no_grad(|| {
+        let sleep = tch::no_grad(|| {
             let pb = crate::fit::progress_bar(cfg.progress, 0, &format!("IDW sleep {t}"))
                 .with_finish(indicatif::ProgressFinish::AndClear);
-            sleep_phase_with(
-                &reps,
-                &w,
-                idw.momentum,
-                &valid_t,
-                idw.density_chunk,
-                &mut |done, rows| {
-                    pb.set_length(rows);
-                    pb.set_position(done);
-                },
-            )
+            sleep_phase_with(&reps, &w, &valid_t, &sleep_opts, &mut |done, rows| {
+                pb.set_length(rows);
+                pb.set_position(done);
+            })
         })?;
+        let stats = sleep.stats.clone();
         let silhouette = item_silhouette(model, data, device)?;
         let stopped = stats.weight_change < idw.eta;
+        let w_next =
+            Vec::<f32>::try_from(sleep.weights.to_kind(Kind::Float).to_device(Device::Cpu))?;
+        let sample_w = wake_sample_weights(idw, &w_next, &w0);
+        let density =
+            Vec::<f32>::try_from(sleep.density.to_kind(Kind::Float).to_device(Device::Cpu))?;
+        let diagnostics = diagnose(data, &density, sample_w.as_deref())?;
         say(&format!(
-            "IDW iteration {t}: bandwidth {:.4}, ||w' - w|| {:.2e}{}{}",
+            "IDW iteration {t}: bandwidth {:.4}, ||w' - w|| {:.2e}, own-term share (median) {:.2}, \
+             density~frequency rho {:.2}, head loss share {:.3} (unweighted {:.3}){}{}",
             stats.bandwidth,
             stats.weight_change,
+            stats.self_share_median,
+            diagnostics.density_frequency_spearman,
+            diagnostics.head_loss_share,
+            diagnostics.head_loss_share_unweighted,
             silhouette
                 .map(|s| format!(", silhouette {s:.3}"))
                 .unwrap_or_default(),
@@ -175,23 +208,20 @@ pub fn iterate(
             sleep: stats,
             silhouette,
             stopped,
+            diagnostics: Some(diagnostics),
         });
         if stopped {
             break;
         }
-        w = w_new;
-        let wv = Vec::<f32>::try_from(w.to_kind(Kind::Float).to_device(Device::Cpu))?;
-        let wake_cfg = TrainConfig {
-            early_stopping_patience: 0,
-            ..cfg.clone()
-        };
+        w = sleep.weights;
         let wake = fit(
             model,
-            &RetrievalTask::new(data).with_item_weights(Some(&wv)),
+            &RetrievalTask::new(data).with_item_weights(sample_w.as_deref()),
             &mut step,
             &Fit {
-                epochs: idw.wake_epochs,
+                epochs: idw.wake_epochs.unwrap_or(cfg.epochs),
                 journal,
+                optimizer,
                 ..Fit::new(
                     &format!("wake{t}"),
                     &wake_cfg,
@@ -247,4 +277,78 @@ pub fn iterate(
         log.phases.push(("calibration".into(), cal));
     }
     Ok(())
+}
+
+/// The per-item sample weights a wake phase trains with (before `mean_one`): `None` (every
+/// sample 1) for the null control, `w_y / p(y)` for the loss-share reading, `w_y` for the
+/// literal one. `p` is w(0), the label distribution.
+pub fn wake_sample_weights(idw: &IdwConfig, w: &[f32], p: &[f32]) -> Option<Vec<f32>> {
+    if idw.null_control {
+        return None;
+    }
+    Some(match idw.weights {
+        IdwWeights::LossShare => loss_share_weights(w, p),
+        IdwWeights::Literal => w.to_vec(),
+    })
+}
+
+/// [`IdwDiagnostics`] of one sleep phase over the labelled items: the density's rank correlation
+/// with frequency, and the head items' share of the wake loss under `sample_w` (per item,
+/// before `mean_one`; `None` = every sample 1) and unweighted.
+pub fn diagnose(
+    data: &RetrievalData,
+    density: &[f32],
+    sample_w: Option<&[f32]>,
+) -> Result<IdwDiagnostics> {
+    let items: Vec<usize> = (1..data.num_items)
+        .filter(|&i| data.label_freq[i] > 0)
+        .collect();
+    let freq: Vec<f64> = items.iter().map(|&i| data.label_freq[i] as f64).collect();
+    let dens: Vec<f64> = items.iter().map(|&i| f64::from(density[i])).collect();
+    let rho = if items.len() < 2 {
+        f64::NAN
+    } else {
+        longtail_eval::spearman(&dens, &freq).map_err(|e| TrainError::Config {
+            key: "idw".into(),
+            message: format!("density diagnostics: {e}"),
+        })?
+    };
+    let weight = |i: usize| sample_w.map_or(1.0, |w| f64::from(w[i]));
+    // The metrics' `item=head` group (ITEM_GROUP_NAMES = ["tail", "head"]).
+    let head = |i: usize| ITEM_GROUP_NAMES.get(usize::from(data.item_group[i])) == Some(&"head");
+    let share = |wt: &dyn Fn(usize) -> f64| {
+        let (mut h, mut all) = (0.0, 0.0);
+        for &i in &items {
+            let m = data.label_freq[i] as f64 * wt(i);
+            all += m;
+            if head(i) {
+                h += m;
+            }
+        }
+        if all > 0.0 {
+            h / all
+        } else {
+            f64::NAN
+        }
+    };
+    let by_freq = |most: bool| {
+        items.iter().copied().reduce(|a, b| {
+            let (fa, fb) = (data.label_freq[a], data.label_freq[b]);
+            if (most && fb > fa) || (!most && fb < fa) {
+                b
+            } else {
+                a
+            }
+        })
+    };
+    let ratio = match (by_freq(true), by_freq(false)) {
+        (Some(a), Some(b)) if weight(b) > 0.0 => weight(a) / weight(b),
+        _ => f64::NAN,
+    };
+    Ok(IdwDiagnostics {
+        density_frequency_spearman: rho,
+        head_loss_share: share(&weight),
+        head_loss_share_unweighted: share(&|_| 1.0),
+        most_over_least_frequent_weight: ratio,
+    })
 }

@@ -60,6 +60,7 @@ impl Schedule for Plain {
             cfg.seed,
             cx.device,
             Some(cx.journal),
+            None,
         )?;
         log.silhouette = crate::retrieval::item_silhouette(&model, data, cx.device)?;
         let epochs = log.phases.iter().flat_map(|(_, e)| e.clone()).collect();
