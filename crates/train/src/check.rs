@@ -235,6 +235,13 @@ fn check_sections(registry: &Registry, cfg: &ExperimentConfig) -> Result<()> {
                      would ignore them",
                 );
             }
+            if cfg.train.full_catalogue_keep_seen {
+                return combo(
+                    "train.full_catalogue_keep_seen",
+                    "full-catalogue ranking is for retrieval runs ([sequences]) only; CTR runs \
+                     would ignore it",
+                );
+            }
         }
     }
     check_batch_memory(cfg)

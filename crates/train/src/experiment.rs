@@ -6,7 +6,9 @@ use crate::evaluate::{evaluate_scores, write_metrics, TEST_SCORES};
 use crate::fit::Journal;
 use crate::manifest::{hash_json, DatasetInfo, RunManifest, ScheduleRecord};
 use crate::resume::Checkpoints;
-use crate::retrieval::{full_catalogue_metrics, sampled_metrics, IdwConfig, RetrievalData};
+use crate::retrieval::{
+    full_catalogue_metrics, full_catalogue_metrics_with, sampled_metrics, IdwConfig, RetrievalData,
+};
 use crate::schedule::{
     ScheduleContext, ScheduleData, ScheduleOutcome, ScheduleRegistry, ScheduleSection,
 };
@@ -892,6 +894,7 @@ fn run_in(
         train_samples: data.train.len(),
         valid_samples: data.valid.len(),
         test_samples: data.test.len(),
+        cluster_shares: None,
     };
     let run = RunParts {
         registry,
@@ -1030,6 +1033,26 @@ fn run_retrieval_in(
         device,
         cfg.train.progress.then_some("full-catalogue ranking"),
     )?);
+    if cfg.train.full_catalogue_keep_seen {
+        // The same ranking with the user's seen items left among the candidates (`full_all_*`):
+        // the synthetic study's targets mostly repeat a seen item, which `full_*` removes.
+        let all = full_catalogue_metrics_with(
+            &model,
+            &data,
+            &data.seq.test,
+            cfg.train.eval_batch_size,
+            4096,
+            device,
+            cfg.train
+                .progress
+                .then_some("full-catalogue ranking, seen items kept"),
+            false,
+        )?;
+        metrics.extend(
+            all.into_iter()
+                .map(|(k, v)| (k.replacen("full_", "full_all_", 1), v)),
+        );
+    }
     if let Some(s) = log.silhouette {
         metrics.insert("silhouette".into(), s);
     }
@@ -1046,6 +1069,7 @@ fn run_retrieval_in(
         train_samples: data.seq.train.len(),
         valid_samples: data.seq.valid.len(),
         test_samples: data.seq.test.len(),
+        cluster_shares: crate::retrieval::cluster_shares(&data),
     };
     let run = RunParts {
         registry,

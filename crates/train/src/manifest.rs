@@ -83,6 +83,11 @@ pub struct DatasetInfo {
     pub train_samples: usize,
     pub valid_samples: usize,
     pub test_samples: usize,
+    /// Synthetic data with true clusters: each cluster's share of the training targets, by
+    /// cluster id (the generator's cluster 0 is the most popular), i.e. the interest shares the
+    /// skew actually produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_shares: Option<Vec<f64>>,
 }
 
 /// sha256 hex of bytes.

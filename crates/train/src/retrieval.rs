@@ -324,6 +324,24 @@ pub fn full_catalogue_metrics(
     device: Device,
     progress: Option<&str>,
 ) -> Result<Metrics> {
+    full_catalogue_metrics_with(
+        model, data, cases, batch_size, chunk, device, progress, true,
+    )
+}
+
+/// [`full_catalogue_metrics`], with the user's seen items excluded from the candidates
+/// (`exclude_seen`, IDW's protocol) or left among them (every item but the padding ranked).
+#[allow(clippy::too_many_arguments)]
+pub fn full_catalogue_metrics_with(
+    model: &Instance,
+    data: &RetrievalData,
+    cases: &SeqSamples,
+    batch_size: usize,
+    chunk: i64,
+    device: Device,
+    progress: Option<&str>,
+    exclude_seen: bool,
+) -> Result<Metrics> {
     let towers = model.towers()?;
     let kmax = *RETRIEVAL_KS.iter().max().unwrap_or(&20) as i64;
     let items = all_item_reprs(model, data.num_items, device)?;
@@ -342,7 +360,12 @@ pub fn full_catalogue_metrics(
         for (r, &i) in idx.iter().enumerate() {
             mask_rows.push(r as i64);
             mask_cols.push(0i64);
-            for &x in &data.seen[cases.user[i] as usize] {
+            let seen: &[u32] = if exclude_seen {
+                &data.seen[cases.user[i] as usize]
+            } else {
+                &[]
+            };
+            for &x in seen {
                 if x != cases.target[i] {
                     mask_rows.push(r as i64);
                     mask_cols.push(i64::from(x));
@@ -470,4 +493,20 @@ pub fn train_plain(
 fn eval_bar(progress: Option<&str>, batches: usize) -> indicatif::ProgressBar {
     crate::fit::progress_bar(progress.is_some(), batches as u64, progress.unwrap_or(""))
         .with_finish(indicatif::ProgressFinish::AndClear)
+}
+
+/// Each true cluster's share of the training targets (synthetic data; `None` without clusters).
+pub fn cluster_shares(data: &RetrievalData) -> Option<Vec<f64>> {
+    let clusters = data.item_cluster.as_ref()?;
+    let n = clusters.iter().skip(1).max().map_or(0, |&c| c as usize + 1);
+    let mut counts = vec![0u64; n];
+    for &t in &data.seq.train.target {
+        if let Some(&c) = clusters.get(t as usize) {
+            if let Some(x) = counts.get_mut(c as usize) {
+                *x += 1;
+            }
+        }
+    }
+    let total: u64 = counts.iter().sum();
+    (total > 0).then(|| counts.iter().map(|&c| c as f64 / total as f64).collect())
 }

@@ -31,6 +31,9 @@ pub struct TrainConfig {
     pub early_stopping_metric: String,
     /// Retrieval runs: static per-item loss weights (`none`, or `frequency` = IDW eq. 5).
     pub item_weighting: crate::retrieval::ItemWeighting,
+    /// Retrieval runs: also rank the full catalogue with the user's seen items left among the
+    /// candidates (`full_all_*` metrics, beside `full_*` which removes them) [false].
+    pub full_catalogue_keep_seen: bool,
     /// L2 penalty added to every gradient, as `torch.optim.Adam(weight_decay=...)` does [0].
     pub weight_decay: f64,
     /// Apply `weight_decay` to the weights instead of the gradients (AdamW, Loshchilov & Hutter
@@ -138,6 +141,7 @@ impl Default for TrainConfig {
             early_stopping_patience: 0,
             early_stopping_metric: "auc".into(),
             item_weighting: Default::default(),
+            full_catalogue_keep_seen: false,
             weight_decay: 0.0,
             decoupled_weight_decay: false,
             clip_grad_norm: 0.0,

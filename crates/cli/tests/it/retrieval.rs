@@ -294,6 +294,55 @@ fn loss_share_weights_at_momentum_one_are_the_null_control() {
     assert!(diag(&literal, "most_over_least_frequent_weight") > 1.0);
 }
 
+/// `full_catalogue_keep_seen` adds `full_all_*`, the full-catalogue ranking with the user's seen
+/// items left among the candidates: removing competitors can only raise the target, so every
+/// `full_hr@K` is at least its `full_all_hr@K`. Synthetic runs record each true cluster's share of
+/// the training targets (skew 1: cluster 0 the most popular). In a CTR run the key is an error.
+#[test]
+fn keep_seen_full_catalogue_and_cluster_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = IDW_TINY.replace("[idw]\nmax_iterations = 2\n", "").replace(
+        "early_stopping_metric = \"ndcg@20\"\n",
+        "early_stopping_metric = \"ndcg@20\"\nfull_catalogue_keep_seen = true\n",
+    );
+    let o = train_config(dir.path(), "keep.toml", &cfg, "runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("runs/idw-tiny-twotower-seed5/run.json")).unwrap(),
+    )
+    .unwrap();
+    let m = &run["metrics"];
+    for k in [5, 20] {
+        let (excl, kept) = (
+            m[format!("full_hr@{k}")].as_f64().unwrap(),
+            m[format!("full_all_hr@{k}")].as_f64().unwrap(),
+        );
+        assert!(excl >= kept, "@{k}: {excl} < {kept}");
+    }
+    assert!(m["full_all_hr@5/cluster=tail"].as_f64().is_some(), "{m}");
+    let shares: Vec<f64> = run["dataset"]["cluster_shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(shares.len(), 5);
+    assert!(
+        (shares.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+        "{shares:?}"
+    );
+    assert!(shares[1..].iter().all(|&x| x < shares[0]), "{shares:?}");
+
+    let ctr = "name = \"c\"\ndataset = \"s\"\n[data]\nkind = \"synth\"\nsynth = { users = 60, items = 50, clusters = 5 }\n[model]\nname = \"basemodel\"\n[train]\nfull_catalogue_keep_seen = true\n";
+    let o = train_config(dir.path(), "ctr.toml", ctr, "runs2");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("train.full_catalogue_keep_seen"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// A retrieval run reads a prepared folder's `sequences/`: on the same data, seed and
 /// `[sequences]` it gives exactly the metrics of the run that builds them itself; a run whose
 /// `[sequences]` differs from the folder's, and a folder prepared without sequences, are errors.
