@@ -6,9 +6,7 @@ use crate::evaluate::{evaluate_scores, write_metrics, TEST_SCORES};
 use crate::fit::Journal;
 use crate::manifest::{hash_json, DatasetInfo, RunManifest, ScheduleRecord};
 use crate::resume::Checkpoints;
-use crate::retrieval::{
-    full_catalogue_metrics, full_catalogue_metrics_with, sampled_metrics, IdwConfig, RetrievalData,
-};
+use crate::retrieval::{full_catalogue_metrics_with, sampled_metrics, IdwConfig, RetrievalData};
 use crate::schedule::{
     ScheduleContext, ScheduleData, ScheduleOutcome, ScheduleRegistry, ScheduleSection,
 };
@@ -1024,34 +1022,33 @@ fn run_retrieval_in(
         device,
         cfg.train.progress.then_some("test"),
     )?;
-    metrics.extend(full_catalogue_metrics(
-        &model,
-        &data,
-        &data.seq.test,
-        cfg.train.eval_batch_size,
-        4096,
-        device,
-        cfg.train.progress.then_some("full-catalogue ranking"),
-    )?);
-    if cfg.train.full_catalogue_keep_seen {
-        // The same ranking with the user's seen items left among the candidates (`full_all_*`):
-        // the synthetic study's targets mostly repeat a seen item, which `full_*` removes.
-        let all = full_catalogue_metrics_with(
+    // `full_*` removes the user's seen items from the candidates (IDW's protocol);
+    // `full_catalogue_keep_seen` adds `full_all_*`, the same ranking with them left in (the
+    // synthetic study's targets mostly repeat a seen item).
+    let keep_seen = cfg.train.full_catalogue_keep_seen.then_some(false);
+    for exclude_seen in std::iter::once(true).chain(keep_seen) {
+        let label = if exclude_seen {
+            "full-catalogue ranking"
+        } else {
+            "full-catalogue ranking, seen items kept"
+        };
+        let m = full_catalogue_metrics_with(
             &model,
             &data,
             &data.seq.test,
             cfg.train.eval_batch_size,
             4096,
             device,
-            cfg.train
-                .progress
-                .then_some("full-catalogue ranking, seen items kept"),
-            false,
+            cfg.train.progress.then_some(label),
+            exclude_seen,
         )?;
-        metrics.extend(
-            all.into_iter()
-                .map(|(k, v)| (k.replacen("full_", "full_all_", 1), v)),
-        );
+        metrics.extend(m.into_iter().map(|(k, v)| {
+            if exclude_seen {
+                (k, v)
+            } else {
+                (k.replacen("full_", "full_all_", 1), v)
+            }
+        }));
     }
     if let Some(s) = log.silhouette {
         metrics.insert("silhouette".into(), s);

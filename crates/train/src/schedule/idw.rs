@@ -331,17 +331,13 @@ pub fn diagnose(
             f64::NAN
         }
     };
-    let by_freq = |most: bool| {
-        items.iter().copied().reduce(|a, b| {
-            let (fa, fb) = (data.label_freq[a], data.label_freq[b]);
-            if (most && fb > fa) || (!most && fb < fa) {
-                b
-            } else {
-                a
-            }
-        })
-    };
-    let ratio = match (by_freq(true), by_freq(false)) {
+    // The first item of the highest and of the lowest frequency.
+    let most = items
+        .iter()
+        .copied()
+        .max_by_key(|&i| (data.label_freq[i], std::cmp::Reverse(i)));
+    let least = items.iter().copied().min_by_key(|&i| data.label_freq[i]);
+    let ratio = match (most, least) {
         (Some(a), Some(b)) if weight(b) > 0.0 => weight(a) / weight(b),
         _ => f64::NAN,
     };
