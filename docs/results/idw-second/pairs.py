@@ -11,7 +11,8 @@ per dataset:
    seeds moved up or down): IDW against its null control, against the plain MUR, the two
    readings of eq. 10 against each other, MUR against SUR at each width;
 3. what each IDW run did: the iteration validation kept, how many wake phases ran, the epochs
-   trained in all (the extra training the null control matches), and the first sleep phase's
+   trained in all (the extra training the null control matches), the kept model's validation
+   NDCG@20 (what the density options are chosen on), and the first sleep phase's
    diagnostics (self-term share, density-frequency rank correlation, head items' loss share
    with and without the weights, most- over least-frequent per-sample weight).
 Only standard-library Python.
@@ -61,12 +62,20 @@ def schedules(roots):
             variant = m["variant"].split("-skew")[0]
             first = iters[0]
             sleep, diag = first.get("sleep", {}), first.get("diagnostics", {})
-            epochs = sum(len(ph[1]) for ph in ret.get("phases", []) if ph[0] != "calibration")
+            phases = ret.get("phases", [])
+            epochs = sum(len(ph[1]) for ph in phases if ph[0] != "calibration")
+            # The kept model's validation NDCG@20: the best epoch of the phases selection chose
+            # among (calibration only when it was kept), the figure leave-one-out and the
+            # bandwidth are chosen on.
+            valid = max(e["valid"]["ndcg@20"] for ph in phases
+                        if ph[0] != "calibration" or ret.get("calibration_kept")
+                        for e in ph[1])
             wakes = sum(1 for ph in ret.get("phases", []) if ph[0].startswith("wake"))
             out.setdefault(r["dataset"]["name"], {}).setdefault(variant, {})[int(m["seed"])] = {
                 "kept": ret.get("idw_selected"),
                 "wakes": wakes,
                 "epochs": epochs,
+                "valid": valid,
                 "self_share_median": sleep.get("self_share_median"),
                 "self_share_sparsest": sleep.get("self_share_sparsest"),
                 "spearman": diag.get("density_frequency_spearman"),
@@ -130,10 +139,10 @@ def main():
         if ds in sched:
             lines += ["", "### What each IDW run did (per seed, in seed order; sleep-phase "
                       "diagnostics of the first sleep phase)", "",
-                      "| variant | kept iteration | wake phases | epochs (all phases but calibration) "
+                      "| variant | kept iteration | valid NDCG@20 of the kept model | wake phases | epochs (all phases but calibration) "
                       "| self share median / sparsest | density-frequency spearman "
                       "| head-item loss share weighted / unweighted | most / least frequent weight |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
             for v in sorted(sched[ds]):
                 s = sched[ds][v]
                 seeds = sorted(s)
@@ -145,7 +154,7 @@ def main():
                     return mean_cell([s[x][key] for x in seeds], digits)
 
                 lines.append(
-                    f"| {v} | {col('kept')} | {col('wakes')} | {col('epochs')} "
+                    f"| {v} | {col('kept')} | {avg('valid', 4)} | {col('wakes')} | {col('epochs')} "
                     f"| {avg('self_share_median')} / {avg('self_share_sparsest')} "
                     f"| {avg('spearman')} | {avg('head_share')} / {avg('head_share_unweighted')} "
                     f"| {avg('weight_ratio', 2)} |")
