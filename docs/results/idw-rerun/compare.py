@@ -37,6 +37,19 @@ CLAIMS = [
 RUN = re.compile(r"^(?P<variant>.+)-twotower-seed(?P<seed>\d+)$")
 
 
+def variant_of(block):
+    """The variant of an experiment block: synthetic blocks are named `<variant>-skew<s>`, and
+    the dataset name already says the skew."""
+    return re.sub(r"-skew\d+_\d+$", "", block)
+
+
+def write_atomic(out, lines):
+    """Writes the lines to OUT through a temporary name, so a failed run leaves no half file."""
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out)
+
+
 def load(root):
     """{dataset: {variant: {seed: metrics}}}"""
     out = {}
@@ -48,8 +61,7 @@ def load(root):
         # the dataset comes from the manifest, so any folder layout pairs up
         manifest = json.loads((run / "run.json").read_text())
         dataset = manifest["dataset"]["name"]
-        # synthetic blocks are named `<variant>-skew<s>`; the dataset name already says the skew
-        variant = re.sub(r"-skew\d+_\d+$", "", m["variant"])
+        variant = variant_of(m["variant"])
         runs = out.setdefault(dataset, {}).setdefault(variant, {})
         seed = int(m["seed"])
         if seed in runs:
@@ -158,9 +170,7 @@ def main():
                     continue
                 lines.append(f"| {t} − {c} | {m} | {cells[0]} | {cells[1]} |")
         lines.append("")
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
+    write_atomic(out, lines)
 
 
 if __name__ == "__main__":

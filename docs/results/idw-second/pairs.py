@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "idw-rerun"))
-from compare import RUN, fmt_diff, load, mean, paired, std  # noqa: E402
+from compare import RUN, fmt_diff, load, mean, paired, std, variant_of, write_atomic  # noqa: E402
 
 METRICS = ["ndcg@20", "ndcg@20/item=head", "ndcg@20/item=tail", "hr@20", "full_ndcg@20"]
 SYNTH_METRICS = ["full_hr@5", "full_hr@5/cluster=head", "full_hr@5/cluster=tail",
@@ -59,7 +59,7 @@ def schedules(roots):
             iters = ret.get("idw") or []
             if not iters:
                 continue
-            variant = m["variant"].split("-skew")[0]
+            variant = variant_of(m["variant"])
             first = iters[0]
             sleep, diag = first.get("sleep", {}), first.get("diagnostics", {})
             phases = ret.get("phases", [])
@@ -159,9 +159,7 @@ def main():
                     f"| {avg('spearman')} | {avg('head_share')} / {avg('head_share_unweighted')} "
                     f"| {avg('weight_ratio', 2)} |")
         lines.append("")
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
+    write_atomic(out, lines)
 
 
 if __name__ == "__main__":
